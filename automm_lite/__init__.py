@@ -1,0 +1,12 @@
+"""automm_lite: a small, fast AutoML predictor for text and tabular data, with knowledge distillation."""
+
+__version__ = "0.1.0"
+__all__ = ["Predictor", "__version__"]
+
+
+def __getattr__(name):
+    # The predictor pulls in pandas on first use; `import automm_lite` itself stays light.
+    if name == "Predictor":
+        from .predictor import Predictor
+        return Predictor
+    raise AttributeError(f"module 'automm_lite' has no attribute {name!r}")

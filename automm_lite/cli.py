@@ -1,0 +1,117 @@
+"""The `automm-lite` command: fit | evaluate | predict | demo | keys | zoo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _fit(args):
+    from .predictor import Predictor
+
+    predictor = Predictor(label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric,
+                          path=args.path, verbosity=args.verbosity)
+    predictor.fit(args.train_data, tuning_data=args.tuning_data, hyperparameters=args.hyperparameters,
+                  presets=args.presets, time_limit=args.time_limit, seed=args.seed)
+    print(json.dumps({"path": predictor.path, **predictor.fit_summary()}, indent=2, default=str))
+
+
+def _evaluate(args):
+    from .predictor import Predictor
+
+    predictor = Predictor.load(args.predictor, verbosity=args.verbosity)
+    scores = predictor.evaluate(args.data, metrics=args.metrics)
+    print(json.dumps({**scores, "timing": scores.timing.to_dict()}, indent=2))
+
+
+def _predict(args):
+    from .predictor import Predictor
+
+    predictor = Predictor.load(args.predictor, verbosity=args.verbosity)
+    result = predictor.predict_proba(args.data) if args.proba else predictor.predict(args.data).to_frame()
+    if args.output.lower().endswith((".parquet", ".pq")):
+        result.columns = [str(c) for c in result.columns]
+        result.to_parquet(args.output)
+    else:
+        result.to_csv(args.output)
+    print(f"Wrote {len(result)} predictions to {args.output} ({predictor.last_timing})")
+
+
+def _keys(args):
+    from .config import keys_table
+
+    print(keys_table())
+
+
+def _zoo(args):
+    from .zoo import ZOO
+
+    for name, entry in ZOO.items():
+        print(f"{name:12s} {entry.description}")
+    print("\nA smaller student from chosen layers of any of them: '<name>:layers=0,2,4' (e.g. 'minilm-l6:layers=0').")
+
+
+def _demo(args):
+    from .demo import run_demo
+
+    run_demo(quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automm-lite", description=__doc__.split(":", 1)[0] + ": small, fast "
+                                     "AutoML predictors for text and tabular data, with knowledge distillation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="fit a predictor on a CSV/Parquet file")
+    fit.add_argument("train_data", help="training data (.csv or .parquet)")
+    fit.add_argument("--label", required=True, help="column to predict")
+    fit.add_argument("--tuning-data", help="validation data (default: a holdout of the training data)")
+    fit.add_argument("--path", help="folder to save the predictor to")
+    fit.add_argument("--hyperparameters", nargs="*", default=None, metavar="KEY=VALUE",
+                     help="dotted keys, e.g. optimization.max_epochs=3 (see `automm-lite keys`)")
+    fit.add_argument("--presets", help="medium_quality | high_quality | best_quality | multilingual")
+    fit.add_argument("--problem-type", choices=["binary", "multiclass", "regression"])
+    fit.add_argument("--eval-metric")
+    fit.add_argument("--time-limit", type=float, help="seconds of training at most")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_fit)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved predictor on labelled data")
+    evaluate.add_argument("predictor", help="folder of a saved predictor")
+    evaluate.add_argument("data", help="labelled data (.csv or .parquet)")
+    evaluate.add_argument("--metrics", nargs="*", default=None)
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="write predictions of a saved predictor to a file")
+    predict.add_argument("predictor", help="folder of a saved predictor")
+    predict.add_argument("data", help="data to predict (.csv or .parquet)")
+    predict.add_argument("--output", required=True, help="output file (.csv or .parquet)")
+    predict.add_argument("--proba", action="store_true", help="write class probabilities instead of labels")
+    predict.set_defaults(run=_predict)
+
+    demo = commands.add_parser("demo", help="fit and evaluate on bundled real data (a few minutes on a CPU)")
+    demo.add_argument("--quick", action="store_true", help="a smaller budget (about a minute)")
+    demo.set_defaults(run=_demo)
+
+    commands.add_parser("keys", help="every hyperparameter key with its default and meaning").set_defaults(
+        run=_keys)
+    commands.add_parser("zoo", help="the offline model checkpoints").set_defaults(run=_zoo)
+    for sub in (fit, evaluate, predict):
+        sub.add_argument("--verbosity", type=int, default=2)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .exceptions import ConfigError, DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Every hyperparameter default in one place, and the strict dotted-key override rules (with AutoGluon's aliases)."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+
+from .exceptions import ConfigError
+
+
+def _key(default, help, *, choices=None, min=None, max=None, kind=None):
+    """A config field: its default plus what the docs table and the validator need to know."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max,
+            "kind": kind or type(default).__name__}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class HfTextConfig:
+    checkpoint_name: str = _key("minilm-l6", "Text encoder: an offline zoo name (`automm-lite zoo`), a local "
+                                "Hugging Face folder, a hub name, or `<source>:layers=i,j,...` for a student "
+                                "built from chosen layers of a source")
+    max_text_len: int = _key(128, "Maximum tokens per row (both sentences of a pair together)", min=8, max=8192)
+    pooling: str = _key("mean", "How token states become one row vector", choices=["mean", "cls"])
+    freeze_word_embeddings: bool = _key(None, "Keep the word-embedding matrix fixed; `auto` freezes it for "
+                                        "vocabularies over 100k tokens (most of me5-small's weights)",
+                                        kind="bool_or_auto")
+
+
+@dataclass
+class TabularMlpConfig:
+    hidden_size: int = _key(128, "Width of the numerical/categorical MLP", min=1)
+    num_layers: int = _key(2, "Hidden layers in the numerical/categorical MLP", min=1, max=16)
+    embedding_size: int = _key(16, "Embedding width per categorical column", min=1)
+    dropout: float = _key(0.1, "Dropout in the numerical/categorical MLP", min=0.0, max=0.9)
+
+
+@dataclass
+class FusionMlpConfig:
+    hidden_size: int = _key(128, "Width of the late-fusion MLP (used when several column kinds are present)",
+                            min=1)
+    dropout: float = _key(0.1, "Dropout in the late-fusion MLP and before the output layer", min=0.0, max=0.9)
+
+
+@dataclass
+class ModelConfig:
+    names: list = _key([], "Backbones to use (`hf_text`, `tabular_mlp`); empty = chosen from the column kinds",
+                       kind="list")
+    hf_text: HfTextConfig = field(default_factory=HfTextConfig)
+    tabular_mlp: TabularMlpConfig = field(default_factory=TabularMlpConfig)
+    fusion_mlp: FusionMlpConfig = field(default_factory=FusionMlpConfig)
+
+
+@dataclass
+class DataConfig:
+    numerical_scaler: str = _key("standard", "Scaling of numerical feature columns", choices=["standard", "none"])
+    numerical_label_preprocessing: str = _key("standardscaler", "Scaling of a regression label while training",
+                                              choices=["standardscaler", "none"])
+
+
+@dataclass
+class OptimizationConfig:
+    learning_rate: float = _key(1e-4, "Peak learning rate (alias `optim.lr`)", min=0.0, max=1.0)
+    weight_decay: float = _key(1e-3, "AdamW weight decay (not applied to biases and LayerNorms)", min=0.0)
+    optim_type: str = _key("adamw", "Optimizer", choices=["adamw", "sgd"])
+    lr_schedule: str = _key("cosine_decay", "Learning-rate decay after warm-up",
+                            choices=["cosine_decay", "linear_decay", "constant"])
+    warmup_steps: float = _key(0.1, "Warm-up length: a fraction of all steps if < 1, else a step count", min=0.0)
+    max_epochs: int = _key(10, "Maximum passes over the training data", min=1)
+    max_steps: int = _key(-1, "Stop after this many optimizer steps (-1 = no limit)", min=-1)
+    patience: int = _key(10, "Early stopping: validations without improvement before stopping", min=1)
+    val_check_interval: float = _key(0.5, "Validate every this fraction of an epoch (<= 1) or every N batches",
+                                     min=0.0)
+    top_k: int = _key(3, "Best checkpoints kept for averaging", min=1, max=20)
+    top_k_average_method: str = _key("greedy_soup", "How the kept checkpoints become one model",
+                                     choices=["greedy_soup", "uniform_soup", "best"])
+    gradient_clip_val: float = _key(1.0, "Clip the gradient norm to this (0 = off)", min=0.0)
+    loss_function: str = _key("auto", "Task loss (alias `optim.loss_func`); auto = cross entropy or MSE",
+                              choices=["auto", "cross_entropy", "mse", "mae", "huber"])
+    label_smoothing: float = _key(0.0, "Label smoothing for cross entropy", min=0.0, max=0.5)
+
+
+@dataclass
+class EnvConfig:
+    batch_size: int = _key(32, "Rows per optimizer step; reached by gradient accumulation when larger than "
+                           "`per_gpu_batch_size` x devices", min=1)
+    per_gpu_batch_size: int = _key(32, "Rows per forward pass on one device", min=1)
+    eval_batch_size_ratio: int = _key(4, "Inference batch = per_gpu_batch_size x this (alias "
+                                      "`env.inference_batch_size_ratio`)", min=1)
+    precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
+                          "a CPU falls back with a warning)",
+                          choices=["32", "bf16-mixed", "16-mixed"])
+    num_gpus: int = _key(-1, "Devices to use: -1 = all GPUs if any, 0 = CPU", min=-1)
+    num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", min=0)
+    num_workers_evaluation: int = _key(0, "DataLoader workers for inference (alias `env.num_workers_inference`)",
+                                       min=0)
+    num_threads: int = _key(0, "CPU threads for torch (0 = torch's default)", min=0)
+    deterministic: bool = _key(False, "Ask torch for deterministic algorithms (slower on GPU)")
+    strategy: str = _key("auto", "Lightning strategy for several devices (e.g. ddp)")
+
+
+@dataclass
+class DistillerConfig:
+    temperature: float = _key(5.0, "Softens teacher and student logits in the soft-label term", min=1e-6)
+    hard_label_weight: float = _key(0.1, "Weight of the task loss on the gold labels", min=0.0)
+    soft_label_weight: float = _key(1.0, "Weight of the soft-label term (teacher probabilities)", min=0.0)
+    soft_label_loss_type: str = _key("", "Soft-label loss; empty = cross entropy (classification) or MSE "
+                                     "(regression)", choices=["", "cross_entropy", "mse"])
+    output_feature_loss_weight: float = _key(0.01, "Weight of the pooled-feature matching term", min=0.0)
+    output_feature_loss_type: str = _key("mse", "Pooled-feature loss", choices=["mse", "cosine"])
+    softmax_regression_weight: float = _key(0.0, "Weight of softmax regression (student feature through the "
+                                            "teacher's head)", min=0.0)
+    softmax_regression_loss_type: str = _key("mse", "Softmax-regression loss",
+                                             choices=["", "mse", "cross_entropy"])
+    rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", min=0.0)
+    rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", min=0.0)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    distiller: DistillerConfig = field(default_factory=DistillerConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Rebuild a config saved with ``to_dict`` (unknown keys are an error, as everywhere)."""
+        return apply_overrides(cls(), flatten(values), allow_distiller=True)
+
+
+# Other spellings users bring from AutoGluon (<= 1.2 and >= 1.3): alias -> canonical key.
+ALIASES = {
+    "optimization.lr": "optimization.learning_rate",
+    "optimization.loss_func": "optimization.loss_function",
+    "env.inference_batch_size_ratio": "env.eval_batch_size_ratio",
+    "env.num_workers_inference": "env.num_workers_evaluation",
+    "data.label.numerical_label_preprocessing": "data.numerical_label_preprocessing",
+    "data.label.numerical_preprocessing": "data.numerical_label_preprocessing",
+    "data.numerical.scaler": "data.numerical_scaler",
+}
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+               "off": False}
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    flat = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def iter_fields(config=None, prefix: str = ""):
+    """Yield ``(dotted_key, dataclass_field, current_value)`` for every leaf key of a config."""
+    config = Config() if config is None else config
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from iter_fields(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, value
+
+
+def canonical_key(key: str) -> str:
+    """Map ``optim.*`` and the other AutoGluon aliases to this project's key names."""
+    if key.startswith("optim."):
+        key = "optimization." + key[len("optim."):]
+    return ALIASES.get(key, key)
+
+
+def parse_hyperparameters(hyperparameters) -> dict:
+    """Accept a dict (nested or dotted), a list of ``"k=v"`` strings, or one ``"k=v k=v"`` string."""
+    if hyperparameters is None:
+        return {}
+    if isinstance(hyperparameters, str):
+        hyperparameters = hyperparameters.split()
+    if isinstance(hyperparameters, dict):
+        return flatten(hyperparameters)
+    if isinstance(hyperparameters, (list, tuple)):
+        parsed = {}
+        for item in hyperparameters:
+            if not isinstance(item, str) or "=" not in item:
+                raise ConfigError(f"Hyperparameter {item!r} is not of the form 'key=value', e.g. "
+                                  "'optimization.max_epochs=3'.")
+            key, value = item.split("=", 1)
+            parsed[key.strip()] = value.strip()
+        return parsed
+    raise ConfigError(f"hyperparameters must be a dict, a list of 'key=value' strings or one 'key=value ...' "
+                      f"string, not {type(hyperparameters).__name__}.")
+
+
+def _coerce(key: str, value, meta: dict):
+    """Turn ``value`` (maybe a string from a CLI) into the field's kind, or raise a ConfigError saying why."""
+    kind = meta["kind"]
+
+    def bad(allowed):
+        return ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {allowed}.")
+
+    if kind in ("bool", "bool_or_auto"):
+        if kind == "bool_or_auto" and (value is None or str(value).lower() in ("auto", "none", "null")):
+            return None
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.lower()]
+        raise bad("true or false" + (" or auto" if kind == "bool_or_auto" else ""))
+    if kind in ("int", "float"):
+        if isinstance(value, bool):
+            raise bad(f"a number ({kind})")
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind == "float" or "." in value or "e" in value.lower() else int(value)
+            except ValueError:
+                raise bad(f"a number ({kind})") from None
+        if not isinstance(value, (int, float)):
+            raise bad(f"a number ({kind})")
+        if kind == "int":
+            if float(value) != int(value):
+                raise bad("a whole number")
+            value = int(value)
+        else:
+            value = float(value)
+        if meta["min"] is not None and value < meta["min"] or meta["max"] is not None and value > meta["max"]:
+            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]")
+        return value
+    if kind == "list":
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list, e.g. ['hf_text', 'tabular_mlp'] or 'hf_text,tabular_mlp'")
+        return list(value)
+    # str
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and meta["choices"]:
+        value = str(int(value)) if float(value).is_integer() else str(value)
+    if not isinstance(value, str):
+        raise bad("a string")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    return value
+
+
+def valid_keys() -> list[str]:
+    """Every accepted dotted key: canonical names, their ``optim.*`` spellings and the aliases."""
+    keys = [key for key, _, _ in iter_fields()]
+    keys += ["optim." + k[len("optimization."):] for k in keys if k.startswith("optimization.")]
+    keys += list(ALIASES) + ["optim." + a[len("optimization."):] for a in ALIASES if a.startswith("optimization.")]
+    return keys
+
+
+def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = False) -> Config:
+    """Return a copy of ``config`` with the dotted-key ``hyperparameters`` applied, strictly.
+
+    Parameters
+    ----------
+    config : Config
+        The starting point (left unchanged).
+    hyperparameters : dict, list of str, or str
+        ``{"optimization.max_epochs": 3}``, ``["optim.lr=1e-4"]`` or ``"optim.lr=1e-4 env.batch_size=16"``.
+    allow_distiller : bool
+        ``distiller.*`` keys only make sense with a teacher; without one they are an error.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown key (naming the closest valid keys) or a value of the wrong type or range.
+    """
+    config = copy.deepcopy(config)
+    leaves = {key: (f, owner) for key, f, owner in _iter_owners(config)}
+    for raw_key, value in parse_hyperparameters(hyperparameters).items():
+        key = canonical_key(raw_key)
+        if key not in leaves:
+            close = difflib.get_close_matches(raw_key, valid_keys(), n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ConfigError(f"Unknown hyperparameter {raw_key!r}.{hint} Run `automm-lite keys` to list all "
+                              "keys with their defaults.")
+        if key.startswith("distiller.") and not allow_distiller:
+            raise ConfigError(f"Hyperparameter {raw_key!r} configures distillation, which needs a teacher: pass "
+                              "fit(..., teacher_predictor=<fitted Predictor or its path>), or drop the key.")
+        f, owner = leaves[key]
+        setattr(owner, f.name, _coerce(raw_key, value, f.metadata))
+    return config
+
+
+def _iter_owners(config, prefix: str = ""):
+    """Like ``iter_fields`` but yields the dataclass instance that owns each leaf (to set it)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _iter_owners(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, config
+
+
+def keys_table() -> str:
+    """A Markdown table of every key, its default and meaning (printed by ``automm-lite keys``)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key, f, value in iter_fields():
+        meta = f.metadata
+        default = "auto" if value is None else json.dumps(value)
+        allowed = f" One of: {', '.join(repr(c) for c in meta['choices'])}." if meta["choices"] else ""
+        rows.append(f"| `{key}` | `{default}` | {meta['help']}.{allowed} |")
+    return "\n".join(rows)

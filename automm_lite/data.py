@@ -1,0 +1,128 @@
+"""Rows -> batches: tokenization up front, a Dataset of row indices, dynamic padding and length-sorted batching."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def tokenize(tokenizer, texts, max_len: int) -> dict:
+    """Tokenize a column of texts (or sentence pairs) once, in batches, without padding.
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer (fast)
+    texts : tuple(list of str, list of str or None)
+        First sequences and, for sentence pairs, the second ones.
+    max_len : int
+        Truncation length for the whole (pair) sequence, longest part first.
+    """
+    first, second = texts
+    encoded = tokenizer(first, second, truncation=True, max_length=max_len, padding=False)
+    group = {"input_ids": encoded["input_ids"], "pad_id": tokenizer.pad_token_id or 0}
+    if "token_type_ids" in encoded:
+        group["token_type_ids"] = encoded["token_type_ids"]
+    return group
+
+
+class RowDataset(Dataset):
+    """Holds every row's inputs; items are row indices and ``collate`` builds the padded batch.
+
+    Parameters
+    ----------
+    arrays : dict of str -> numpy array
+        Per-row arrays with the row as first axis (``numerical``, ``categorical``, ``label``, teacher outputs).
+    tokens : dict of str -> dict
+        Token groups from :func:`tokenize`, keyed by the backbone that reads them (e.g. ``hf_text``).
+    """
+
+    def __init__(self, arrays: dict, tokens: dict | None = None):
+        self.arrays = {k: v for k, v in arrays.items() if v is not None}
+        self.tokens = tokens or {}
+        sizes = {len(v) for v in self.arrays.values()} | {len(g["input_ids"]) for g in self.tokens.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"Inputs disagree on the number of rows: {sorted(sizes)}")
+        self.n_rows = sizes.pop()
+
+    def __len__(self):
+        return self.n_rows
+
+    def __getitem__(self, index):
+        return index
+
+    def lengths(self) -> np.ndarray:
+        """Token count per row (longest over token groups); 1 for rows without text."""
+        if not self.tokens:
+            return np.ones(self.n_rows, dtype=np.int64)
+        return np.max([[len(ids) for ids in g["input_ids"]] for g in self.tokens.values()], axis=0)
+
+    def collate(self, indices) -> dict:
+        batch = {"index": torch.as_tensor(indices)}
+        for name, values in self.arrays.items():
+            batch[name] = torch.from_numpy(np.ascontiguousarray(values[indices]))
+        for name, group in self.tokens.items():
+            batch[name] = _pad(group, indices)
+        return batch
+
+
+def _pad(group: dict, indices) -> dict:
+    """Pad a batch's token lists to its own longest row (dynamic padding)."""
+    rows = [group["input_ids"][i] for i in indices]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), group["pad_id"], dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, row in enumerate(rows):
+        input_ids[j, : len(row)] = torch.as_tensor(row)
+        attention_mask[j, : len(row)] = 1
+    padded = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" in group:
+        token_type_ids = torch.zeros_like(input_ids)
+        for j, i in enumerate(indices):
+            types = group["token_type_ids"][i]
+            token_type_ids[j, : len(types)] = torch.as_tensor(types)
+        padded["token_type_ids"] = token_type_ids
+    return padded
+
+
+def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
+    """Shuffled batches, the same order for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                      collate_fn=dataset.collate, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)
+
+
+def sorted_batches(dataset: RowDataset, batch_size: int) -> list[np.ndarray]:
+    """Row indices grouped into batches of similar length (less padding); callers restore the order."""
+    order = np.argsort(dataset.lengths(), kind="stable")
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Length-sorted batches for validation inside Lightning (the order is carried in ``batch['index']``)."""
+    return DataLoader(dataset, batch_sampler=sorted_batches(dataset, batch_size), collate_fn=dataset.collate,
+                      num_workers=num_workers)
+
+
+def build_dataset(model, features: dict, max_len: int, labels=None, arrays: dict | None = None) -> RowDataset:
+    """A RowDataset for ``model``: each backbone with a tokenizer gets the text tokenized its own way.
+
+    Parameters
+    ----------
+    model : PredictorModel
+    features : dict
+        Output of ``Preprocessor.transform``.
+    max_len : int
+        ``model.hf_text.max_text_len``.
+    labels : numpy array, optional
+        Encoded labels (training and validation).
+    arrays : dict, optional
+        More per-row arrays to carry (e.g. cached teacher outputs).
+    """
+    tokens = {name: tokenize(backbone.tokenizer, features["text"], max_len)
+              for name, backbone in model.backbones.items() if hasattr(backbone, "tokenizer")}
+    rows = {"numerical": features.get("numerical"), "categorical": features.get("categorical"), "label": labels,
+            **(arrays or {})}
+    if not tokens and all(v is None for v in rows.values()):
+        rows["row"] = np.arange(features["n_rows"])  # nothing else tells the dataset its length
+    return RowDataset(rows, tokens)

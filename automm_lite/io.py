@@ -1,0 +1,102 @@
+"""Saving and loading a predictor: JSON config and metadata, safetensors weights, tokenizer files; never pickle."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+FORMAT_VERSION = 1
+METADATA_FILE = "predictor.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def write_predictor(predictor, folder: Path):
+    """Write every file of a fitted predictor into an existing (staging) folder."""
+    from safetensors.torch import save_model
+
+    from . import __version__
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format_version": FORMAT_VERSION, "automm_lite_version": __version__, "label": predictor.label,
+        "problem_type": predictor.problem_type, "eval_metric": predictor.eval_metric,
+        "backbones": predictor.backbone_names_, "schema": predictor.schema_,
+        "config": predictor.config_.to_dict(), "preprocessor": predictor.preprocessor_.to_dict(),
+        "fit_summary": predictor.fit_summary(),
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    save_model(predictor.model_, str(folder / WEIGHTS_FILE))
+    for name, backbone in predictor.model_.backbones.items():
+        if hasattr(backbone, "save"):
+            backbone.save(str(folder / name))
+    (folder / "README.md").write_text(model_card(predictor))
+
+
+def save_atomically(predictor, path, staging: Path | None = None) -> Path:
+    """Write the predictor to ``path`` so that ``path`` is always either the old or the complete new version.
+
+    Files go to a staging folder next to ``path`` (or the given one, e.g. the folder that holds the fit logs),
+    which is then renamed into place.
+    """
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging or path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
+    try:
+        write_predictor(predictor, staging)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        if staging.exists() and staging != path:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata of a saved predictor, with a clear error for anything that is not one."""
+    from .exceptions import DataError
+
+    file = Path(path) / METADATA_FILE
+    if not file.is_file():
+        raise DataError(f"{str(path)!r} is not a saved automm_lite predictor (no {METADATA_FILE} inside).")
+    metadata = json.loads(file.read_text())
+    if metadata.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(f"{str(path)!r} was saved by a newer automm_lite (format {metadata['format_version']}); "
+                        "upgrade automm_lite to load it.")
+    return metadata
+
+
+def load_model_weights(model, path):
+    """Fill ``model`` from the saved safetensors file (plain tensors, nothing executed)."""
+    from safetensors.torch import load_model
+
+    load_model(model, str(Path(path) / WEIGHTS_FILE))
+
+
+def model_card(predictor) -> str:
+    """A short human-readable README for the saved folder."""
+    summary = predictor.fit_summary()
+    kinds = predictor.preprocessor_.column_types
+    lines = [
+        f"# automm_lite predictor for `{predictor.label}`", "",
+        f"- Problem type: {predictor.problem_type}" + (
+            f"; classes: {predictor.class_labels}" if predictor.class_labels is not None else ""),
+        f"- Backbones: {', '.join(predictor.backbone_names_)} (text checkpoint: "
+        f"`{predictor.config_.model.hf_text.checkpoint_name}`)" if "hf_text" in predictor.backbone_names_
+        else f"- Backbones: {', '.join(predictor.backbone_names_)}",
+        f"- Parameters: {predictor.total_parameters:,} ({predictor.model_size:.1f} MB)",
+        "- Columns: " + ", ".join(f"`{c}` ({k})" for c, k in kinds.items()),
+        f"- Tuning-data {predictor.eval_metric}: {summary.get('val_' + predictor.eval_metric, float('nan')):.4f} "
+        f"on {summary.get('n_tuning_rows', '?')} rows; trained on {summary.get('n_train_rows', '?')} rows in "
+        f"{summary.get('training_time', 0):.1f} s",
+        "", "Load it (offline, no pickle):", "", "```python", "from automm_lite import Predictor",
+        f"predictor = Predictor.load({str(predictor.path)!r})", "predictions = predictor.predict(df)", "```", "",
+    ]
+    return "\n".join(lines)

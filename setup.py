@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="automm_lite",
+    version="0.1.0",
+    description="Small, fast AutoML predictors for text and tabular data, with knowledge distillation",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["automm_lite", "automm_lite.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.2",
+        "torchvision>=0.17",
+        "timm>=1.0",
+        "transformers>=4.56,<6",
+        "lightning>=2.2,<3",
+        "numpy>=1.24",
+        "pandas>=2.0",
+        "pyarrow>=14",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "datasets>=2.18",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "onnx>=1.15",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "nbmake>=1.5"],
+        "onnx": ["onnxruntime>=1.17"],
+    },
+    entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},
+)

@@ -1,0 +1,164 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm_lite import Predictor
+from automm_lite.exceptions import ConfigError, DataError, NotFittedError
+
+
+@pytest.fixture(scope="module")
+def fitted(bbc_short, tiny_hp, tmp_path_factory):
+    train, _ = bbc_short
+    path = tmp_path_factory.mktemp("fitted") / "bbc"
+    predictor = Predictor(label="label", eval_metric="accuracy", path=str(path), verbosity=0)
+    return predictor.fit(train, hyperparameters=tiny_hp)
+
+
+def test_fit_returns_self_and_sets_fitted_state(fitted):
+    assert isinstance(fitted, Predictor)
+    assert fitted.problem_type == "multiclass" and fitted.eval_metric == "accuracy"
+    assert fitted.class_labels == sorted(fitted.class_labels) and len(fitted.class_labels) == 5
+    assert fitted.total_parameters > fitted.trainable_parameters * 0.5 > 0 and fitted.model_size > 0
+    summary = fitted.fit_summary()
+    assert 0 <= summary["val_accuracy"] <= 1 and summary["training_time"] > 0 and summary["n_train_rows"] == 128
+
+
+def test_not_fitted_errors():
+    predictor = Predictor(label="label")
+    for call in (lambda: predictor.predict(pd.DataFrame({"text": ["x"]})), predictor.fit_summary,
+                 lambda: predictor.class_labels, lambda: predictor.save("somewhere")):
+        with pytest.raises(NotFittedError, match="fit"):
+            call()
+    assert isinstance(NotFittedError(), (ValueError, AttributeError))
+
+
+def test_predictions_keep_the_index_and_agree_with_proba(fitted, bbc_short):
+    _, test = bbc_short
+    test = test.copy()
+    test.index = [f"row{i}" for i in range(len(test))][::-1]
+    labels = fitted.predict(test)
+    proba = fitted.predict_proba(test)
+    assert list(labels.index) == list(test.index) and list(proba.index) == list(test.index)
+    assert list(proba.columns) == fitted.class_labels
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba.idxmax(axis=1) == labels).all()
+    assert fitted.last_timing.rows == len(test) and fitted.last_timing.seconds > 0
+
+
+def test_evaluate_metrics_forms_and_timing(fitted, bbc_short):
+    _, test = bbc_short
+    default = fitted.evaluate(test)
+    assert list(default) == ["accuracy"] and default == {"accuracy": default["accuracy"]}
+    assert default.timing.rows == len(test) and default.timing.rows_per_second > 0
+    assert list(fitted.evaluate(test, metrics="f1_macro")) == ["f1_macro"]
+    scores, predictions = fitted.evaluate(test, metrics=["accuracy", "balanced_accuracy"], return_pred=True)
+    assert scores["accuracy"] == pytest.approx((predictions == test["label"]).mean())
+    with pytest.raises(ConfigError, match="multiclass"):
+        fitted.evaluate(test, metrics="rmse")
+
+
+def test_embeddings(fitted, bbc_short):
+    _, test = bbc_short
+    emb = fitted.extract_embedding(test.head(7))
+    assert emb.shape == (7, 32)
+    assert list(fitted.extract_embedding(test.head(3), as_pandas=True).index) == list(test.head(3).index)
+
+
+def test_bad_data_errors_name_the_problem(fitted, bbc_short):
+    _, test = bbc_short
+    with pytest.raises(DataError, match="'text'"):
+        fitted.predict(test.drop(columns=["text"]))
+    with pytest.raises(DataError, match="not seen"):
+        fitted.evaluate(test.assign(label="weather"))
+    with pytest.raises(DataError, match="DataFrame"):
+        fitted.predict([1, 2, 3])
+    with pytest.raises(DataError, match="does not exist"):
+        fitted.predict("/no/such/file.csv")
+
+
+def test_fit_argument_errors_come_before_training(bbc_short):
+    train, _ = bbc_short
+    with pytest.raises(DataError, match="'target'"):
+        Predictor(label="target").fit(train)
+    with pytest.raises(ConfigError, match="optim.lr"):
+        Predictor(label="label").fit(train, hyperparameters={"optim.lrr": 1e-4})
+    with pytest.raises(ConfigError, match="problem_type"):
+        Predictor(label="label", problem_type="ranking").fit(train)
+    with pytest.raises(ConfigError, match="time_limit"):
+        Predictor(label="label").fit(train, time_limit=-5)
+    with pytest.raises(ConfigError, match="regression"):
+        Predictor(label="label").fit(train, hyperparameters={"optim.loss_func": "mae"})
+
+
+def test_save_load_round_trip_in_a_fresh_process(fitted, bbc_short, tmp_path):
+    _, test = bbc_short
+    saved = fitted.save(tmp_path / "copy")
+    test.to_csv(tmp_path / "test.csv", index=False)
+    script = (f"import pandas as pd; from automm_lite import Predictor; "
+              f"p = Predictor.load({saved!r}, verbosity=0); "
+              f"p.predict_proba({str(tmp_path / 'test.csv')!r}).to_csv({str(tmp_path / 'out.csv')!r}, index=False)")
+    subprocess.run([sys.executable, "-c", script], check=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    again = pd.read_csv(tmp_path / "out.csv")
+    mine = fitted.predict_proba(pd.read_csv(tmp_path / "test.csv"))
+    assert np.allclose(again.to_numpy(), mine.to_numpy(), atol=1e-6)
+    files = {p.name for p in (tmp_path / "copy").iterdir()}
+    assert {"predictor.json", "model.safetensors", "README.md", "hf_text"} <= files
+    assert not any(name.endswith((".pkl", ".pt", ".ckpt")) for name in files)
+    assert "Predictor.load" in (tmp_path / "copy" / "README.md").read_text()
+
+
+def test_load_rejects_what_is_not_a_predictor(tmp_path):
+    with pytest.raises(DataError, match="predictor.json"):
+        Predictor.load(tmp_path)
+
+
+def test_same_seed_same_predictions(bbc_short, tiny_hp, tmp_path):
+    train, test = bbc_short
+    runs = [Predictor(label="label", path=str(tmp_path / f"r{i}"), verbosity=0)
+            .fit(train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1}, seed=3).predict_proba(test)
+            for i in range(2)]
+    assert np.array_equal(runs[0].to_numpy(), runs[1].to_numpy())
+
+
+def test_binary_proba_and_csv_input(tiny_hp, tmp_path):
+    from automm_lite.datasets import load_multilingual_pairs
+
+    train, val, test = load_multilingual_pairs(languages=["english"], seed=0)
+    train.sample(96, random_state=0).to_csv(tmp_path / "train.csv", index=False)
+    predictor = Predictor(label="label", path=str(tmp_path / "pairs"), verbosity=0).fit(
+        str(tmp_path / "train.csv"), tuning_data=val.head(40),
+        hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    assert predictor.problem_type == "binary" and predictor.eval_metric == "roc_auc"
+    assert predictor.column_types["sentence1"] == "text" and predictor.column_types["sentence2"] == "text"
+    positive = predictor.predict_proba(test.head(10), as_multiclass=False)
+    assert isinstance(positive, pd.Series) and positive.name == predictor.positive_class == 1
+    assert np.allclose(positive, predictor.predict_proba(test.head(10))[1])
+
+
+def test_regression_on_real_tabular_data(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True).frame
+    predictor = Predictor(label="target", path=str(tmp_path / "reg"), verbosity=0).fit(
+        data.iloc[:350], hyperparameters={"optimization.max_epochs": 30, "optim.lr": 3e-3})
+    assert predictor.problem_type == "regression" and predictor.eval_metric == "rmse"
+    assert predictor.class_labels is None
+    scores = predictor.evaluate(data.iloc[350:], metrics=["rmse", "r2"])
+    assert scores["r2"] > 0.2
+    with pytest.raises(DataError, match="predict"):
+        predictor.predict_proba(data.iloc[350:])
+
+
+def test_time_limit_stops_training(bbc_short, tiny_hp, tmp_path):
+    train, _ = bbc_short
+    predictor = Predictor(label="label", path=str(tmp_path / "t"), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1000}, time_limit=3)
+    assert predictor.fit_summary()["epochs"] < 1000
+
+
+def test_import_is_light():
+    code = "import sys, automm_lite; print(any(m in sys.modules for m in ('torch', 'transformers', 'lightning', 'pandas')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -1,0 +1,92 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from automm_lite.data import RowDataset, sorted_batches
+from automm_lite.inference import make_timing, run_model
+from automm_lite.training import _average, average_checkpoints, lr_factor, resolve_precision
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    f = lr_factor("cosine_decay", warmup=10, total=100)
+    assert f(0) < f(5) < f(9) <= 1.0
+    assert f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.0, abs=1e-9)
+    assert lr_factor("linear_decay", 0, 100)(50) == pytest.approx(0.5)
+    assert lr_factor("constant", 5, 100)(80) == 1.0
+
+
+def test_half_precision_on_cpu_falls_back_with_a_warning():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_precision("16-mixed", on_gpu=False) == "32-true"
+    assert any("bf16-mixed" in str(w.message) for w in caught)
+    assert resolve_precision("bf16-mixed", on_gpu=False) == "bf16-mixed"
+    assert resolve_precision("32", on_gpu=True) == "32-true"
+
+
+def _checkpoint(tmp_path, name, value):
+    path = tmp_path / f"{name}.ckpt"
+    torch.save({"state_dict": {"model.weight": torch.full((2,), value)}}, path)
+    return str(path)
+
+
+class Scalar(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(2))
+
+
+def test_greedy_soup_keeps_only_checkpoints_that_help(tmp_path):
+    paths = [_checkpoint(tmp_path, "a", 1.0), _checkpoint(tmp_path, "b", 3.0), _checkpoint(tmp_path, "c", 100.0)]
+    model = Scalar()
+    score = lambda m: -abs(float(m.weight[0]) - 2.0)  # best when the weight is 2
+    used = average_checkpoints(model, paths, "greedy_soup", score)
+    assert used == paths[:2] and torch.allclose(model.weight, torch.full((2,), 2.0))
+    average_checkpoints(model, paths, "uniform_soup", score)
+    assert torch.allclose(model.weight, torch.full((2,), 104 / 3))
+    assert average_checkpoints(model, paths, "best", score) == paths[:1] and model.weight[0] == 1.0
+    assert average_checkpoints(model, [], "greedy_soup", score) == []
+
+
+def test_average_keeps_integer_buffers():
+    states = [{"w": torch.tensor([1.0]), "n": torch.tensor([3])}, {"w": torch.tensor([3.0]), "n": torch.tensor([3])}]
+    avg = _average(states)
+    assert avg["w"].item() == 2.0 and avg["n"].dtype == torch.int64
+
+
+class RowEcho(torch.nn.Module):
+    """Returns each row's first token id as its logit, so the output order can be checked."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch):
+        ids = batch["hf_text"]["input_ids"][:, :1].float()
+        return {"logits": ids + self.p, "features": ids}
+
+
+def test_length_sorted_inference_restores_input_order():
+    rows = [[i] * (1 + (7 * i) % 5) for i in range(1, 12)]
+    data = RowDataset({}, {"hf_text": {"input_ids": rows, "pad_id": 0}})
+    batches = sorted_batches(data, 4)
+    assert sum(len(b) for b in batches) == 11
+    out, latencies = run_model(RowEcho(), data, batch_size=4)
+    assert out["logits"][:, 0].tolist() == list(range(1, 12)) and len(latencies) == 3
+    timing = make_timing(11, 0.5, latencies)
+    assert timing.rows == 11 and timing.batches == 3 and timing.rows_per_second == pytest.approx(22)
+    assert 0 < timing.batch_p50_ms <= timing.batch_p95_ms
+
+
+def test_collate_pads_each_batch_to_its_own_longest_row():
+    data = RowDataset({"label": np.array([0, 1, 0])},
+                      {"hf_text": {"input_ids": [[5, 6], [7], [8, 9, 10, 11]], "token_type_ids": [[0, 0], [0], [0, 0, 1, 1]],
+                                   "pad_id": 0}})
+    batch = data.collate([0, 1])
+    assert batch["hf_text"]["input_ids"].tolist() == [[5, 6], [7, 0]]
+    assert batch["hf_text"]["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    assert data.collate([2])["hf_text"]["token_type_ids"].tolist() == [[0, 0, 1, 1]]
+    with pytest.raises(ValueError, match="rows"):
+        RowDataset({"label": np.array([0, 1])}, {"hf_text": {"input_ids": [[1]], "pad_id": 0}})

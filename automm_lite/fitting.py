@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 logger = logging.getLogger("automm_lite")
@@ -15,8 +16,14 @@ def model_schema(preprocessor) -> dict:
             "n_numerical": len(preprocessor.state["numerical"]), "cardinalities": preprocessor.cardinalities()}
 
 
-def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path) -> dict:
-    """Train ``predictor``'s model on ``train``, selecting on ``tuning``; returns the model and fit facts."""
+def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, teacher=None, unlabeled=None,
+              alignment=None) -> dict:
+    """Train ``predictor``'s model on ``train``, selecting on ``tuning``; returns the model and fit facts.
+
+    With a ``teacher``, its outputs for every training row (augmented copies and ``unlabeled`` transfer rows
+    included) are computed once, before training, and the student learns from them through the distillation
+    objective; validation scores the student alone.
+    """
     import lightning as L
     import torch
 
@@ -25,9 +32,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path) -
     from .metrics import get_metric
     from .models import backbone_names, build_model
     from .objective import TaskObjective
-    from .training import LitSystem, average_checkpoints, build_trainer
-
-    from .training import quiet_libraries
+    from .training import LitSystem, average_checkpoints, build_trainer, quiet_libraries
 
     config, pre = predictor.config_, predictor.preprocessor_
     quiet_libraries(predictor.verbosity)
@@ -38,14 +43,44 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path) -
     if not names:
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
     schema = model_schema(pre)
-    model = build_model(config, names, schema)
+    sources = {}
+    if config.model.hf_text.checkpoint_name.startswith("teacher:"):
+        from .distill.teacher import student_from_teacher_layers
+        sources["hf_text"] = student_from_teacher_layers(teacher, config.model.hf_text.checkpoint_name, work_dir)
+    model = build_model(config, names, schema, source_dirs=sources)
+    rows, labels = training_rows(predictor, model, train, unlabeled, seed)
     max_len = config.model.hf_text.max_text_len
-    train_set = build_dataset(model, pre.transform(train), max_len, pre.encode_labels(train[pre.label]))
+    features = pre.transform(rows)
+    opt, env = config.optimization, config.env
+    forward_kwargs, arrays = {}, {}
+    if teacher is None:
+        objective = TaskObjective(pre.problem_type, opt.loss_function, opt.label_smoothing)
+        train_set = build_dataset(model, features, max_len, labels)
+    else:
+        from .distill.recipe import build_objective, plan_distillation
+        from .distill.teacher import same_tokenizer, teacher_outputs
+
+        token_level = same_tokenizer(teacher.model_, model)
+        plan = plan_distillation(config.distiller, pre.problem_type, model, teacher.model_, token_level)
+        train_set = build_dataset(model, features, max_len, labels)
+        start = time.perf_counter()
+        arrays = teacher_outputs(teacher, rows, plan.hidden_layers, plan.attention_layers,
+                                 tokens=train_set.tokens.get("hf_text") if token_level else None,
+                                 alignment=alignment, cache_folder=work_dir / "teacher_cache")
+        if pre.problem_type == "regression":  # teacher values -> the student's label scale
+            t, s = teacher.preprocessor_.state, pre.state
+            arrays["teacher_logits"] = ((arrays["teacher_logits"] * t["label_std"] + t["label_mean"]
+                                         - s["label_mean"]) / s["label_std"]).astype("float32")
+        train_set.arrays.update(arrays)
+        logger.info("Teacher outputs for %d rows computed once in %.1f s.", len(rows), time.perf_counter() - start)
+        objective = build_objective(config, pre.problem_type, model, teacher.model_, plan)
+        forward_kwargs = plan.student_forward
+        if forward_kwargs.get("output_attentions"):
+            model.backbones["hf_text"].encoder.set_attn_implementation("eager")
+        logger.info("Distillation objective: %s", objective.objective)
     tuning_set = build_dataset(model, pre.transform(tuning), max_len, pre.encode_labels(tuning[pre.label]))
     metric = get_metric(predictor.eval_metric_)
-    opt, env = config.optimization, config.env
-    objective = TaskObjective(pre.problem_type, opt.loss_function, opt.label_smoothing)
-    system = LitSystem(model.train(), objective, opt, metric, pre.problem_type)
+    system = LitSystem(model.train(), objective, opt, metric, pre.problem_type, forward_kwargs)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
     eval_batch = env.per_gpu_batch_size * env.eval_batch_size_ratio
     trainer, checkpoints = build_trainer(config, str(work_dir), len(loader), metric, predictor.verbosity,
@@ -60,9 +95,40 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path) -
                     reverse=metric.greater_is_better)
     averaged = average_checkpoints(model, ranked, opt.top_k_average_method, tuning_score)
     shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
+    if forward_kwargs.get("output_attentions"):
+        model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # fast attention for inference
     val_score = score_dataset(model, tuning_set, eval_batch, metric, pre.problem_type)
     return {"model": model.eval(), "names": names, "schema": schema, "val_score": val_score,
-            "averaged": len(averaged), "epochs": trainer.current_epoch, "steps": trainer.global_step}
+            "averaged": len(averaged), "epochs": trainer.current_epoch, "steps": trainer.global_step,
+            "n_rows_trained": len(rows)}
+
+
+def training_rows(predictor, model, train, unlabeled, seed):
+    """The rows the model trains on: labelled rows, their augmented copies, then unlabeled transfer rows.
+
+    Returns
+    -------
+    (DataFrame, numpy array of encoded labels; -100 / NaN marks a row without a gold label)
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .augment import augmented_copies
+
+    config, pre = predictor.config_, predictor.preprocessor_
+    data = config.data
+    text = model.backbones["hf_text"] if "hf_text" in model.backbones else None
+    mask = getattr(text.tokenizer, "mask_token", None) if text is not None else None
+    copies = augmented_copies(train, pre.columns("text"), data.augment_copies, data.augment_ops,
+                              data.augment_prob, seed, mask or "")
+    labelled = pd.concat([train, copies], ignore_index=True) if len(copies) else train.reset_index(drop=True)
+    labels = pre.encode_labels(labelled[pre.label])
+    if unlabeled is None or not len(unlabeled):
+        return labelled, labels
+    missing = np.full(len(unlabeled), np.nan if pre.problem_type == "regression" else -100, dtype=labels.dtype)
+    rows = pd.concat([labelled, unlabeled.drop(columns=[pre.label], errors="ignore")], ignore_index=True)
+    return rows, np.concatenate([labels, missing])
 
 
 def score_dataset(model, dataset, batch_size, metric, problem_type) -> float:

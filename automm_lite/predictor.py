@@ -76,7 +76,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
-            column_types=None, holdout_frac=None):
+            column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None):
         """Train a model on ``train_data``; returns ``self``.
 
         Parameters
@@ -98,22 +98,43 @@ class Predictor:
             Force column kinds, e.g. ``{"zip": "categorical", "notes": "ignore"}``.
         holdout_frac : float, optional
             Fraction of ``train_data`` held out for tuning when ``tuning_data`` is None.
+        teacher_predictor : Predictor or str, optional
+            A fitted predictor (or the folder of a saved one) to distill from: this predictor becomes its student.
+            The teacher's outputs are computed once for all training rows, not at every step.
+        unlabeled_data : DataFrame or path, optional
+            Extra rows without labels (needs a teacher): the teacher labels them and the student learns from
+            those soft targets too.
         """
         start = time.perf_counter()
         self._setup_logging()
+        teacher = None
+        if teacher_predictor is not None:
+            from .distill.teacher import load_teacher
+            teacher = load_teacher(teacher_predictor)
         train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
-                                                          time_limit, seed, holdout_frac)
+                                                          time_limit, seed, holdout_frac, teacher is not None)
+        unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
         self.config_ = config
-        self.problem_type_ = self._problem_type or infer_problem_type(train[self.label], self._eval_metric)
+        self.problem_type_ = self._problem_type or (teacher.problem_type if teacher is not None else
+                                                    infer_problem_type(train[self.label], self._eval_metric))
         self.eval_metric_ = get_metric(self._eval_metric or DEFAULT_METRIC[self.problem_type_],
                                        self.problem_type_).name
         self._check_loss(config)
+        if teacher is not None:
+            from .distill.teacher import check_teacher_task
+            check_teacher_task(teacher, self.label, self.problem_type_, train.columns)
         kinds = infer_column_types(train, self.label, column_types)
         if tuning is None:
             train, tuning = self._holdout(train, holdout_frac, seed)
         self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
                                           config.data.numerical_label_preprocessing).fit(train)
         self.preprocessor_.check_columns(tuning, need_label=True)
+        alignment = None
+        if unlabeled is not None:
+            self.preprocessor_.check_columns(unlabeled)
+        if teacher is not None:
+            from .distill.teacher import class_alignment
+            alignment = class_alignment(teacher.class_labels, self.preprocessor_.class_labels)
         logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
                     self.problem_type_, self.eval_metric_,
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
@@ -125,12 +146,14 @@ class Predictor:
         work_dir.mkdir(parents=True)
         handler = self._log_to_file(work_dir / "fit.log")
         try:
-            result = fit_model(self, train, tuning, seed, time_limit, work_dir)
+            result = fit_model(self, train, tuning, seed, time_limit, work_dir, teacher, unlabeled, alignment)
             self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
             self._summary = {f"val_{self.eval_metric_}": result["val_score"],
                              "training_time": time.perf_counter() - start, "n_train_rows": len(train),
                              "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
-                             "epochs": result["epochs"], "steps": result["steps"], "seed": seed}
+                             "epochs": result["epochs"], "steps": result["steps"], "seed": seed,
+                             "n_rows_trained": result["n_rows_trained"],
+                             "teacher": None if teacher is None else str(teacher.path)}
             logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                         self.eval_metric_, result["val_score"], save_path)
             handler.close()
@@ -144,7 +167,7 @@ class Predictor:
         return self
 
     def _check_fit_arguments(self, train_data, tuning_data, hyperparameters, presets, time_limit, seed,
-                             holdout_frac):
+                             holdout_frac, has_teacher=False):
         """Every check a user can fail, before any model is built."""
         if not isinstance(self.label, str):
             raise DataError(f"label must be a column name (str), not {self.label!r}.")
@@ -159,12 +182,24 @@ class Predictor:
             raise ConfigError(f"seed={seed!r} must be a non-negative int.")
         if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
             raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
-        config = apply_overrides(apply_overrides(Config(), preset_overrides(presets)), hyperparameters)
+        config = apply_overrides(apply_overrides(Config(), preset_overrides(presets), has_teacher), hyperparameters,
+                                 allow_distiller=has_teacher)
+        if config.model.hf_text.checkpoint_name.startswith("teacher:") and not has_teacher:
+            raise ConfigError(f"model.hf_text.checkpoint_name={config.model.hf_text.checkpoint_name!r} builds the "
+                              "student from teacher layers: pass teacher_predictor=... too.")
         train = self._check_frame(read_data(train_data, "train_data"), "train_data")
         tuning = None
         if tuning_data is not None:
             tuning = self._check_frame(read_data(tuning_data, "tuning_data"), "tuning_data")
         return train, tuning, config
+
+    def _check_unlabeled(self, unlabeled_data, teacher, config):
+        if unlabeled_data is None:
+            return None
+        if teacher is None:
+            raise ConfigError("unlabeled_data is labelled by a teacher: pass teacher_predictor=... too, or drop it.")
+        data = read_data(unlabeled_data, "unlabeled_data")
+        return data.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
 
     def _check_frame(self, data, what):
         if not all(isinstance(c, str) for c in data.columns):

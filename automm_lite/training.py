@@ -109,6 +109,8 @@ def quiet_libraries(verbosity: int):
         logging.getLogger(name).setLevel(level)
     transformers.logging.set_verbosity(logging.INFO if verbosity >= 4 else logging.ERROR)
     if verbosity < 3:
+        transformers.utils.logging.disable_progress_bar()
+    if verbosity < 3:
         for pattern in (".*isinstance\\(treespec, LeafSpec\\).*", ".*does not have many workers.*",
                         ".*litlogger.*", ".*in eval mode at the start of training.*"):
             warnings.filterwarnings("ignore", message=pattern)

@@ -23,6 +23,11 @@ def make_tiny_encoder(folder, layers=2, hidden=32, heads=2, vocab_source="minilm
     return str(folder)
 
 
+@pytest.fixture(scope="session", name="make_tiny_encoder")
+def make_tiny_encoder_fixture():
+    return make_tiny_encoder
+
+
 @pytest.fixture(scope="session")
 def tiny_text_dir(tmp_path_factory):
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny_bert"))

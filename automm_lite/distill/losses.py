@@ -1,0 +1,422 @@
+"""Distillation loss terms (soft labels, features, tokens, attentions, RKD) and the weighted DistillationObjective."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..objective import task_loss
+
+_EPS = 1e-12
+_ALIASES = {"mse": "mse", "mean_square_error": "mse", "mean_squared_error": "mse", "cosine": "cosine",
+            "cosine_distance": "cosine", "cos": "cosine", "cross_entropy": "cross_entropy", "ce": "cross_entropy",
+            "kl": "kl", "kl_div": "kl", "kld": "kl"}
+_OUTPUTS = {"logits": ("cross_entropy", "mse"), "features": ("mse", "cosine"), "hidden_states": ("mse", "cosine"),
+            "embeddings": ("mse", "cosine"), "attentions": ("kl", "mse")}
+
+
+def normalize_loss_type(name: str, valid=("mse", "cosine")) -> str:
+    """Return the canonical loss name (``"mse"``, ``"cosine"``, ``"cross_entropy"``, ``"kl"``) for ``name``.
+
+    AutoGluon's README spellings ``"mean_square_error"`` and ``"cosine_distance"`` are accepted. Raises
+    ``ValueError`` listing the accepted spellings when ``name`` is not one of ``valid``.
+    """
+    canonical = _ALIASES.get(str(name).strip().lower())
+    if canonical not in valid:
+        accepted = sorted(k for k, v in _ALIASES.items() if v in valid)
+        raise ValueError(f"Unknown loss type {name!r}; valid here: {', '.join(accepted)}.")
+    return canonical
+
+
+def _target(teacher: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The teacher tensor as a constant float target shaped like the student tensor."""
+    t = teacher.detach().float()
+    if t.shape != like.shape:
+        if t.numel() != like.numel():
+            raise ValueError(f"Student shape {tuple(like.shape)} and teacher shape {tuple(t.shape)} differ; "
+                             "give student_widths/teacher_widths so a matcher projects the student.")
+        t = t.reshape(like.shape)
+    return t
+
+
+def _token_mask(attention_mask, shape, device) -> torch.Tensor:
+    """A boolean [B, L] mask of real tokens (all True when ``attention_mask`` is None)."""
+    if attention_mask is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {tuple(shape)}.")
+    return attention_mask.to(device) > 0
+
+
+def soft_label_loss(student_logits, teacher_logits, temperature: float, loss_type: str = "cross_entropy"):
+    """Soft-label loss of Hinton et al. 2015, "Distilling the Knowledge in a Neural Network" (AutoGluon semantics).
+
+    ``cross_entropy``: mean_i -sum_c softmax(t_i / T)_c * log_softmax(s_i / T)_c ;
+    ``mse``: mean((s / T - t / T)^2). No T^2 factor here (see ``DistillationObjective(t2_scaling=True)``).
+    """
+    loss_type = normalize_loss_type(loss_type, ("cross_entropy", "mse"))
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+    s = student_logits.float() / temperature
+    t = _target(teacher_logits, s) / temperature
+    if loss_type == "mse":
+        return F.mse_loss(s, t)
+    return -(F.softmax(t, dim=-1) * F.log_softmax(s, dim=-1)).sum(-1).mean()
+
+
+def feature_loss(student, teacher, loss_type: str = "mse"):
+    """Pooled-feature loss (FitNets, Romero et al. 2015; AutoGluon's output-feature term).
+
+    ``mse``: mean((s - t)^2) over all elements; ``cosine``: mean_i (1 - cos(s_i, t_i)).
+    """
+    loss_type = normalize_loss_type(loss_type)
+    s = student.float()
+    t = _target(teacher, s)
+    if loss_type == "mse":
+        return F.mse_loss(s, t)
+    return (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
+def token_loss(student_states, teacher_states, attention_mask, loss_type: str = "mse"):
+    """Hidden-state / embedding loss over real tokens only (TinyBERT, Jiao et al. 2020).
+
+    For states [B, L, H] and mask m: ``mse`` = sum_{b,l} m_bl * mean_h (s - t)^2 / sum m; ``cosine`` replaces the
+    inner term by 1 - cos(s_bl, t_bl). Padded positions never contribute, so padding does not change the value.
+    """
+    loss_type = normalize_loss_type(loss_type)
+    s = student_states.float()
+    t = _target(teacher_states, s)
+    mask = _token_mask(attention_mask, s.shape[:2], s.device)
+    per_token = (s - t).pow(2).mean(-1) if loss_type == "mse" else 1 - F.cosine_similarity(s, t, dim=-1)
+    return torch.where(mask, per_token, 0.0).sum() / mask.sum().clamp(min=1)
+
+
+def attention_loss(student_attn, teacher_attn, attention_mask, loss_type: str = "kl"):
+    """Attention-distribution loss (MiniLM, Wang et al. 2020; TinyBERT, Jiao et al. 2020).
+
+    Inputs are probabilities [B, heads, L, L]; with different head counts both are first averaged over heads.
+    ``kl``: per query row KL(t || s) = sum_k t_k (log t_k - log s_k) over real keys; ``mse``: mean over real keys
+    of (s_k - t_k)^2. Rows are averaged over heads and real query positions; logs are clamped at 1e-12.
+    """
+    loss_type = normalize_loss_type(loss_type, ("kl", "mse"))
+    s, t = student_attn.float(), teacher_attn.detach().float()
+    if s.shape[1] != t.shape[1]:
+        s, t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
+    t = _target(t, s)
+    batch, heads, length, _ = s.shape
+    mask = _token_mask(attention_mask, (batch, length), s.device)
+    keys = mask[:, None, None, :]
+    if loss_type == "kl":
+        per_key = torch.xlogy(t, t) - t * torch.log(s.clamp_min(_EPS))
+        per_row = torch.where(keys, per_key, 0.0).sum(-1)
+    else:
+        n_keys = mask.sum(-1).clamp(min=1)[:, None, None]
+        per_row = torch.where(keys, (s - t).pow(2), 0.0).sum(-1) / n_keys
+    rows = mask[:, None, :].expand(batch, heads, length)
+    return torch.where(rows, per_row, 0.0).sum() / rows.sum().clamp(min=1)
+
+
+def _normalized_distances(e: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance matrix (zero diagonal, RepDistiller's ``pdist``) over its mean off-diagonal entry."""
+    sq = e.pow(2).sum(1)
+    d = (sq[:, None] + sq[None, :] - 2 * e @ e.t()).clamp_min(_EPS).sqrt()
+    d = d * (1 - torch.eye(len(e), device=e.device, dtype=e.dtype))
+    return d / (d.sum() / (len(e) * (len(e) - 1))).clamp_min(_EPS)
+
+
+def _triplet_angles(e: torch.Tensor) -> torch.Tensor:
+    """cos of the angle at vertex i between e_j - e_i and e_k - e_i, for all (i, j, k)."""
+    diff = F.normalize(e[None, :, :] - e[:, None, :], p=2, dim=2)
+    return torch.bmm(diff, diff.transpose(1, 2)).flatten()
+
+
+def rkd_distance_loss(student, teacher):
+    """RKD distance loss (Park et al. 2019, "Relational Knowledge Distillation").
+
+    psi(x_i, x_j) = ||x_i - x_j||_2 / mu, mu = mean over pairs i != j; loss = mean smooth_L1(psi(s), psi(t)).
+    The teacher side is computed under ``no_grad``. Zero for fewer than two rows.
+    """
+    s = student.float().flatten(1)
+    if len(s) < 2:
+        return s.sum() * 0.0
+    with torch.no_grad():
+        t = _normalized_distances(teacher.float().flatten(1))
+    return F.smooth_l1_loss(_normalized_distances(s), t)
+
+
+def rkd_angle_loss(student, teacher):
+    """RKD angle loss (Park et al. 2019): mean smooth_L1 between the triplet angle cosines of student and teacher.
+
+    cos angle(i; j, k) = <(x_j - x_i)/||x_j - x_i||, (x_k - x_i)/||x_k - x_i||>; teacher side under ``no_grad``.
+    """
+    s = student.float().flatten(1)
+    with torch.no_grad():
+        t = _triplet_angles(teacher.float().flatten(1))
+    return F.smooth_l1_loss(_triplet_angles(s), t)
+
+
+def uniform_layer_mapping(n_student_layers: int, n_teacher_layers: int) -> list:
+    """Student hidden-state index i (1..n_s) -> teacher index round(i * n_t / n_s), halves rounded up, at least 1.
+
+    >>> uniform_layer_mapping(3, 12)
+    [(1, 4), (2, 8), (3, 12)]
+    """
+    if int(n_student_layers) < 1 or int(n_teacher_layers) < 1:
+        raise ValueError(f"Layer counts must be >= 1, got {n_student_layers} and {n_teacher_layers}.")
+    n_s, n_t = int(n_student_layers), int(n_teacher_layers)
+    return [(i, max(1, (2 * i * n_t + n_s) // (2 * n_s))) for i in range(1, n_s + 1)]
+
+
+def parse_layer_mapping(text: str) -> list:
+    """Parse ``"student:teacher"`` pairs, e.g. ``"1:4,2:8,3:12"`` -> ``[(1, 4), (2, 8), (3, 12)]``."""
+    pairs = []
+    try:
+        for item in str(text).split(","):
+            student, teacher = item.split(":")
+            pairs.append((int(student), int(teacher)))
+    except ValueError:
+        pairs = []
+    if not pairs or any(s < 0 or t < 0 for s, t in pairs):
+        raise ValueError(f"Cannot read the layer mapping {text!r}; write student:teacher hidden-state indices "
+                         "separated by commas, e.g. '1:4,2:8,3:12' (0 = embeddings).")
+    return pairs
+
+
+@dataclass
+class Match:
+    """One teacher -> student term.
+
+    Parameters
+    ----------
+    output : {"logits", "features", "hidden_states", "embeddings", "attentions"}
+        ``embeddings`` is hidden-state index 0; ``attentions`` layers count from 1 (``attentions[i - 1]``).
+    student_layer, teacher_layer : int, optional
+        Layer indices, required for ``hidden_states`` and ``attentions`` only.
+    loss : str, optional
+        logits: cross_entropy (default) | mse; features, hidden_states, embeddings: mse (default) | cosine;
+        attentions: kl (default) | mse.
+    weight, temperature : float
+        Term weight (>= 0; 0 disables the term) and softening temperature (``logits`` only).
+    """
+
+    output: str
+    student_layer: Optional[int] = None
+    teacher_layer: Optional[int] = None
+    loss: Optional[str] = None
+    weight: float = 1.0
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        if self.output not in _OUTPUTS:
+            raise ValueError(f"Unknown match output {self.output!r}; valid: {', '.join(_OUTPUTS)}.")
+        valid = _OUTPUTS[self.output]
+        self.loss = valid[0] if self.loss in (None, "", "auto") else normalize_loss_type(self.loss, valid)
+        layers = (self.student_layer, self.teacher_layer)
+        if self.output == "embeddings":
+            if any(x not in (None, 0) for x in layers):
+                raise ValueError("Match('embeddings') is hidden-state index 0; leave its layers unset.")
+            self.student_layer = self.teacher_layer = 0
+        elif self.output in ("hidden_states", "attentions"):
+            lowest = 0 if self.output == "hidden_states" else 1
+            if any(x is None or int(x) != x or x < lowest for x in layers):
+                raise ValueError(f"Match({self.output!r}) needs integer student_layer and teacher_layer >= {lowest}, "
+                                 f"e.g. Match({self.output!r}, 1, 4); got {layers}.")
+            self.student_layer, self.teacher_layer = int(self.student_layer), int(self.teacher_layer)
+        elif any(x is not None for x in layers):
+            raise ValueError(f"Match({self.output!r}) takes no layers; only hidden_states and attentions do.")
+        if not (float(self.weight) >= 0 and float(self.temperature) > 0):
+            raise ValueError(f"Match needs weight >= 0 and temperature > 0, got {self.weight!r}, {self.temperature!r}.")
+
+    @property
+    def name(self) -> str:
+        """Term name used in logs: soft_label, output_feature, embeddings, hidden_s2_t4, attention_s2_t4."""
+        prefix = {"hidden_states": "hidden", "attentions": "attention"}.get(self.output)
+        fixed = {"logits": "soft_label", "features": "output_feature", "embeddings": "embeddings"}
+        return f"{prefix}_s{self.student_layer}_t{self.teacher_layer}" if prefix else fixed[self.output]
+
+    @property
+    def matcher_key(self) -> Optional[str]:
+        """Which feature matcher this term projects the student through (None for logits and attentions)."""
+        if self.output == "features":
+            return "features"
+        return f"hidden_s{self.student_layer}" if self.output in ("hidden_states", "embeddings") else None
+
+
+class DistillationObjective(nn.Module):
+    """Weighted sum of named distillation terms; callable ``(student, teacher, labels, attention_mask)``.
+
+    Parameters
+    ----------
+    matches : list of Match (or dicts of Match fields)
+    problem_type : {"binary", "multiclass", "regression"}
+        Regression uses MSE for the soft-label and softmax-regression terms.
+    hard_label_weight : float
+        Weight of ``task_loss`` on labeled rows (label -100, or NaN for regression, marks an unlabeled row).
+    student_widths, teacher_widths : dict, optional
+        Widths per output kind (``"features"``, ``"hidden_states"``, optionally ``"embeddings"``). Where they differ,
+        a trainable ``nn.Linear(student, teacher)`` matcher is created in ``self.matchers`` (FitNets).
+    teacher_head : nn.Module, optional
+        The teacher's frozen head (features -> logits), required when ``softmax_regression_weight > 0``.
+    t2_scaling : bool
+        Multiply the soft-label term by T^2 (Hinton et al.); AutoGluon does not.
+    rkd_distance_weight, rkd_angle_weight, softmax_regression_weight : float
+        Weights of the pooled-feature terms (RKD, Park et al. 2019; softmax regression, Yang et al. 2021).
+    softmax_regression_loss_type : {"mse", "cross_entropy"}
+    loss_function, label_smoothing : passed to ``task_loss`` for the hard-label term.
+    """
+
+    def __init__(self, matches, problem_type="multiclass", hard_label_weight=0.0, loss_function="auto",
+                 student_widths=None, teacher_widths=None, teacher_head=None, t2_scaling=False,
+                 rkd_distance_weight=0.0, rkd_angle_weight=0.0, softmax_regression_weight=0.0,
+                 softmax_regression_loss_type="mse", label_smoothing=0.0):
+        super().__init__()
+        if problem_type not in ("binary", "multiclass", "regression"):
+            raise ValueError(f"problem_type must be binary, multiclass or regression, got {problem_type!r}.")
+        self.matches = [m if isinstance(m, Match) else Match(**m) for m in matches]
+        names = [m.name for m in self.matches]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Duplicate distillation terms: {sorted(n for n in set(names) if names.count(n) > 1)}.")
+        self.problem_type, self.loss_function, self.label_smoothing = problem_type, loss_function, label_smoothing
+        self.hard_label_weight, self.t2_scaling = float(hard_label_weight), bool(t2_scaling)
+        self.rkd_distance_weight, self.rkd_angle_weight = float(rkd_distance_weight), float(rkd_angle_weight)
+        self.softmax_regression_weight = float(softmax_regression_weight)
+        sr_type = normalize_loss_type(softmax_regression_loss_type, ("mse", "cross_entropy"))
+        self.softmax_regression_loss_type = "mse" if problem_type == "regression" else sr_type
+        if self.softmax_regression_weight > 0 and teacher_head is None:
+            raise ValueError("softmax_regression_weight > 0 needs teacher_head (the teacher's features -> logits).")
+        object.__setattr__(self, "teacher_head", teacher_head)  # not registered: stays out of state/optimizer
+        if not self.active_matches and self.hard_label_weight <= 0 and not self._pooled_terms():
+            raise ValueError("Nothing to distil: every match weight and every term weight is 0.")
+        self.matchers = nn.ModuleDict()
+        sw, tw = dict(student_widths or {}), dict(teacher_widths or {})
+        needs = [(m.matcher_key, "embeddings" if m.student_layer == 0 else m.output) for m in self.active_matches]
+        needs += [("features", "features")] if self._pooled_terms() else []
+        for key, kind in needs:
+            width_s, width_t = (w.get(kind, w.get("hidden_states") if kind == "embeddings" else None) for w in (sw, tw))
+            if key and key not in self.matchers and width_s and width_t and width_s != width_t:
+                self.matchers[key] = nn.Linear(int(width_s), int(width_t))
+
+    @property
+    def active_matches(self) -> list:
+        """The matches with a positive weight (AutoGluon skips terms whose weight is <= 0)."""
+        return [m for m in self.matches if m.weight > 0]
+
+    def _pooled_terms(self) -> bool:
+        return self.rkd_distance_weight > 0 or self.rkd_angle_weight > 0 or self.softmax_regression_weight > 0
+
+    def _soft_type(self, match: Match) -> str:
+        return "mse" if self.problem_type == "regression" else match.loss
+
+    def _project(self, key, tensor):
+        return self.matchers[key](tensor) if key in self.matchers else tensor
+
+    def forward(self, student: Mapping, teacher: Mapping, labels=None, attention_mask=None):
+        """Return ``(loss, terms)``: the weighted sum and a dict of detached unweighted term values."""
+        if attention_mask is None:
+            attention_mask = student.get("attention_mask")
+        total, terms = [], {}
+
+        def add(name, weight, value):
+            terms[name] = value.detach()
+            total.append(weight * value)
+
+        if self.hard_label_weight > 0 and labels is not None:
+            add("hard_label", self.hard_label_weight, self._hard_label(_get(student, "logits", "student"), labels))
+        for m in self.active_matches:
+            add(m.name, m.weight, self._match_loss(m, student, teacher, attention_mask))
+        if self._pooled_terms():
+            s_feat = self._project("features", _features(student, attention_mask, "student"))
+            t_feat = _features(teacher, attention_mask, "teacher").detach()
+            if self.rkd_distance_weight > 0:
+                add("rkd_distance", self.rkd_distance_weight, rkd_distance_loss(s_feat, t_feat))
+            if self.rkd_angle_weight > 0:
+                add("rkd_angle", self.rkd_angle_weight, rkd_angle_loss(s_feat, t_feat))
+            if self.softmax_regression_weight > 0:
+                add("softmax_regression", self.softmax_regression_weight,
+                    self._softmax_regression(s_feat, _get(teacher, "logits", "teacher")))
+        if not total:  # only a hard-label term, and no labels in this batch
+            return _get(student, "logits", "student").float().sum() * 0.0, terms
+        return torch.stack([t.reshape(()) for t in total]).sum(), terms
+
+    def _hard_label(self, logits, labels):
+        labels = labels.to(logits.device).reshape(len(logits))
+        keep = ~torch.isnan(labels.float()) if self.problem_type == "regression" else labels != -100
+        if not bool(keep.any()):
+            return logits.float().sum() * 0.0
+        return task_loss(logits[keep], labels[keep], self.problem_type, self.loss_function, self.label_smoothing)
+
+    def _match_loss(self, m: Match, student, teacher, mask):
+        if m.output == "logits":
+            loss = soft_label_loss(_get(student, "logits", "student"), _get(teacher, "logits", "teacher"),
+                                   m.temperature, self._soft_type(m))
+            return loss * m.temperature ** 2 if self.t2_scaling else loss
+        if m.output == "features":
+            s = self._project("features", _features(student, mask, "student"))
+            return feature_loss(s, _features(teacher, mask, "teacher"), m.loss)
+        key, offset = ("attentions", 1) if m.output == "attentions" else ("hidden_states", 0)
+        s = _layer(student, key, m.student_layer - offset, "student")
+        t = _layer(teacher, key, m.teacher_layer - offset, "teacher")
+        if s.shape[-2] != t.shape[-2]:  # [B, L, H] states and [B, heads, L, L] attentions
+            raise ValueError(f"Term {m.name}: student and teacher sequence lengths differ ({s.shape[-2]} vs "
+                             f"{t.shape[-2]}); token-level terms need the same tokenizer for both models.")
+        if key == "attentions":
+            return attention_loss(s, t, mask, m.loss)
+        return token_loss(self._project(m.matcher_key, s), t, mask, m.loss)
+
+    def _softmax_regression(self, s_feat, t_logits):
+        head = self.teacher_head
+        frozen = {k: v.detach() for k, v in list(head.named_parameters()) + list(head.named_buffers())}
+        logits = torch.func.functional_call(head, frozen, (s_feat,)).float()
+        if self.softmax_regression_loss_type == "mse":
+            return F.mse_loss(logits, _target(t_logits, logits))
+        return soft_label_loss(logits, t_logits, 1.0, "cross_entropy")
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.hard_label_weight:g}*hard_label"] if self.hard_label_weight > 0 else []
+        for m in self.active_matches:
+            if m.output == "logits":
+                t2 = "*T^2" if self.t2_scaling else ""
+                parts.append(f"{m.weight:g}*soft_label(T={m.temperature:g}, {self._soft_type(m)}){t2}")
+            else:
+                parts.append(f"{m.weight:g}*{m.name}({m.loss})")
+        for name in ("rkd_distance", "rkd_angle"):
+            if getattr(self, f"{name}_weight") > 0:
+                parts.append(f"{getattr(self, f'{name}_weight'):g}*{name}")
+        if self.softmax_regression_weight > 0:
+            parts.append(f"{self.softmax_regression_weight:g}*softmax_regression({self.softmax_regression_loss_type})")
+        return "loss = " + " + ".join(parts)
+
+
+def _get(outputs: Mapping, key: str, side: str):
+    value = outputs.get(key)
+    if value is None:
+        hint = {"hidden_states": " (call the model with output_hidden_states=True)",
+                "attentions": " (call the model with output_attentions=True and attn_implementation='eager')"}
+        raise ValueError(f"The {side} outputs have no {key!r}{hint.get(key, '')}; found {sorted(outputs.keys())}.")
+    return value
+
+
+def _layer(outputs: Mapping, key: str, index: int, side: str):
+    layers = _get(outputs, key, side)
+    if not 0 <= index < len(layers):
+        raise ValueError(f"The {side} has {len(layers)} {key} entries; index {index} is out of range.")
+    return layers[index]
+
+
+def _features(outputs: Mapping, mask, side: str):
+    """Pooled features: ``features`` if present, else ``last_hidden_state`` mean-pooled over the attention mask."""
+    if outputs.get("features") is not None:
+        return outputs["features"]
+    states = outputs.get("last_hidden_state")
+    if states is None:
+        states = _get(outputs, "hidden_states", side)[-1]
+    own = outputs.get("attention_mask")
+    if own is None:
+        same = mask is not None and tuple(mask.shape) == tuple(states.shape[:2])
+        own = mask if same else torch.ones(states.shape[:2], device=states.device)
+    weights = own.to(states.device).unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)

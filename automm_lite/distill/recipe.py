@@ -1,0 +1,142 @@
+"""From `distiller.*` keys to the objective a student trains with, fed by cached teacher outputs."""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+from ..exceptions import ConfigError
+from .losses import DistillationObjective, Match, parse_layer_mapping, uniform_layer_mapping
+
+logger = logging.getLogger("automm_lite")
+
+
+@dataclass
+class DistillPlan:
+    """What to match, and therefore what the teacher must provide and the student must return."""
+
+    matches: list
+    hidden_layers: list = field(default_factory=list)     # teacher hidden-state indices (0 = embeddings)
+    attention_layers: list = field(default_factory=list)  # teacher attention layers, 1-based
+
+    @property
+    def student_forward(self) -> dict:
+        hidden = any(m.output in ("hidden_states", "embeddings") for m in self.matches)
+        attention = any(m.output == "attentions" for m in self.matches)
+        return {"output_hidden_states": hidden, "output_attentions": attention} if hidden or attention else {}
+
+
+def _num_layers(model) -> int:
+    return model.backbones["hf_text"].encoder.config.num_hidden_layers
+
+
+def layer_pairs(spec: str, n_student: int, n_teacher: int) -> list:
+    """``uniform``, ``last`` or explicit ``student:teacher`` pairs, checked against both models' depths."""
+    if spec == "uniform":
+        return uniform_layer_mapping(n_student, n_teacher)
+    if spec == "last":
+        return [(n_student, n_teacher)]
+    try:
+        pairs = parse_layer_mapping(spec)
+    except ValueError as error:
+        raise ConfigError(f"distiller.layer_mapping={spec!r}: {error}") from None
+    for s, t in pairs:
+        if not (1 <= s <= n_student and 1 <= t <= n_teacher):
+            raise ConfigError(f"distiller.layer_mapping={spec!r}: pair {s}:{t} is out of range; the student has "
+                              f"layers 1..{n_student} and the teacher 1..{n_teacher}.")
+    return pairs
+
+
+def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool) -> DistillPlan:
+    """Turn ``distiller.*`` into match items; token-level terms only when both read the same tokens."""
+    soft_type = distiller.soft_label_loss_type or ("mse" if problem_type == "regression" else "cross_entropy")
+    matches = []
+    if distiller.soft_label_weight > 0:
+        matches.append(Match("logits", loss=soft_type, weight=distiller.soft_label_weight,
+                             temperature=distiller.temperature))
+    if distiller.output_feature_loss_weight > 0:
+        matches.append(Match("features", loss=distiller.output_feature_loss_type,
+                             weight=distiller.output_feature_loss_weight))
+    token_weights = (distiller.hidden_state_loss_weight, distiller.attention_loss_weight,
+                     distiller.embedding_loss_weight)
+    plan = DistillPlan(matches)
+    if not any(w > 0 for w in token_weights):
+        return plan
+    if not token_level:
+        logger.warning("Hidden-state, attention and embedding terms are skipped: teacher and student read "
+                       "different tokens (different tokenizers or no text encoder).")
+        return plan
+    pairs = layer_pairs(distiller.layer_mapping, _num_layers(student_model), _num_layers(teacher_model))
+    if distiller.hidden_state_loss_weight > 0:
+        for s, t in pairs:
+            matches.append(Match("hidden_states", s, t, loss=distiller.hidden_state_loss_type,
+                                 weight=distiller.hidden_state_loss_weight / len(pairs)))
+            plan.hidden_layers.append(t)
+    if distiller.attention_loss_weight > 0:
+        for s, t in pairs:
+            matches.append(Match("attentions", s, t, loss=distiller.attention_loss_type,
+                                 weight=distiller.attention_loss_weight / len(pairs)))
+            plan.attention_layers.append(t)
+    if distiller.embedding_loss_weight > 0:
+        matches.append(Match("embeddings", 0, 0, loss="mse", weight=distiller.embedding_loss_weight))
+        plan.hidden_layers.append(0)
+    return plan
+
+
+class CachedTeacherObjective(torch.nn.Module):
+    """The objective ``LitSystem`` calls: rebuilds the teacher's outputs for a batch from the cached arrays.
+
+    The batch carries ``teacher_logits``, ``teacher_features`` and, for token-level terms, padded
+    ``teacher_hidden_<i>`` / ``teacher_attention_<i>`` arrays, cropped here to the batch's own length.
+    """
+
+    def __init__(self, objective: DistillationObjective, plan: DistillPlan, n_teacher_layers: int):
+        super().__init__()
+        self.objective = objective
+        self.plan = plan
+        self.n_teacher_layers = n_teacher_layers
+
+    def teacher_view(self, batch: dict, length: int | None) -> dict:
+        teacher = {"logits": batch["teacher_logits"].float(), "features": batch["teacher_features"].float()}
+        if self.plan.hidden_layers:
+            states = [None] * (self.n_teacher_layers + 1)
+            for i in self.plan.hidden_layers:
+                states[i] = batch[f"teacher_hidden_{i}"][:, :length].float()
+            teacher["hidden_states"] = states
+        if self.plan.attention_layers:
+            maps = [None] * self.n_teacher_layers
+            for i in self.plan.attention_layers:
+                maps[i - 1] = batch[f"teacher_attention_{i}"][:, :, :length, :length].float()
+            teacher["attentions"] = maps
+        return teacher
+
+    def forward(self, outputs: dict, batch: dict):
+        length = batch["hf_text"]["input_ids"].shape[1] if "hf_text" in batch else None
+        return self.objective(outputs, self.teacher_view(batch, length), labels=batch["label"],
+                              attention_mask=outputs.get("attention_mask"))
+
+    def extra_repr(self) -> str:
+        return "teacher outputs cached before training"
+
+
+def build_objective(config, problem_type: str, student_model, teacher_model, plan: DistillPlan):
+    """The full distillation objective (matchers sized from both models) wrapped for cached teacher outputs."""
+    d = config.distiller
+    widths = {}
+    for key, model in (("student", student_model), ("teacher", teacher_model)):
+        text = model.backbones["hf_text"] if "hf_text" in model.backbones else None
+        widths[key] = {"features": model.out_features,
+                       "hidden_states": text.encoder.config.hidden_size if text is not None else None}
+    head = copy.deepcopy(teacher_model.head[-1]).requires_grad_(False)  # the teacher's output layer
+    objective = DistillationObjective(
+        plan.matches, problem_type=problem_type, hard_label_weight=d.hard_label_weight,
+        loss_function=config.optimization.loss_function, student_widths=widths["student"],
+        teacher_widths=widths["teacher"], teacher_head=head, t2_scaling=d.t2_scaling,
+        rkd_distance_weight=d.rkd_distance_loss_weight, rkd_angle_weight=d.rkd_angle_loss_weight,
+        softmax_regression_weight=d.softmax_regression_weight,
+        softmax_regression_loss_type=d.softmax_regression_loss_type or (
+            "mse" if problem_type == "regression" else "cross_entropy"))
+    n_teacher = _num_layers(teacher_model) if "hf_text" in teacher_model.backbones else 0
+    return CachedTeacherObjective(objective, plan, n_teacher)

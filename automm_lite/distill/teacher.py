@@ -1,0 +1,156 @@
+"""The teacher side of distillation: checks against the student, a student from teacher layers, cached outputs."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import ConfigError, DataError
+
+logger = logging.getLogger("automm_lite")
+TEACHER_PREFIX = "teacher_"
+CACHE_IN_MEMORY_BYTES = 1 << 30  # larger teacher caches go to memory-mapped files in the fit folder
+
+
+def load_teacher(teacher_predictor):
+    """A fitted Predictor from a Predictor or the path of a saved one; a clear error otherwise."""
+    from ..predictor import Predictor
+
+    if isinstance(teacher_predictor, (str, os.PathLike)):
+        return Predictor.load(teacher_predictor, verbosity=0)
+    if not isinstance(teacher_predictor, Predictor):
+        raise ConfigError(f"teacher_predictor must be a fitted Predictor or the folder of a saved one, not "
+                          f"{type(teacher_predictor).__name__}.")
+    if not hasattr(teacher_predictor, "model_"):
+        raise ConfigError("teacher_predictor is not fitted: fit it first (teacher.fit(train_df)) or pass the path "
+                          "of a saved predictor.")
+    return teacher_predictor
+
+
+def check_teacher_task(teacher, label: str, problem_type: str, columns) -> None:
+    """Teacher and student must predict the same column, the same kind of problem, from columns the data has."""
+    if teacher.label != label:
+        raise ConfigError(f"The teacher predicts column {teacher.label!r} but the student predicts {label!r}; "
+                          "distillation needs the same label column.")
+    if teacher.problem_type != problem_type:
+        raise ConfigError(f"The teacher solves a {teacher.problem_type} problem but the student a {problem_type} "
+                          "one; pass problem_type=... so that they agree.")
+    needed = [c for c, kind in teacher.column_types.items() if kind != "ignore"]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(f"The teacher reads column(s) {missing} that the student's training data lacks; the data "
+                        f"has {list(columns)}.")
+
+
+def class_alignment(teacher_classes, student_classes):
+    """Index array putting the teacher's class columns into the student's order (None when already equal)."""
+    if teacher_classes is None:
+        return None
+    teacher_keys, student_keys = [str(c) for c in teacher_classes], [str(c) for c in student_classes]
+    if sorted(teacher_keys) != sorted(student_keys):
+        raise ConfigError(f"Teacher and student know different classes: teacher {list(teacher_classes)}, student "
+                          f"{list(student_classes)}; distill on data with the teacher's classes.")
+    order = [teacher_keys.index(k) for k in student_keys]
+    return None if order == list(range(len(order))) else np.asarray(order)
+
+
+def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
+    """Build the student folder for ``teacher:layers=i,j,...`` from the fitted teacher's own encoder layers."""
+    from ..zoo import build_layer_student
+
+    if "hf_text" not in teacher.model_.backbones:
+        raise ConfigError(f"{spec!r} needs a teacher with a text encoder; this teacher has "
+                          f"{list(teacher.model_.backbones)}.")
+    source = folder / "teacher_encoder"
+    backbone = teacher.model_.backbones["hf_text"]
+    backbone.encoder.save_pretrained(str(source))
+    backbone.tokenizer.save_pretrained(str(source))
+    layers = spec.split("layers=", 1)[1] if "layers=" in spec else ""
+    return build_layer_student(str(source), layers, str(folder / "student_encoder"))
+
+
+def same_tokenizer(teacher_model, student_model) -> bool:
+    """Token-level terms need both models to read the very same token sequence."""
+    t = teacher_model.backbones["hf_text"] if "hf_text" in teacher_model.backbones else None
+    s = student_model.backbones["hf_text"] if "hf_text" in student_model.backbones else None
+    if t is None or s is None:
+        return False
+    return type(t.tokenizer) is type(s.tokenizer) and t.tokenizer.get_vocab() == s.tokenizer.get_vocab()
+
+
+def _allocate(shape, dtype, folder: Path | None, name: str):
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if folder is None or nbytes <= CACHE_IN_MEMORY_BYTES:
+        return np.zeros(shape, dtype=dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens=None, alignment=None,
+                    cache_folder: Path | None = None) -> dict:
+    """Run the frozen teacher once over ``data`` and keep what the objective needs, row by row.
+
+    Parameters
+    ----------
+    teacher : Predictor
+    data : DataFrame
+        Rows to label (training rows, augmented copies, unlabeled transfer rows).
+    hidden_layers, attention_layers : iterable of int
+        Teacher hidden-state indices (0 = embeddings) and attention layers (1-based) to keep, padded to the
+        longest row, in float16.
+    tokens : dict, optional
+        The student's token group, reused when both share a tokenizer (so token positions line up).
+    alignment : numpy array, optional
+        Reorders the teacher's class columns into the student's order.
+    cache_folder : Path, optional
+        Where large arrays are memory-mapped instead of held in memory.
+
+    Returns
+    -------
+    dict of name -> numpy array with rows first: ``teacher_logits``, ``teacher_features``,
+    ``teacher_hidden_<i>``, ``teacher_attention_<i>``.
+    """
+    import torch
+
+    from ..data import RowDataset, build_dataset, sorted_batches
+    from ..inference import _to_device, model_device
+
+    model = teacher.model_.eval()
+    features = teacher.preprocessor_.transform(data)
+    if tokens is not None:
+        dataset = RowDataset({"numerical": features.get("numerical"), "categorical": features.get("categorical")},
+                             {"hf_text": tokens})
+    else:
+        dataset = build_dataset(model, features, teacher.config_.model.hf_text.max_text_len)
+    hidden_layers, attention_layers = sorted(set(hidden_layers)), sorted(set(attention_layers))
+    n, width = len(dataset), int(dataset.lengths().max())
+    if attention_layers:
+        model.backbones["hf_text"].encoder.set_attn_implementation("eager")
+    out = {}
+    env = teacher.config_.env
+    with torch.inference_mode():
+        for indices in sorted_batches(dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio):
+            batch = _to_device(dataset.collate(indices), model_device(model))
+            result = model(batch, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
+            if not out:
+                out["teacher_logits"] = np.zeros((n, result["logits"].shape[1]), dtype=np.float32)
+                out["teacher_features"] = np.zeros((n, result["features"].shape[1]), dtype=np.float32)
+                for i in hidden_layers:
+                    out[f"teacher_hidden_{i}"] = _allocate((n, width, result["hidden_states"][i].shape[-1]),
+                                                           np.float16, cache_folder, f"hidden_{i}")
+                for i in attention_layers:
+                    heads = result["attentions"][i - 1].shape[1]
+                    out[f"teacher_attention_{i}"] = _allocate((n, heads, width, width), np.float16, cache_folder,
+                                                              f"attention_{i}")
+            out["teacher_logits"][indices] = result["logits"].float().cpu().numpy()
+            out["teacher_features"][indices] = result["features"].float().cpu().numpy()
+            length = batch["hf_text"]["input_ids"].shape[1] if "hf_text" in batch else 0
+            for i in hidden_layers:
+                out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].cpu().numpy()
+            for i in attention_layers:
+                out[f"teacher_attention_{i}"][indices, :, :length, :length] = result["attentions"][i - 1].cpu().numpy()
+    if alignment is not None:
+        out["teacher_logits"] = out["teacher_logits"][:, alignment]
+    return out

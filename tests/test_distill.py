@@ -1,0 +1,154 @@
+"""Distillation through Predictor.fit on tiny random encoders: checks, cache, tokenizers, transfer rows."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm_lite import Predictor
+from automm_lite.augment import augment_text, augmented_copies
+from automm_lite.distill.teacher import class_alignment, teacher_outputs
+from automm_lite.exceptions import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def teacher(bbc_short, tiny_hp, tmp_path_factory):
+    train, _ = bbc_short
+    path = tmp_path_factory.mktemp("teacher") / "t"
+    return Predictor(label="label", eval_metric="accuracy", path=str(path), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory, make_tiny_encoder):
+    """A narrower, shallower random student with the same tokenizer (so matchers are needed)."""
+    return make_tiny_encoder(tmp_path_factory.mktemp("student"), layers=1, hidden=16, heads=2)
+
+
+def student_hp(tiny_hp, student_dir, **extra):
+    return {**tiny_hp, "model.hf_text.checkpoint_name": student_dir, "optimization.max_epochs": 1, **extra}
+
+
+def test_distiller_keys_and_unlabeled_data_need_a_teacher(bbc_short, tiny_hp):
+    train, _ = bbc_short
+    with pytest.raises(ConfigError, match="teacher"):
+        Predictor(label="label").fit(train, hyperparameters={**tiny_hp, "distiller.temperature": 2})
+    with pytest.raises(ConfigError, match="teacher_predictor"):
+        Predictor(label="label").fit(train, hyperparameters=tiny_hp, unlabeled_data=train)
+    with pytest.raises(ConfigError, match="teacher_predictor"):
+        Predictor(label="label").fit(train, hyperparameters={**tiny_hp, "model.hf_text.checkpoint_name":
+                                                             "teacher:layers=0"})
+
+
+def test_teacher_mismatches_are_named_before_training(teacher, bbc_short, tiny_hp):
+    train, _ = bbc_short
+    with pytest.raises(ConfigError, match="not fitted"):
+        Predictor(label="label").fit(train, teacher_predictor=Predictor(label="label"))
+    with pytest.raises(ConfigError, match="'topic'.*'label'|'label'.*'topic'"):
+        Predictor(label="topic").fit(train.rename(columns={"label": "topic"}), teacher_predictor=teacher)
+    with pytest.raises(ConfigError, match="binary"):
+        Predictor(label="label", problem_type="binary").fit(train, teacher_predictor=teacher)
+    with pytest.raises(DataError, match="'text'"):
+        Predictor(label="label").fit(train.rename(columns={"text": "body"}), teacher_predictor=teacher)
+    with pytest.raises(ConfigError, match="different classes"):
+        fewer = train[train.label != "tech"]
+        Predictor(label="label").fit(fewer, teacher_predictor=teacher, hyperparameters=tiny_hp)
+    with pytest.raises(ConfigError, match="Predictor"):
+        Predictor(label="label").fit(train, teacher_predictor=42)
+
+
+def test_class_order_is_aligned():
+    assert class_alignment(["a", "b", "c"], ["a", "b", "c"]) is None
+    assert list(class_alignment(["b", "a"], ["a", "b"])) == [1, 0]
+    assert class_alignment([0, 1], ["0", "1"]) is None
+    assert class_alignment(None, None) is None
+
+
+def test_cached_teacher_outputs_equal_live_teacher_outputs(teacher, bbc_short):
+    _, test = bbc_short
+    rows = test.head(9)
+    cached = teacher_outputs(teacher, rows, hidden_layers=[0, 2], attention_layers=[1])
+    live = teacher.model_.backbones["hf_text"]
+    logits = teacher.predict_proba(rows).to_numpy()
+    assert np.allclose(torch.softmax(torch.from_numpy(cached["teacher_logits"]), 1).numpy(), logits, atol=1e-5)
+    assert np.allclose(cached["teacher_features"], teacher.extract_embedding(rows), atol=1e-5)
+    tokens = live.tokenizer(rows.text.tolist()[0], truncation=True, max_length=32, return_tensors="pt")
+    with torch.inference_mode():
+        out = live.encoder(**tokens, output_hidden_states=True, output_attentions=True)
+    n = tokens["input_ids"].shape[1]
+    assert np.allclose(cached["teacher_hidden_2"][0, :n], out.hidden_states[2][0].numpy(), atol=2e-2)
+    assert np.allclose(cached["teacher_attention_1"][0, :, :n, :n], out.attentions[0][0].numpy(), atol=2e-3)
+    assert cached["teacher_hidden_2"].dtype == np.float16
+
+
+def test_distilled_student_with_every_term_trains_saves_and_loads_without_teacher(teacher, bbc_short, tiny_hp,
+                                                                                    student_dir, tmp_path):
+    train, test = bbc_short
+    keys = {"distiller.hidden_state_loss_weight": 1.0, "distiller.attention_loss_weight": 1.0,
+            "distiller.embedding_loss_weight": 0.1, "distiller.output_feature_loss_type": "cosine",
+            "distiller.softmax_regression_weight": 0.5, "distiller.rkd_distance_loss_weight": 0.1,
+            "distiller.rkd_angle_loss_weight": 0.1, "distiller.t2_scaling": True,
+            "data.augment_copies": 1}
+    student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
+        train, teacher_predictor=teacher, unlabeled_data=test.drop(columns="label").head(20),
+        hyperparameters=student_hp(tiny_hp, student_dir, **keys))
+    summary = student.fit_summary()
+    assert summary["n_rows_trained"] == 2 * 128 + 20 and summary["teacher"] == teacher.path
+    metrics = pd.read_csv(tmp_path / "s" / "logs" / "metrics.csv")
+    logged = {c for c in metrics.columns if c.startswith("train_")}
+    for term in ("train_hard_label", "train_soft_label", "train_output_feature", "train_softmax_regression",
+                 "train_rkd_distance", "train_rkd_angle"):
+        assert term in logged, logged
+    assert any("hidden" in c for c in logged) and any("attention" in c for c in logged)
+    assert student.total_parameters < teacher.total_parameters
+    loaded = Predictor.load(tmp_path / "s", verbosity=0)  # no teacher, no matcher needed
+    assert (loaded.predict(test) == student.predict(test)).all()
+    assert not any("matcher" in k or "objective" in k for k in loaded.model_.state_dict())
+
+
+def test_different_tokenizers_distill_logits_and_features(teacher, bbc_short, tiny_hp, tmp_path_factory, tmp_path,
+                                                         make_tiny_encoder):
+    train, test = bbc_short
+    other = make_tiny_encoder(tmp_path_factory.mktemp("me5_tok"), layers=1, hidden=16, vocab_source="me5-small")
+    student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
+        train, teacher_predictor=teacher,
+        hyperparameters=student_hp(tiny_hp, other, **{"distiller.hidden_state_loss_weight": 1.0}))
+    assert student.model_.backbones["hf_text"].tokenizer.vocab_size != teacher.model_.backbones["hf_text"].tokenizer.vocab_size
+    assert len(student.predict(test)) == len(test)
+
+
+def test_student_from_teacher_layers_and_teacher_path(teacher, bbc_short, tiny_hp, tmp_path):
+    train, _ = bbc_short
+    student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
+        train, teacher_predictor=teacher.path,
+        hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.hf_text.checkpoint_name": "teacher:layers=1"})
+    encoder = student.model_.backbones["hf_text"].encoder
+    assert encoder.config.num_hidden_layers == 1
+    # Before training the student's layer 0 was the teacher's layer 1; the embeddings started equal too.
+    assert student.total_parameters < teacher.total_parameters
+
+
+def test_regression_distillation(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True).frame
+    hp = {"optimization.max_epochs": 5, "optim.lr": 3e-3}
+    teacher = Predictor(label="target", path=str(tmp_path / "t"), verbosity=0).fit(data.iloc[:300], hyperparameters=hp)
+    student = Predictor(label="target", path=str(tmp_path / "s"), verbosity=0).fit(
+        data.iloc[:300], teacher_predictor=teacher,
+        hyperparameters={**hp, "model.tabular_mlp.hidden_size": 16, "distiller.output_feature_loss_weight": 0.1})
+    assert student.problem_type == "regression" and np.isfinite(student.evaluate(data.iloc[300:])["rmse"])
+
+
+def test_augmentation_is_deterministic_and_keeps_labels():
+    rng = np.random.default_rng(0)
+    text = "one two three four five six seven eight nine ten"
+    assert augment_text(text, "mask", 1.0, rng, "[MASK]") == " ".join(["[MASK]"] * 10)
+    assert len(augment_text(text, "delete", 0.5, rng).split()) < 10
+    shuffled = augment_text(text, "shuffle", 0.5, rng)
+    assert sorted(shuffled.split()) == sorted(text.split())
+    with pytest.raises(ValueError, match="mask"):
+        augment_text(text, "rotate", 0.1, rng)
+    frame = pd.DataFrame({"text": [text, "short text here"], "label": ["a", "b"]})
+    a = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
+    b = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
+    assert a.equals(b) and len(a) == 6 and list(a.label) == ["a", "b"] * 3

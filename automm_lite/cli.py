@@ -1,4 +1,4 @@
-"""The `automm-lite` command: fit | evaluate | predict | demo | keys | zoo."""
+"""The `automm-lite` command: fit | evaluate | predict | distill | demo | keys | zoo."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,20 @@ def _zoo(args):
     print("\nA smaller student from chosen layers of any of them: '<name>:layers=0,2,4' (e.g. 'minilm-l6:layers=0').")
 
 
+def _distill(args):
+    from .distill.report import AUTOGLUON_RECIPE, run_distillation_table
+    from .distill.tasks import TASKS
+
+    task = TASKS[args.task](args.budget)
+    report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
+                                    task.teacher_hyperparameters, task.student_hyperparameters,
+                                    {"autogluon": AUTOGLUON_RECIPE, "ours": {}}, seeds=args.seeds,
+                                    eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
+                                    path=f"{args.path}/{task.name}", verbosity=args.verbosity)
+    print(f"\nDistillation table: {task.name} ({args.budget} budget, seeds {args.seeds}); " + "; ".join(task.notes))
+    print(report)
+
+
 def _demo(args):
     from .demo import run_demo
 
@@ -92,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="fit and evaluate on bundled real data (a few minutes on a CPU)")
     demo.add_argument("--quick", action="store_true", help="a smaller budget (about a minute)")
     demo.set_defaults(run=_demo)
+
+    distill = commands.add_parser("distill", help="teacher vs no-distill vs distilled students on a bundled task")
+    distill.add_argument("--task", choices=["bbc-short", "multilingual-pairs"], default="bbc-short")
+    distill.add_argument("--budget", choices=["small", "full"], default="small")
+    distill.add_argument("--seeds", type=int, nargs="+", default=[0])
+    distill.add_argument("--path", default="distill_runs", help="folder for the trained predictors")
+    distill.add_argument("--verbosity", type=int, default=1)
+    distill.set_defaults(run=_distill)
 
     commands.add_parser("keys", help="every hyperparameter key with its default and meaning").set_defaults(
         run=_keys)

@@ -1,0 +1,68 @@
+"""Named distillation tasks on the bundled real data: splits, teacher and student settings, budgets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DistillTask:
+    """Everything ``run_distillation_table`` needs for one task."""
+
+    name: str
+    label: str
+    train: object
+    tuning: object
+    test_sets: dict
+    teacher_hyperparameters: dict
+    student_hyperparameters: dict
+    eval_metric: str = "accuracy"
+    unlabeled: object = None
+    notes: list = field(default_factory=list)
+
+
+def bbc_short(budget: str = "full", seed: int = 0) -> DistillTask:
+    """BBC News topics from the first 24 words: a minilm-l6 teacher, a 1-layer student from its layer 0."""
+    from sklearn.model_selection import train_test_split
+
+    from ..datasets import load_bbc_news
+
+    train, test = load_bbc_news(short=True, max_words=24, seed=seed)
+    if budget == "small":
+        train, test = train.sample(400, random_state=seed), test.sample(200, random_state=seed)
+    train, tuning = train_test_split(train, test_size=0.2, stratify=train["label"], random_state=seed)
+    epochs = 2 if budget == "small" else 6
+    common = {"model.hf_text.max_text_len": 40, "optimization.max_epochs": epochs}
+    return DistillTask(
+        "bbc-short", "label", train, tuning, {"test": test},
+        teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6", "optim.lr": 1e-4},
+        student_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6:layers=0",
+                                 "optim.lr": 3e-4},
+        notes=["teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"])
+
+
+def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
+    """Question/answer match in 8 languages: a me5-small teacher, a 3-layer student from its layers 1, 5, 9."""
+    import pandas as pd
+
+    from ..datasets import load_multilingual_pairs
+
+    languages = ["english", "german", "spanish", "italian", "portuguese", "japanese", "korean", "chinese"]
+    per_language = 80 if budget == "small" else 400
+    train, tuning, test = load_multilingual_pairs(languages=languages, max_pairs_per_language=per_language,
+                                                  seed=seed)
+    tests = {lang: part for lang, part in test.groupby("language")}
+    tests["all"] = test
+    epochs = 2 if budget == "small" else 4
+    common = {"model.hf_text.max_text_len": 64, "optimization.max_epochs": epochs}
+    return DistillTask(
+        "multilingual-pairs", "label", train.drop(columns="language"), tuning.drop(columns="language"),
+        {k: v.drop(columns="language") for k, v in tests.items()},
+        teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "me5-small", "optim.lr": 5e-5},
+        student_hyperparameters={**common, "model.hf_text.checkpoint_name": "me5-small:layers=1,5,9",
+                                 "optim.lr": 1e-4},
+        eval_metric="accuracy",
+        notes=[f"{len(train)} training pairs in {len(languages)} languages (language column not a feature)",
+               "teacher: me5-small (12 layers); student: 3 layers (1, 5, 9) of me5-small, same tokenizer"])
+
+
+TASKS = {"bbc-short": bbc_short, "multilingual-pairs": multilingual_pairs}

@@ -1,0 +1,50 @@
+"""Print the distillation table (teacher / no-distill / distilled students) for the bundled real tasks.
+
+Example:
+    python benchmarks/distill_table.py --task bbc-short --seeds 0 1 2
+    python benchmarks/distill_table.py --task multilingual-pairs --budget small --seeds 0
+    python benchmarks/distill_table.py --task bbc-short --recipe hidden='{"distiller.hidden_state_loss_weight": 1}'
+"""
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main():
+    from automm_lite.distill.report import AUTOGLUON_RECIPE, run_distillation_table
+    from automm_lite.distill.tasks import TASKS
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(TASKS), default="bbc-short")
+    parser.add_argument("--budget", choices=["small", "full"], default="full")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipe", action="append", default=[], metavar="NAME=JSON",
+                        help="extra recipe: a name and a JSON dict of keys on top of the student's")
+    parser.add_argument("--only-extra", action="store_true", help="skip the autogluon and ours recipes")
+    parser.add_argument("--path", default="distill_runs")
+    args = parser.parse_args()
+
+    task = TASKS[args.task](args.budget)
+    recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": {}}
+    for item in args.recipe:
+        name, keys = item.split("=", 1)
+        recipes[name] = json.loads(keys)
+    start = time.perf_counter()
+    report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
+                                    task.teacher_hyperparameters, task.student_hyperparameters, recipes,
+                                    seeds=args.seeds, eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
+                                    path=f"{args.path}/{task.name}")
+    print(f"\nTask {task.name} ({args.budget} budget), seeds {args.seeds}; " + "; ".join(task.notes))
+    print(f"Recipes: {json.dumps(recipes)}")
+    print(report)
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"total {time.perf_counter() - start:.0f} s")
+    report.frame().to_csv(f"{args.path}/{task.name}-runs.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()

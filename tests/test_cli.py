@@ -1,0 +1,41 @@
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from automm_lite.cli import main
+from automm_lite.config import keys_table
+
+
+def test_fit_evaluate_predict_on_files(bbc_short, tiny_text_dir, tmp_path, capsys):
+    train, test = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_parquet(tmp_path / "test.parquet")
+    code = main(["fit", str(tmp_path / "train.csv"), "--label", "label", "--path", str(tmp_path / "model"),
+                 "--verbosity", "0", "--hyperparameters", f"model.hf_text.checkpoint_name={tiny_text_dir}",
+                 "optimization.max_epochs=1", "model.hf_text.max_text_len=32"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["path"] == str(tmp_path / "model")
+    assert main(["evaluate", str(tmp_path / "model"), str(tmp_path / "test.parquet"), "--metrics", "accuracy",
+                 "--verbosity", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 <= result["accuracy"] <= 1 and result["timing"]["rows"] == len(test)
+    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "test.parquet"), "--output",
+                 str(tmp_path / "pred.csv"), "--verbosity", "0"]) == 0
+    predictions = pd.read_csv(tmp_path / "pred.csv")
+    assert len(predictions) == len(test) and set(predictions["label"]) <= set(train["label"])
+
+
+def test_user_errors_exit_2_with_a_message(tmp_path, capsys, bbc_short):
+    bbc_short[0].to_csv(tmp_path / "train.csv", index=False)
+    assert main(["fit", str(tmp_path / "train.csv"), "--label", "label", "--hyperparameters", "optim.lrr=1"]) == 2
+    assert "optim.lr" in capsys.readouterr().err
+
+
+def test_readme_documents_every_key_and_starts_with_the_two_commands():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert keys_table() in readme, "README's key table is stale: paste `automm-lite keys` output"
+    block = readme.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(block) == 2 and "automm-lite demo" in block[0] and "pytest" in block[1]
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert block[1] in ci

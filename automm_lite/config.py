@@ -176,15 +176,10 @@ def flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def iter_fields(config=None, prefix: str = ""):
+def iter_fields(config=None):
     """Yield ``(dotted_key, dataclass_field, current_value)`` for every leaf key of a config."""
-    config = Config() if config is None else config
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            yield from iter_fields(value, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}", f, value
+    for key, f, owner in _iter_owners(Config() if config is None else config):
+        yield key, f, getattr(owner, f.name)
 
 
 def canonical_key(key: str) -> str:

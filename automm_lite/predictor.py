@@ -114,6 +114,26 @@ class Predictor:
         train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
                                                           time_limit, seed, holdout_frac, teacher is not None)
         unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
+        save_path = Path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S')}").resolve()
+        self.path = str(save_path)
+        work_dir = save_path.parent / f".{save_path.name}.fitting"
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True)
+        handler = self._log_to_file(work_dir / "fit.log")
+        try:
+            return self._fit(train, tuning, config, teacher, unlabeled, seed, time_limit, column_types,
+                             holdout_frac, start, save_path, work_dir, handler)
+        finally:
+            logging.getLogger("automm_lite").removeHandler(handler)
+            logging.getLogger("lightning.pytorch").removeHandler(handler)
+            handler.close()
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _fit(self, train, tuning, config, teacher, unlabeled, seed, time_limit, column_types, holdout_frac, start,
+             save_path, work_dir, handler):
+        """The fit itself, once the arguments are checked and the fit folder (with its log file) exists."""
+        from .fitting import fit_model
+
         self.config_ = config
         self.problem_type_ = self._problem_type or (teacher.problem_type if teacher is not None else
                                                     infer_problem_type(train[self.label], self._eval_metric))
@@ -138,32 +158,19 @@ class Predictor:
         logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
                     self.problem_type_, self.eval_metric_,
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
-        from .fitting import fit_model
-        save_path = Path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S')}").resolve()
-        self.path = str(save_path)
-        work_dir = save_path.parent / f".{save_path.name}.fitting"
-        shutil.rmtree(work_dir, ignore_errors=True)
-        work_dir.mkdir(parents=True)
-        handler = self._log_to_file(work_dir / "fit.log")
-        try:
-            result = fit_model(self, train, tuning, seed, time_limit, work_dir, teacher, unlabeled, alignment)
-            self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
-            self._summary = {f"val_{self.eval_metric_}": result["val_score"],
-                             "training_time": time.perf_counter() - start, "n_train_rows": len(train),
-                             "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
-                             "epochs": result["epochs"], "steps": result["steps"], "seed": seed,
-                             "n_rows_trained": result["n_rows_trained"],
-                             "teacher": None if teacher is None else str(teacher.path)}
-            logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
-                        self.eval_metric_, result["val_score"], save_path)
-            handler.close()
-            from .io import save_atomically
-            save_atomically(self, save_path, staging=work_dir)
-        finally:
-            logging.getLogger("automm_lite").removeHandler(handler)
-            logging.getLogger("lightning.pytorch").removeHandler(handler)
-            handler.close()
-            shutil.rmtree(work_dir, ignore_errors=True)
+        result = fit_model(self, train, tuning, seed, time_limit, work_dir, teacher, unlabeled, alignment)
+        self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
+        self._summary = {f"val_{self.eval_metric_}": result["val_score"],
+                         "training_time": time.perf_counter() - start, "n_train_rows": len(train),
+                         "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
+                         "epochs": result["epochs"], "steps": result["steps"], "seed": seed,
+                         "n_rows_trained": result["n_rows_trained"],
+                         "teacher": None if teacher is None else str(teacher.path)}
+        logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
+                    self.eval_metric_, result["val_score"], save_path)
+        handler.close()
+        from .io import save_atomically
+        save_atomically(self, save_path, staging=work_dir)
         return self
 
     def _check_fit_arguments(self, train_data, tuning_data, hyperparameters, presets, time_limit, seed,
@@ -245,6 +252,7 @@ class Predictor:
         from .inference import make_timing, run_model
 
         self._check_fitted()
+        self._setup_logging()  # the console follows the verbosity of the predictor at work
         start = time.perf_counter()
         data = read_data(data)
         self.preprocessor_.check_columns(data, need_label=need_label)
@@ -413,18 +421,20 @@ class Predictor:
     def _setup_logging(self):
         level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(self.verbosity, logging.DEBUG)
         package_logger = logging.getLogger("automm_lite")
-        package_logger.setLevel(level)
-        if not any(getattr(h, "_automm_console", False) for h in package_logger.handlers):
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            handler._automm_console = True
-            package_logger.addHandler(handler)
+        package_logger.setLevel(logging.DEBUG)  # the console shows by verbosity; the fit log keeps everything
+        console = [h for h in package_logger.handlers if getattr(h, "_automm_console", False)]
+        if not console:
+            console = [logging.StreamHandler()]
+            console[0].setFormatter(logging.Formatter("%(message)s"))
+            console[0]._automm_console = True
+            package_logger.addHandler(console[0])
+        console[0].setLevel(level)
         package_logger.propagate = False
         logging.getLogger("lightning.pytorch").setLevel(logging.INFO if self.verbosity >= 3 else logging.WARNING)
 
     def _log_to_file(self, file):
         handler = logging.FileHandler(file)
-        handler.setLevel(logging.DEBUG)
+        handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.getLogger("automm_lite").addHandler(handler)
         logging.getLogger("lightning.pytorch").addHandler(handler)

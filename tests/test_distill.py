@@ -152,3 +152,26 @@ def test_augmentation_is_deterministic_and_keeps_labels():
     a = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
     b = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
     assert a.equals(b) and len(a) == 6 and list(a.label) == ["a", "b"] * 3
+
+
+def test_distillation_ratio_and_table_aggregation():
+    from automm_lite.distill.report import DistillationReport, distillation_ratio
+
+    assert distillation_ratio(0.9, 0.8, 0.85) == pytest.approx(0.5)
+    assert np.isnan(distillation_ratio(0.8, 0.8, 0.85))
+    report = DistillationReport("accuracy")
+    base = {"test_set": "all", "parameters": 10, "fit_seconds": 10.0}
+    report.runs += [{**base, "model": "teacher", "role": "teacher", "seed": 0, "score": 0.9, "seconds": 4.0,
+                     "baseline": "", "parameters": 100, "fit_seconds": 50.0}]
+    for seed, (plain, kd) in enumerate([(0.80, 0.86), (0.82, 0.86)]):
+        report.runs.append({**base, "model": "no-distill", "role": "no-distill", "seed": seed, "score": plain,
+                            "seconds": 1.0, "baseline": ""})
+        report.runs.append({**base, "model": "distilled: ours", "role": "student", "seed": seed, "score": kd,
+                            "seconds": 1.0, "baseline": "no-distill", "fit_seconds": 11.0})
+    table = report.table().set_index("model")
+    assert table.loc["distilled: ours", "accuracy"] == pytest.approx(0.86)
+    assert table.loc["distilled: ours", "ratio"] == pytest.approx((0.6 + 0.5) / 2)
+    assert table.loc["distilled: ours", "speed-up"] == pytest.approx(4.0)
+    assert table.loc["distilled: ours", "fit / no-distill fit"] == pytest.approx(1.1)
+    assert table.loc["no-distill", "spread"] == pytest.approx(0.01)
+    assert "distilled: ours" in str(report)

@@ -162,3 +162,14 @@ def test_time_limit_stops_training(bbc_short, tiny_hp, tmp_path):
 def test_import_is_light():
     code = "import sys, automm_lite; print(any(m in sys.modules for m in ('torch', 'transformers', 'lightning', 'pandas')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_bf16_training_accumulation_and_fit_log(bbc_short, tiny_hp, tmp_path):
+    train, test = bbc_short
+    predictor = Predictor(label="label", path=str(tmp_path / "bf16"), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "env.precision": "bf16-mixed",
+                                "env.batch_size": 32, "env.per_gpu_batch_size": 8})
+    assert predictor.fit_summary()["steps"] == 4  # 128 rows / (8 per step x 4 accumulated)
+    assert np.isfinite(predictor.predict_proba(test).to_numpy()).all()
+    assert "Problem type: multiclass" in (tmp_path / "bf16" / "fit.log").read_text()
+    assert (tmp_path / "bf16" / "logs" / "metrics.csv").is_file()

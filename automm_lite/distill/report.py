@@ -41,7 +41,8 @@ class DistillationReport:
             row = {"test set": test_set, "model": model, "seeds": len(group),
                    self.metric: group.score.mean(), "spread": group.score.std(ddof=0),
                    "parameters (M)": group.parameters.iloc[0] / 1e6, "evaluate s": group.seconds.mean(),
-                   "speed-up": teacher.seconds.mean()[test_set] / group.seconds.mean()}
+                   "speed-up": teacher.seconds.mean()[test_set] / group.seconds.mean(),
+                   "fit s": group.fit_seconds.mean()}
             baseline = group.baseline.iloc[0]
             if baseline:
                 base = runs[(runs.test_set == test_set) & (runs.model == baseline)].set_index("seed").score
@@ -49,6 +50,8 @@ class DistillationReport:
                           for seed, score in zip(group.seed, group.score)]
                 row["ratio"] = float(pd.Series(ratios).mean())
                 row["ratio spread"] = float(pd.Series(ratios).std(ddof=0))
+                base_fit = runs[(runs.test_set == test_set) & (runs.model == baseline)].fit_seconds.mean()
+                row["fit / no-distill fit"] = group.fit_seconds.mean() / base_fit
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -105,7 +108,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     for name, data in test_sets.items():
         score, seconds = _timed_score(teacher, data, eval_metric)
         report.runs.append({"test_set": name, "model": "teacher", "role": "teacher", "seed": 0, "score": score,
-                            "seconds": seconds, "parameters": teacher.total_parameters, "baseline": ""})
+                            "seconds": seconds, "parameters": teacher.total_parameters, "baseline": "",
+                            "fit_seconds": teacher.fit_summary()["training_time"]})
     baselines = {}
     for seed in seeds:
         for recipe_name, recipe in recipes.items():
@@ -131,4 +135,5 @@ def _record(report, predictor, test_sets, model, role, seed, baseline, metric):
     for name, data in test_sets.items():
         score, seconds = _timed_score(predictor, data, metric)
         report.runs.append({"test_set": name, "model": model, "role": role, "seed": seed, "score": score,
-                            "seconds": seconds, "parameters": predictor.total_parameters, "baseline": baseline})
+                            "seconds": seconds, "parameters": predictor.total_parameters, "baseline": baseline,
+                            "fit_seconds": predictor.fit_summary()["training_time"]})

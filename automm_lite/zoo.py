@@ -111,7 +111,7 @@ def resolve_checkpoint(name: str) -> str:
         return name  # a local folder or a hub name: from_pretrained handles both
     source = match.group("source")
     source_path = resolve_checkpoint(source)
-    layers = _parse_layers(match.group("layers"), _num_layers(source_path), source)
+    layers = parse_layers(match.group("layers"), _num_layers(source_path), source)
     if source in ZOO:
         key = source
     else:  # key a folder by its path and file stamps, so a re-trained teacher gets a fresh student
@@ -157,7 +157,7 @@ def build_layer_student(source_dir, layers, dest_dir) -> str:
     source, dest = os.fspath(source_dir), pathlib.Path(dest_dir)
     model, info = AutoModel.from_pretrained(source, output_loading_info=True)
     config = model.config
-    layers = _parse_layers(",".join(map(str, layers)), config.num_hidden_layers, source)
+    layers = parse_layers(",".join(map(str, layers)), config.num_hidden_layers, source)
     absent = set(info.get("missing_keys", ()))  # randomly initialised (e.g. a pooler the source lacks): not saved
     pattern = re.compile(r"^(.*\bencoder\.layer\.)(\d+)\.(.+)$")
     state, found = {}, False
@@ -191,7 +191,7 @@ def build_layer_student(source_dir, layers, dest_dir) -> str:
     return str(dest)
 
 
-def _parse_layers(spec: str, n_layers: int, source: str) -> list[int]:
+def parse_layers(spec: str, n_layers: int, source: str) -> list[int]:
     """Parse ``"1,3,5"`` into distinct in-range layer indices, or raise a ValueError showing the way out."""
 
     def fail(why):

@@ -120,11 +120,11 @@ def test_student_from_teacher_layers_and_teacher_path(teacher, bbc_short, tiny_h
     train, _ = bbc_short
     student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
         train, teacher_predictor=teacher.path,
-        hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.hf_text.checkpoint_name": "teacher:layers=1"})
-    encoder = student.model_.backbones["hf_text"].encoder
-    assert encoder.config.num_hidden_layers == 1
-    # Before training the student's layer 0 was the teacher's layer 1; the embeddings started equal too.
-    assert student.total_parameters < teacher.total_parameters
+        hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.hf_text.checkpoint_name": "teacher:layers=1,0"})
+    assert student.model_.backbones["hf_text"].encoder.config.num_hidden_layers == 2
+    with pytest.raises(ValueError, match="layer 5"):
+        Predictor(label="label", verbosity=0).fit(train, teacher_predictor=teacher, hyperparameters={
+            **tiny_hp, "model.hf_text.checkpoint_name": "teacher:layers=5"})
 
 
 def test_regression_distillation(tmp_path):

@@ -173,3 +173,20 @@ def test_bf16_training_accumulation_and_fit_log(bbc_short, tiny_hp, tmp_path):
     assert np.isfinite(predictor.predict_proba(test).to_numpy()).all()
     assert "Problem type: multiclass" in (tmp_path / "bf16" / "fit.log").read_text()
     assert (tmp_path / "bf16" / "logs" / "metrics.csv").is_file()
+
+
+def test_text_categorical_and_numerical_columns_are_all_used(tiny_hp, tmp_path):
+    from automm_lite.datasets import load_drug_reviews
+
+    train, test = load_drug_reviews()
+    predictor = Predictor(label="label", path=str(tmp_path / "drug"), verbosity=0).fit(
+        train.sample(200, random_state=0), hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    assert predictor.class_labels == ["negative", "neutral", "positive"]
+    assert set(predictor.model_.backbones) == {"hf_text", "tabular_mlp"}
+    kinds = predictor.column_types
+    assert kinds["review"] == "text" and kinds["drug"] == "categorical" and kinds["useful_count"] == "numerical"
+    rows = test.head(20)
+    base = predictor.predict_proba(rows).to_numpy()
+    for column, value in (("useful_count", 10_000), ("condition", "Depression"), ("review", "terrible")):
+        changed = predictor.predict_proba(rows.assign(**{column: value})).to_numpy()
+        assert not np.allclose(base, changed), column

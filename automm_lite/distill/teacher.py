@@ -58,7 +58,7 @@ def class_alignment(teacher_classes, student_classes):
 
 def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
     """Build the student folder for ``teacher:layers=i,j,...`` from the fitted teacher's own encoder layers."""
-    from ..zoo import build_layer_student
+    from ..zoo import build_layer_student, parse_layers
 
     if "hf_text" not in teacher.model_.backbones:
         raise ConfigError(f"{spec!r} needs a teacher with a text encoder; this teacher has "
@@ -67,7 +67,8 @@ def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
     backbone = teacher.model_.backbones["hf_text"]
     backbone.encoder.save_pretrained(str(source))
     backbone.tokenizer.save_pretrained(str(source))
-    layers = spec.split("layers=", 1)[1] if "layers=" in spec else ""
+    layers = parse_layers(spec.split("layers=", 1)[1] if "layers=" in spec else "",
+                          backbone.encoder.config.num_hidden_layers, "teacher")
     return build_layer_student(str(source), layers, str(folder / "student_encoder"))
 
 

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main():
+    from automm_lite import Predictor
     from automm_lite.distill.report import AUTOGLUON_RECIPE, run_distillation_table
     from automm_lite.distill.tasks import TASKS
 
@@ -26,6 +27,7 @@ def main():
                         help="extra recipe: a name and a JSON dict of keys on top of the student's")
     parser.add_argument("--only-extra", action="store_true", help="skip the autogluon and ours recipes")
     parser.add_argument("--path", default="distill_runs")
+    parser.add_argument("--teacher", help="folder of a teacher already fitted on this task (skips its training)")
     args = parser.parse_args()
 
     task = TASKS[args.task](args.budget)
@@ -37,7 +39,8 @@ def main():
     report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
                                     task.teacher_hyperparameters, task.student_hyperparameters, recipes,
                                     seeds=args.seeds, eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
-                                    path=f"{args.path}/{task.name}")
+                                    path=f"{args.path}/{task.name}",
+                                    teacher=Predictor.load(args.teacher, verbosity=0) if args.teacher else None)
     print(f"\nTask {task.name} ({args.budget} budget), seeds {args.seeds}; " + "; ".join(task.notes))
     print(f"Recipes: {json.dumps(recipes)}")
     print(report)

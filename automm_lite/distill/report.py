@@ -11,6 +11,7 @@ logger = logging.getLogger("automm_lite")
 AUTOGLUON_RECIPE = {"distiller.hidden_state_loss_weight": 0.0, "distiller.attention_loss_weight": 0.0,
                     "distiller.embedding_loss_weight": 0.0}
 DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
+TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
 
 
 def distillation_ratio(teacher: float, no_distill: float, student: float) -> float:
@@ -89,7 +90,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
     unlabeled_data : DataFrame, optional
-        Transfer rows for the distilled students (the no-distill student cannot use unlabeled rows).
+        Transfer rows for the distilled students whose recipe sets ``"transfer_rows": True`` (a no-distill
+        student cannot use rows without labels).
     teacher : Predictor, optional
         Reuse a fitted teacher instead of training one.
 
@@ -113,6 +115,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     baselines = {}
     for seed in seeds:
         for recipe_name, recipe in recipes.items():
+            recipe = dict(recipe)
+            transfer = unlabeled_data if recipe.pop(TRANSFER_ROWS, False) else None
             data_keys = {k: v for k, v in recipe.items() if k in DATA_KEYS}
             key = tuple(sorted((k, str(v)) for k, v in data_keys.items()))
             base_name = "no-distill" + (" (same augmented copies, gold labels)" if data_keys else "")
@@ -124,7 +128,7 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
                 _record(report, plain, test_sets, base_name, "no-distill", seed, "", eval_metric)
             student = Predictor(label, eval_metric=eval_metric, path=f"{path}/{recipe_name}-{seed}",
                                 verbosity=verbosity).fit(
-                train, tuning_data=tuning, seed=seed, teacher_predictor=teacher, unlabeled_data=unlabeled_data,
+                train, tuning_data=tuning, seed=seed, teacher_predictor=teacher, unlabeled_data=transfer,
                 hyperparameters={**student_hyperparameters, **recipe})
             _record(report, student, test_sets, f"distilled: {recipe_name}", "student", seed, base_name,
                     eval_metric)

@@ -50,6 +50,12 @@ def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
     per_language = 60 if budget == "small" else 240
     train, tuning, test = load_multilingual_pairs(languages=languages, max_pairs_per_language=per_language,
                                                   seed=seed)
+    # Transfer rows: more pairs of the same languages, labels dropped, none sharing a question with the
+    # tuning or test rows (the labelled rows are left out as well).
+    everything = pd.concat(load_multilingual_pairs(languages=languages, seed=seed))
+    held_out = set(pd.concat([train, tuning, test]).sentence1)
+    unlabeled = everything[~everything.sentence1.isin(held_out)].drop(columns=["label", "language"])
+    unlabeled = unlabeled.sample(n=min(len(unlabeled), 6 * per_language * len(languages) // 4), random_state=seed)
     tests = {lang: part for lang, part in test.groupby("language")}
     tests["all"] = test
     epochs = 2 if budget == "small" else 3
@@ -60,8 +66,9 @@ def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
         teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "me5-small", "optim.lr": 5e-5},
         student_hyperparameters={**common, "model.hf_text.checkpoint_name": "me5-small:layers=3,7,11",
                                  "optim.lr": 1e-4},
-        eval_metric="accuracy",
-        notes=[f"{len(train)} training pairs in {len(languages)} languages (language column not a feature)",
+        eval_metric="accuracy", unlabeled=unlabeled.reset_index(drop=True),
+        notes=[f"{len(train)} training pairs in {len(languages)} languages (language column not a feature); "
+               f"{len(unlabeled)} unlabeled transfer pairs",
                "teacher: me5-small (12 layers); student: 3 layers (3, 7, 11) of pretrained me5-small, same tokenizer"])
 
 

@@ -246,7 +246,10 @@ def _build_once(target: pathlib.Path, build) -> str:
             shutil.rmtree(stale, ignore_errors=True)
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            with _quiet():
+            import torch
+
+            # fork_rng: a first-time conversion must not shift the caller's random state (same seed, same fit).
+            with _quiet(), torch.random.fork_rng(devices=[]):
                 build(tmp)
             for path in [tmp, *tmp.rglob("*")]:  # mkdtemp and transformers write private files; caches get shared
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)

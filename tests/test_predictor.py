@@ -190,3 +190,14 @@ def test_text_categorical_and_numerical_columns_are_all_used(tiny_hp, tmp_path):
     for column, value in (("useful_count", 10_000), ("condition", "Depression"), ("review", "terrible")):
         changed = predictor.predict_proba(rows.assign(**{column: value})).to_numpy()
         assert not np.allclose(base, changed), column
+
+
+def test_first_time_student_build_does_not_change_the_fit(bbc_short, tiny_hp, tmp_path, monkeypatch):
+    """A zoo conversion on first use must not consume the fit's random numbers."""
+    train, test = bbc_short
+    hp = {**tiny_hp, "optimization.max_epochs": 1,
+          "model.hf_text.checkpoint_name": f"{tiny_hp['model.hf_text.checkpoint_name']}:layers=1"}
+    monkeypatch.setenv("AUTOMM_LITE_CACHE", str(tmp_path / "cache"))
+    first = Predictor(label="label", path=str(tmp_path / "a"), verbosity=0).fit(train, hyperparameters=hp)
+    second = Predictor(label="label", path=str(tmp_path / "b"), verbosity=0).fit(train, hyperparameters=hp)
+    assert np.array_equal(first.predict_proba(test).to_numpy(), second.predict_proba(test).to_numpy())

@@ -69,7 +69,10 @@ def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
     backbone.tokenizer.save_pretrained(str(source))
     layers = parse_layers(spec.split("layers=", 1)[1] if "layers=" in spec else "",
                           backbone.encoder.config.num_hidden_layers, "teacher")
-    return build_layer_student(str(source), layers, str(folder / "student_encoder"))
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # building must not shift the fit's random state
+        return build_layer_student(str(source), layers, str(folder / "student_encoder"))
 
 
 def same_tokenizer(teacher_model, student_model) -> bool:

@@ -58,7 +58,9 @@ def _distill(args):
     task = TASKS[args.task](args.budget)
     report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
                                     task.teacher_hyperparameters, task.student_hyperparameters,
-                                    {"autogluon": AUTOGLUON_RECIPE, "ours": {}}, seeds=args.seeds,
+                                    {"autogluon": AUTOGLUON_RECIPE,
+                                     "ours": {"transfer_rows": True} if task.unlabeled is not None else {}},
+                                    seeds=args.seeds,
                                     eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
                                     path=f"{args.path}/{task.name}", verbosity=args.verbosity)
     print(f"\nDistillation table: {task.name} ({args.budget} budget, seeds {args.seeds}); " + "; ".join(task.notes))

@@ -123,9 +123,9 @@ class DistillerConfig:
                                              choices=["", "mse", "cross_entropy"])
     rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", min=0.0)
     rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", min=0.0)
-    hidden_state_loss_weight: float = _key(0.0, "Weight of the intermediate hidden-state term (summed over the "
-                                           "layer mapping, averaged)", min=0.0)
-    hidden_state_loss_type: str = _key("mse", "Hidden-state loss", choices=["mse", "cosine"])
+    hidden_state_loss_weight: float = _key(1.0, "Weight of the intermediate hidden-state term (averaged over the "
+                                           "layer mapping; same tokenizer only, else skipped)", min=0.0)
+    hidden_state_loss_type: str = _key("cosine", "Hidden-state loss", choices=["mse", "cosine"])
     attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", min=0.0)
     attention_loss_type: str = _key("kl", "Attention loss", choices=["kl", "mse"])
     embedding_loss_weight: float = _key(0.0, "Weight of the embedding-layer output term", min=0.0)

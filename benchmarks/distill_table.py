@@ -31,7 +31,8 @@ def main():
     args = parser.parse_args()
 
     task = TASKS[args.task](args.budget)
-    recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": {}}
+    ours = {"transfer_rows": True} if task.unlabeled is not None else {}
+    recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": ours}
     for item in args.recipe:
         name, keys = item.split("=", 1)
         recipes[name] = json.loads(keys)

@@ -65,8 +65,8 @@ def plan_distillation(distiller, problem_type: str, student_model, teacher_model
     if not any(w > 0 for w in token_weights):
         return plan
     if not token_level:
-        logger.warning("Hidden-state, attention and embedding terms are skipped: teacher and student read "
-                       "different tokens (different tokenizers or no text encoder).")
+        logger.info("Hidden-state, attention and embedding terms are skipped: teacher and student read "
+                    "different tokens (different tokenizers or no text encoder).")
         return plan
     pairs = layer_pairs(distiller.layer_mapping, _num_layers(student_model), _num_layers(teacher_model))
     if distiller.hidden_state_loss_weight > 0:

@@ -99,7 +99,8 @@ class EnvConfig:
     precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
                           "a CPU falls back with a warning)",
                           choices=["32", "bf16-mixed", "16-mixed"])
-    num_gpus: int = _key(-1, "Devices to use: -1 = all GPUs if any, 0 = CPU", min=-1)
+    num_gpus: int = _key(-1, "Devices to use: -1 = one GPU if there is one, else the CPU; 0 = CPU; n = n GPUs",
+                         min=-1)
     num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", min=0)
     num_workers_evaluation: int = _key(0, "DataLoader workers for inference (alias `env.num_workers_inference`)",
                                        min=0)
@@ -123,7 +124,7 @@ class DistillerConfig:
                                              choices=["", "mse", "cross_entropy"])
     rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", min=0.0)
     rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", min=0.0)
-    hidden_state_loss_weight: float = _key(1.0, "Weight of the intermediate hidden-state term (averaged over the "
+    hidden_state_loss_weight: float = _key(0.0, "Weight of the intermediate hidden-state term (averaged over the "
                                            "layer mapping; same tokenizer only, else skipped)", min=0.0)
     hidden_state_loss_type: str = _key("cosine", "Hidden-state loss", choices=["mse", "cosine"])
     attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", min=0.0)
@@ -151,6 +152,9 @@ class Config:
         return apply_overrides(cls(), flatten(values), allow_distiller=True)
 
 
+# Value spellings from AutoGluon's examples: alias -> the value the choices list.
+VALUE_ALIASES = {"mean_square_error": "mse", "mean_squared_error": "mse", "cosine_distance": "cosine",
+                 "kl_div": "kl", "ce": "cross_entropy"}
 # Other spellings users bring from AutoGluon (<= 1.2 and >= 1.3): alias -> canonical key.
 ALIASES = {
     "optimization.lr": "optimization.learning_rate",
@@ -258,6 +262,8 @@ def _coerce(key: str, value, meta: dict):
         value = str(int(value)) if float(value).is_integer() else str(value)
     if not isinstance(value, str):
         raise bad("a string")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        value = VALUE_ALIASES.get(value, value)
     if meta["choices"] is not None and value not in meta["choices"]:
         raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
     return value

@@ -60,7 +60,8 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
         from .distill.recipe import build_objective, plan_distillation
         from .distill.teacher import same_tokenizer, teacher_outputs
 
-        token_level = same_tokenizer(teacher.model_, model)
+        token_level = (same_tokenizer(teacher.model_, model)
+                       and teacher.preprocessor_.columns("text") == pre.columns("text"))
         plan = plan_distillation(config.distiller, pre.problem_type, model, teacher.model_, token_level)
         train_set = build_dataset(model, features, max_len, labels)
         start = time.perf_counter()
@@ -73,14 +74,15 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
                                          - s["label_mean"]) / s["label_std"]).astype("float32")
         train_set.arrays.update(arrays)
         logger.info("Teacher outputs for %d rows computed once in %.1f s.", len(rows), time.perf_counter() - start)
-        objective = build_objective(config, pre.problem_type, model, teacher.model_, plan)
+        objective = build_objective(config, pre.problem_type, model, teacher.model_, plan, alignment)
         forward_kwargs = plan.student_forward
         if forward_kwargs.get("output_attentions"):
             model.backbones["hf_text"].encoder.set_attn_implementation("eager")
         logger.info("Distillation objective: %s", objective.objective)
     tuning_set = build_dataset(model, pre.transform(tuning), max_len, pre.encode_labels(tuning[pre.label]))
     metric = get_metric(predictor.eval_metric_)
-    system = LitSystem(model.train(), objective, opt, metric, pre.problem_type, forward_kwargs)
+    scale = (pre.state["label_mean"], pre.state["label_std"]) if pre.problem_type == "regression" else None
+    system = LitSystem(model.train(), objective, opt, metric, pre.problem_type, forward_kwargs, scale)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
     eval_batch = env.per_gpu_batch_size * env.eval_batch_size_ratio
     trainer, checkpoints = build_trainer(config, str(work_dir), len(loader), metric, predictor.verbosity,
@@ -88,7 +90,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     trainer.fit(system, loader, eval_loader(tuning_set, eval_batch, env.num_workers_evaluation))
 
     def tuning_score(candidate) -> float:  # greater is better, whatever the metric
-        value = score_dataset(candidate, tuning_set, eval_batch, metric, pre.problem_type)
+        value = score_dataset(candidate, tuning_set, eval_batch, metric, pre.problem_type, scale)
         return value if metric.greater_is_better else -value
 
     ranked = sorted(checkpoints.best_k_models, key=lambda p: float(checkpoints.best_k_models[p]),
@@ -98,7 +100,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     if forward_kwargs.get("output_attentions"):
         model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # fast attention for inference
-    val_score = score_dataset(model, tuning_set, eval_batch, metric, pre.problem_type)
+    val_score = score_dataset(model, tuning_set, eval_batch, metric, pre.problem_type, scale)
     return {"model": model.eval(), "names": names, "schema": schema, "val_score": val_score,
             "averaged": len(averaged), "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "n_rows_trained": len(rows)}
@@ -131,7 +133,7 @@ def training_rows(predictor, model, train, unlabeled, seed):
     return rows, np.concatenate([labels, missing])
 
 
-def score_dataset(model, dataset, batch_size, metric, problem_type) -> float:
+def score_dataset(model, dataset, batch_size, metric, problem_type, label_scale=None) -> float:
     """The metric of ``model`` on a labelled RowDataset."""
     import torch
 
@@ -139,7 +141,8 @@ def score_dataset(model, dataset, batch_size, metric, problem_type) -> float:
     from .training import score_logits
 
     result, _ = run_model(model, dataset, batch_size)
-    return score_logits(metric, problem_type, torch.from_numpy(result["logits"]), dataset.arrays["label"])
+    return score_logits(metric, problem_type, torch.from_numpy(result["logits"]), dataset.arrays["label"],
+                        label_scale)
 
 
 def restore_model(config, names, schema, path):

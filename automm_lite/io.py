@@ -34,13 +34,24 @@ def write_predictor(predictor, folder: Path):
     (folder / "README.md").write_text(model_card(predictor))
 
 
+def check_save_path(path) -> Path:
+    """Refuse a target that is a file or a folder of something else: saving replaces the whole folder."""
+    from .exceptions import DataError
+
+    path = Path(path).resolve()
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / METADATA_FILE).is_file())):
+        raise DataError(f"{str(path)!r} exists and is not a saved predictor; saving would replace it. Choose a new "
+                        "folder (or an empty one).")
+    return path
+
+
 def save_atomically(predictor, path, staging: Path | None = None) -> Path:
     """Write the predictor to ``path`` so that ``path`` is always either the old or the complete new version.
 
     Files go to a staging folder next to ``path`` (or the given one, e.g. the folder that holds the fit logs),
     which is then renamed into place.
     """
-    path = Path(path).resolve()
+    path = check_save_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = staging or path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
     try:

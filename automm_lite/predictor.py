@@ -111,10 +111,13 @@ class Predictor:
         if teacher_predictor is not None:
             from .distill.teacher import load_teacher
             teacher = load_teacher(teacher_predictor)
+            self._setup_logging()  # loading the teacher set the console to its verbosity
         train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
                                                           time_limit, seed, holdout_frac, teacher is not None)
         unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
-        save_path = Path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S')}").resolve()
+        from .io import check_save_path
+
+        save_path = check_save_path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S_%f')}")
         self.path = str(save_path)
         work_dir = save_path.parent / f".{save_path.name}.fitting"
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -149,6 +152,7 @@ class Predictor:
         self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
                                           config.data.numerical_label_preprocessing).fit(train)
         self.preprocessor_.check_columns(tuning, need_label=True)
+        self.preprocessor_.encode_labels(tuning[self.label])  # unseen or missing tuning labels: fail now
         alignment = None
         if unlabeled is not None:
             self.preprocessor_.check_columns(unlabeled)
@@ -214,6 +218,8 @@ class Predictor:
                             "them, e.g. df.columns = df.columns.astype(str).")
         if self.label not in data.columns:
             raise DataError(f"{what} has no label column {self.label!r}; its columns are {list(data.columns)}.")
+        if data.empty:
+            raise DataError(f"{what} has no rows.")
         missing = data[self.label].isna()
         if missing.all():
             raise DataError(f"{what}: every value of the label column {self.label!r} is missing.")
@@ -237,7 +243,10 @@ class Predictor:
         stratify = None
         if self.problem_type_ != "regression":
             counts = data[self.label].value_counts()
-            if counts.min() >= 2 and int(frac * len(data)) >= len(counts):
+            if counts.min() < 2:
+                raise DataError(f"Class {counts.idxmin()!r} of {self.label!r} has a single row, too few to hold some "
+                                "out for tuning: pass tuning_data=..., or add rows of that class.")
+            if int(frac * len(data)) >= len(counts):
                 stratify = data[self.label]
         return train_test_split(data, test_size=frac, random_state=seed, stratify=stratify)
 
@@ -255,6 +264,8 @@ class Predictor:
         self._setup_logging()  # the console follows the verbosity of the predictor at work
         start = time.perf_counter()
         data = read_data(data)
+        if data.empty:
+            raise DataError("The data has no rows to predict.")
         self.preprocessor_.check_columns(data, need_label=need_label)
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
                                 self.config_.model.hf_text.max_text_len)
@@ -323,13 +334,17 @@ class Predictor:
         self._check_fitted()
         names = [self.eval_metric_] if metrics is None else [metrics] if isinstance(metrics, str) else list(metrics)
         chosen = [get_metric(name, self.problem_type_) for name in names]
-        data, proba, values = self._proba_and_values(data, need_label=True)
-        labels = data[self.label]
-        if self.problem_type_ == "regression":
-            truth, predicted = pd.to_numeric(labels).to_numpy(), values
+        data = read_data(data)
+        self.preprocessor_.check_columns(data, need_label=True)
+        if self.problem_type_ == "regression":  # check the labels before spending time on inference
+            truth = pd.to_numeric(data[self.label], errors="coerce").to_numpy()
+            if pd.isna(truth).any():
+                raise DataError(f"The label column {self.label!r} has missing or non-numeric values; a regression "
+                                "predictor is evaluated on numbers only.")
         else:
-            truth = self.preprocessor_.encode_labels(labels)
-            predicted = proba.argmax(axis=1)
+            truth = self.preprocessor_.encode_labels(data[self.label])
+        data, proba, values = self._proba_and_values(data, need_label=True)
+        predicted = values if self.problem_type_ == "regression" else proba.argmax(axis=1)
         scores = Scores({m.name: compute_metric(m, truth, predicted, proba) for m in chosen})
         scores.timing = self.last_timing
         if self.verbosity >= 2:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from .exceptions import DataError
-from .metrics import METRICS
 
 logger = logging.getLogger("automm_lite")
 
@@ -17,15 +16,23 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def category_key(value) -> str:
+    """A category as text, the same whether pandas read the column as int or float (3 and 3.0 -> "3")."""
+    value = _plain(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
 def infer_problem_type(label, eval_metric: str | None = None) -> str:
     """Binary / multiclass / regression from the label values (a regression-only metric forces regression)."""
     import pandas as pd
 
+    from .metrics import get_metric
+
     label = label.dropna()
-    if eval_metric is not None:
-        metric = METRICS.get(eval_metric)
-        if metric is not None and metric.problem_types == ("regression",):
-            return "regression"
+    if eval_metric is not None and get_metric(eval_metric).problem_types == ("regression",):
+        return "regression"
     n_unique = label.nunique()
     if n_unique < 2:
         raise DataError(f"The label column {label.name!r} has {n_unique} distinct value(s); at least 2 are needed.")
@@ -153,6 +160,9 @@ class Preprocessor:
             if len({type(v) for v in uniques}) > 1:  # e.g. ['0', '1', 2]: compare as text
                 uniques = sorted({str(v) for v in uniques})
             state["classes"] = sorted(uniques)
+            if len(state["classes"]) < 2:
+                raise DataError(f"The label column {self.label!r} holds one class only ({state['classes']}); a "
+                                "classifier needs at least 2.")
             if self.problem_type == "binary" and len(state["classes"]) != 2:
                 raise DataError(f"problem_type='binary' needs exactly 2 classes in {self.label!r}; found "
                                 f"{len(state['classes'])}: {state['classes'][:10]}.")
@@ -162,8 +172,7 @@ class Preprocessor:
             mean = float(values.mean()) if self.numerical_scaler == "standard" else 0.0
             state["numerical"][column] = [0.0 if pd.isna(mean) else mean, std if std and not pd.isna(std) else 1.0]
         for column in self.columns("categorical"):
-            counts = data[column].dropna().astype(str).value_counts()
-            state["categorical"][column] = sorted(counts.index.tolist())
+            state["categorical"][column] = sorted({category_key(v) for v in data[column].dropna()})
         self.state = state
         return self
 
@@ -200,7 +209,7 @@ class Preprocessor:
             for column, categories in self.state["categorical"].items():
                 index = {c: i + 1 for i, c in enumerate(categories)}  # 0 = unseen or missing
                 values = data[column]
-                columns.append([0 if pd.isna(v) else index.get(str(v), 0) for v in values])
+                columns.append([0 if pd.isna(v) else index.get(category_key(v), 0) for v in values])
             features["categorical"] = np.asarray(columns, dtype="int64").T
         return features
 

@@ -29,9 +29,12 @@ class LitSystem(L.LightningModule):
     problem_type : str
     forward_kwargs : dict
         Extra outputs the objective needs from the model (e.g. hidden states).
+    label_scale : (mean, std), optional
+        A regression label's training scaling, undone before scoring so scores are in the label's units.
     """
 
-    def __init__(self, model, objective, optimization, metric, problem_type, forward_kwargs=None):
+    def __init__(self, model, objective, optimization, metric, problem_type, forward_kwargs=None,
+                 label_scale=None):
         super().__init__()
         self.model = model
         self.objective = objective
@@ -39,6 +42,7 @@ class LitSystem(L.LightningModule):
         self.metric = metric
         self.problem_type = problem_type
         self.forward_kwargs = forward_kwargs or {}
+        self.label_scale = label_scale
         self._val_outputs = []
 
     def training_step(self, batch, batch_idx):
@@ -60,7 +64,7 @@ class LitSystem(L.LightningModule):
         logits = torch.cat([o[0] for o in self._val_outputs])
         labels = torch.cat([o[1] for o in self._val_outputs]).numpy()
         self._val_outputs.clear()
-        score = score_logits(self.metric, self.problem_type, logits, labels)
+        score = score_logits(self.metric, self.problem_type, logits, labels, self.label_scale)
         self.log(f"val_{self.metric.name}", score, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
@@ -92,10 +96,11 @@ def lr_factor(schedule: str, warmup: int, total: int):
     return factor
 
 
-def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray) -> float:
-    """The metric on raw model outputs (class ids / scaled values are what training sees)."""
+def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray, label_scale=None) -> float:
+    """The metric on raw model outputs: class ids, or regression values with their training scaling undone."""
     if problem_type == "regression":
-        return compute_metric(metric, labels, logits.squeeze(-1).numpy())
+        mean, std = label_scale or (0.0, 1.0)
+        return compute_metric(metric, labels * std + mean, logits.squeeze(-1).numpy() * std + mean)
     proba = torch.softmax(logits, dim=-1).numpy()
     return compute_metric(metric, labels, proba.argmax(1), proba)
 
@@ -139,7 +144,7 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     """
     opt, env = config.optimization, config.env
     on_gpu = torch.cuda.is_available() and env.num_gpus != 0
-    devices = (torch.cuda.device_count() if env.num_gpus < 0 else env.num_gpus) if on_gpu else 1
+    devices = (1 if env.num_gpus < 0 else min(env.num_gpus, torch.cuda.device_count())) if on_gpu else 1
     accumulate = max(1, env.batch_size // (env.per_gpu_batch_size * devices))
     mode = "max" if metric.greater_is_better else "min"
     monitor = f"val_{metric.name}"

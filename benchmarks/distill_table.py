@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main():
     from automm_lite import Predictor
-    from automm_lite.distill.report import AUTOGLUON_RECIPE, run_distillation_table
+    from automm_lite.distill.report import AUTOGLUON_RECIPE, OUR_RECIPE, TRANSFER_ROWS, run_distillation_table
     from automm_lite.distill.tasks import TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +31,7 @@ def main():
     args = parser.parse_args()
 
     task = TASKS[args.task](args.budget)
-    ours = {"transfer_rows": True} if task.unlabeled is not None else {}
+    ours = {**OUR_RECIPE, TRANSFER_ROWS: task.unlabeled is not None}
     recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": ours}
     for item in args.recipe:
         name, keys = item.split("=", 1)

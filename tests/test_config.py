@@ -81,3 +81,9 @@ def test_keys_table_lists_every_key_with_help():
     table = keys_table()
     for key, field, _ in iter_fields():
         assert f"`{key}`" in table and field.metadata["help"]
+
+
+def test_autogluon_value_spellings_are_accepted():
+    cfg = apply_overrides(Config(), {"distiller.output_feature_loss_type": "cosine_distance",
+                                     "distiller.hidden_state_loss_type": "mean_square_error"}, allow_distiller=True)
+    assert (cfg.distiller.output_feature_loss_type, cfg.distiller.hidden_state_loss_type) == ("cosine", "mse")

@@ -72,8 +72,11 @@ def test_cached_teacher_outputs_equal_live_teacher_outputs(teacher, bbc_short):
     assert np.allclose(torch.softmax(torch.from_numpy(cached["teacher_logits"]), 1).numpy(), logits, atol=1e-5)
     assert np.allclose(cached["teacher_features"], teacher.extract_embedding(rows), atol=1e-5)
     tokens = live.tokenizer(rows.text.tolist()[0], truncation=True, max_length=32, return_tensors="pt")
+    assert live.encoder.config._attn_implementation == "sdpa"  # the teacher is left on fast attention
+    live.encoder.set_attn_implementation("eager")  # attention maps need the eager kernel
     with torch.inference_mode():
         out = live.encoder(**tokens, output_hidden_states=True, output_attentions=True)
+    live.encoder.set_attn_implementation("sdpa")
     n = tokens["input_ids"].shape[1]
     assert np.allclose(cached["teacher_hidden_2"][0, :n], out.hidden_states[2][0].numpy(), atol=2e-2)
     assert np.allclose(cached["teacher_attention_1"][0, :, :n, :n], out.attentions[0][0].numpy(), atol=2e-3)

@@ -201,3 +201,39 @@ def test_first_time_student_build_does_not_change_the_fit(bbc_short, tiny_hp, tm
     first = Predictor(label="label", path=str(tmp_path / "a"), verbosity=0).fit(train, hyperparameters=hp)
     second = Predictor(label="label", path=str(tmp_path / "b"), verbosity=0).fit(train, hyperparameters=hp)
     assert np.array_equal(first.predict_proba(test).to_numpy(), second.predict_proba(test).to_numpy())
+
+
+def test_review_cases_fail_early_and_clearly(fitted, bbc_short, tmp_path):
+    train, test = bbc_short
+    other = tmp_path / "my_project"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    with pytest.raises(DataError, match="not a saved predictor"):
+        fitted.save(other)
+    with pytest.raises(DataError, match="not a saved predictor"):
+        Predictor(label="label", path=str(other)).fit(train)
+    assert (other / "thesis.tex").read_text() == "precious"
+    with pytest.raises(DataError, match="no rows"):
+        fitted.predict(test.iloc[:0])
+    with pytest.raises(DataError, match="single row"):
+        Predictor(label="label").fit(pd.concat([train, train.head(1).assign(label="weather")]))
+    with pytest.raises(DataError, match="one class"):
+        Predictor(label="label", problem_type="multiclass").fit(train.assign(label="x"))
+    with pytest.raises(ConfigError, match="tabular_mlp"):
+        Predictor(label="label").fit(train, hyperparameters={"model.names": ["tabular_mlp"]})
+    with pytest.raises(DataError, match="not seen"):
+        Predictor(label="label").fit(train, tuning_data=test.assign(label="weather"))
+
+
+def test_regression_scores_are_in_label_units_and_int_float_categories_match(tmp_path):
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"c": rng.integers(0, 3, 200), "x": rng.normal(size=200)})
+    data["y"] = 1000 * data.x + 300 * data.c
+    predictor = Predictor(label="y", path=str(tmp_path / "r"), verbosity=0).fit(
+        data, hyperparameters={"optimization.max_epochs": 20, "optim.lr": 3e-3})
+    tuning_rmse = predictor.fit_summary()["val_rmse"]
+    assert tuning_rmse > 10  # in the label's units (std ~1000), not standardised ones
+    as_float = data.head(5).astype({"c": "float64"})
+    assert np.allclose(predictor.predict(as_float), predictor.predict(data.head(5)))
+    with pytest.raises(DataError, match="numeric"):
+        predictor.evaluate(data.head(5).assign(y=np.nan))

@@ -121,7 +121,7 @@ class CachedTeacherObjective(torch.nn.Module):
         return "teacher outputs cached before training"
 
 
-def build_objective(config, problem_type: str, student_model, teacher_model, plan: DistillPlan):
+def build_objective(config, problem_type: str, student_model, teacher_model, plan: DistillPlan, alignment=None):
     """The full distillation objective (matchers sized from both models) wrapped for cached teacher outputs."""
     d = config.distiller
     widths = {}
@@ -130,6 +130,8 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
         widths[key] = {"features": model.out_features,
                        "hidden_states": text.encoder.config.hidden_size if text is not None else None}
     head = copy.deepcopy(teacher_model.head[-1]).requires_grad_(False)  # the teacher's output layer
+    if alignment is not None:  # its outputs in the student's class order, like the cached teacher logits
+        head.weight.data, head.bias.data = head.weight.data[alignment], head.bias.data[alignment]
     objective = DistillationObjective(
         plan.matches, problem_type=problem_type, hard_label_weight=d.hard_label_weight,
         loss_function=config.optimization.loss_function, student_widths=widths["student"],

@@ -10,6 +10,8 @@ logger = logging.getLogger("automm_lite")
 # AutoGluon's distiller as it ships: logits + pooled output feature, nothing layer-wise.
 AUTOGLUON_RECIPE = {"distiller.hidden_state_loss_weight": 0.0, "distiller.attention_loss_weight": 0.0,
                     "distiller.embedding_loss_weight": 0.0}
+# This library's recipe so far: AutoGluon's terms plus a cosine hidden-state term (README: the evidence).
+OUR_RECIPE = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
 DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
 TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
 
@@ -86,7 +88,7 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
         The student budget (epochs, checkpoint, ...) is shared by every student.
     recipes : dict of name -> dict, optional
         Distillation recipes (extra keys on top of the student's). Default: ``autogluon`` (logits + output
-        feature, AutoGluon's keys and defaults) and ``ours`` (this library's defaults).
+        feature, AutoGluon's keys and defaults) and ``ours`` (``OUR_RECIPE``).
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
     unlabeled_data : DataFrame, optional
@@ -102,7 +104,7 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     """
     from ..predictor import Predictor
 
-    recipes = recipes if recipes is not None else {"autogluon": AUTOGLUON_RECIPE, "ours": {}}
+    recipes = recipes if recipes is not None else {"autogluon": AUTOGLUON_RECIPE, "ours": OUR_RECIPE}
     report = DistillationReport(eval_metric)
     if teacher is None:
         teacher = Predictor(label, eval_metric=eval_metric, path=f"{path}/teacher", verbosity=verbosity).fit(
@@ -119,7 +121,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
             transfer = unlabeled_data if recipe.pop(TRANSFER_ROWS, False) else None
             data_keys = {k: v for k, v in recipe.items() if k in DATA_KEYS}
             key = tuple(sorted((k, str(v)) for k, v in data_keys.items()))
-            base_name = "no-distill" + (" (same augmented copies, gold labels)" if data_keys else "")
+            copies = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(data_keys.items()))
+            base_name = "no-distill" + (f" (same augmented copies: {copies}; gold labels)" if data_keys else "")
             if (key, seed) not in baselines:
                 baselines[(key, seed)] = base_name
                 plain = Predictor(label, eval_metric=eval_metric, path=f"{path}/{base_name}-{seed}",

@@ -155,6 +155,8 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
                 out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].cpu().numpy()
             for i in attention_layers:
                 out[f"teacher_attention_{i}"][indices, :, :length, :length] = result["attentions"][i - 1].cpu().numpy()
+    if attention_layers:
+        model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # back to fast attention
     if alignment is not None:
         out["teacher_logits"] = out["teacher_logits"][:, alignment]
     return out

@@ -28,11 +28,15 @@ def _register_builtin():
 
 def backbone_names(config, column_kinds: dict) -> list[str]:
     """``model.names`` if given, else one backbone per kind of column present."""
+    kinds = set(column_kinds.values())
     if config.model.names:
+        reads = {"hf_text": {"text"}, "tabular_mlp": {"numerical", "categorical"}}
         for name in config.model.names:
             get_backbone(name)
+            if not reads.get(name, kinds) & kinds:
+                raise ConfigError(f"model.names includes {name!r}, but no column of the data is of a kind it reads "
+                                  f"({', '.join(sorted(reads[name]))}); the columns are {column_kinds}.")
         return list(config.model.names)
-    kinds = set(column_kinds.values())
     names = ["hf_text"] if "text" in kinds else []
     if kinds & {"numerical", "categorical"}:
         names.append("tabular_mlp")

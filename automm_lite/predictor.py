@@ -117,7 +117,10 @@ class Predictor:
         unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
         from .io import check_save_path
 
-        save_path = check_save_path(self.path or f"automm_lite_models/{time.strftime('%Y%m%d_%H%M%S_%f')}")
+        from datetime import datetime
+
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+        save_path = check_save_path(self.path or f"automm_lite_models/{stamp}")
         self.path = str(save_path)
         work_dir = save_path.parent / f".{save_path.name}.fitting"
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -237,3 +238,12 @@ def test_regression_scores_are_in_label_units_and_int_float_categories_match(tmp
     assert np.allclose(predictor.predict(as_float), predictor.predict(data.head(5)))
     with pytest.raises(DataError, match="numeric"):
         predictor.evaluate(data.head(5).assign(y=np.nan))
+
+
+def test_default_save_folder(bbc_short, tiny_hp, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    predictor = Predictor(label="label", verbosity=0).fit(bbc_short[0], hyperparameters={
+        **tiny_hp, "optimization.max_epochs": 1})
+    folder = Path(predictor.path)
+    assert folder.parent == tmp_path / "automm_lite_models" and "%" not in folder.name
+    assert (folder / "predictor.json").is_file()

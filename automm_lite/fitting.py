@@ -52,10 +52,10 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     max_len = config.model.hf_text.max_text_len
     features = pre.transform(rows)
     opt, env = config.optimization, config.env
-    forward_kwargs, arrays = {}, {}
+    train_set = build_dataset(model, features, max_len, labels)
+    forward_kwargs = {}
     if teacher is None:
         objective = TaskObjective(pre.problem_type, opt.loss_function, opt.label_smoothing)
-        train_set = build_dataset(model, features, max_len, labels)
     else:
         from .distill.recipe import build_objective, plan_distillation
         from .distill.teacher import same_tokenizer, teacher_outputs
@@ -63,7 +63,6 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
         token_level = (same_tokenizer(teacher.model_, model)
                        and teacher.preprocessor_.columns("text") == pre.columns("text"))
         plan = plan_distillation(config.distiller, pre.problem_type, model, teacher.model_, token_level)
-        train_set = build_dataset(model, features, max_len, labels)
         start = time.perf_counter()
         arrays = teacher_outputs(teacher, rows, plan.hidden_layers, plan.attention_layers,
                                  tokens=train_set.tokens.get("hf_text") if token_level else None,

@@ -119,7 +119,7 @@ def training_rows(predictor, model, train, unlabeled, seed):
 
     config, pre = predictor.config_, predictor.preprocessor_
     data = config.data
-    text = model.backbones["hf_text"] if "hf_text" in model.backbones else None
+    text = model.text_backbone
     mask = getattr(text.tokenizer, "mask_token", None) if text is not None else None
     copies = augmented_copies(train, pre.columns("text"), data.augment_copies, data.augment_ops,
                               data.augment_prob, seed, mask or "")

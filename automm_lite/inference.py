@@ -44,9 +44,9 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _to_device(batch, device):
+def to_device(batch, device):
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
@@ -66,7 +66,7 @@ def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dic
     with torch.inference_mode():
         for indices in sorted_batches(dataset, batch_size):
             start = time.perf_counter()
-            result = model(_to_device(dataset.collate(indices), device))
+            result = model(to_device(dataset.collate(indices), device))
             for name in outputs:
                 collected[name].append(result[name].float().cpu())
             latencies.append(time.perf_counter() - start)

@@ -126,7 +126,7 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
     d = config.distiller
     widths = {}
     for key, model in (("student", student_model), ("teacher", teacher_model)):
-        text = model.backbones["hf_text"] if "hf_text" in model.backbones else None
+        text = model.text_backbone
         widths[key] = {"features": model.out_features,
                        "hidden_states": text.encoder.config.hidden_size if text is not None else None}
     head = copy.deepcopy(teacher_model.head[-1]).requires_grad_(False)  # the teacher's output layer
@@ -140,5 +140,5 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
         softmax_regression_weight=d.softmax_regression_weight,
         softmax_regression_loss_type=d.softmax_regression_loss_type or (
             "mse" if problem_type == "regression" else "cross_entropy"))
-    n_teacher = _num_layers(teacher_model) if "hf_text" in teacher_model.backbones else 0
+    n_teacher = _num_layers(teacher_model) if teacher_model.text_backbone is not None else 0
     return CachedTeacherObjective(objective, plan, n_teacher)

@@ -77,8 +77,7 @@ def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
 
 def same_tokenizer(teacher_model, student_model) -> bool:
     """Token-level terms need both models to read the very same token sequence."""
-    t = teacher_model.backbones["hf_text"] if "hf_text" in teacher_model.backbones else None
-    s = student_model.backbones["hf_text"] if "hf_text" in student_model.backbones else None
+    t, s = teacher_model.text_backbone, student_model.text_backbone
     if t is None or s is None:
         return False
     return type(t.tokenizer) is type(s.tokenizer) and t.tokenizer.get_vocab() == s.tokenizer.get_vocab()
@@ -119,7 +118,7 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
     import torch
 
     from ..data import RowDataset, build_dataset, sorted_batches
-    from ..inference import _to_device, model_device
+    from ..inference import model_device, to_device
 
     model = teacher.model_.eval()
     features = teacher.preprocessor_.transform(data)
@@ -136,7 +135,7 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
     env = teacher.config_.env
     with torch.inference_mode():
         for indices in sorted_batches(dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio):
-            batch = _to_device(dataset.collate(indices), model_device(model))
+            batch = to_device(dataset.collate(indices), model_device(model))
             result = model(batch, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
             if not out:
                 out["teacher_logits"] = np.zeros((n, result["logits"].shape[1]), dtype=np.float32)

@@ -27,6 +27,11 @@ class PredictorModel(nn.Module):
         self.head = nn.Sequential(nn.Dropout(fusion_config.dropout), nn.Linear(width, n_outputs))
         self.out_features = width
 
+    @property
+    def text_backbone(self):
+        """The ``hf_text`` backbone, or None when the model reads no text."""
+        return self.backbones["hf_text"] if "hf_text" in self.backbones else None
+
     def forward(self, batch: dict, **extra) -> dict:
         outputs = {}
         features = []

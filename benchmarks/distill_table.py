@@ -4,6 +4,7 @@ Example:
     python benchmarks/distill_table.py --task bbc-short --seeds 0 1 2
     python benchmarks/distill_table.py --task multilingual-pairs --budget small --seeds 0
     python benchmarks/distill_table.py --task bbc-short --recipe hidden='{"distiller.hidden_state_loss_weight": 1}'
+    python benchmarks/distill_table.py --task multilingual-pairs --student-keys '{"optim.lr": 3e-4}'
 """
 import argparse
 import json
@@ -28,9 +29,14 @@ def main():
     parser.add_argument("--only-extra", action="store_true", help="skip the autogluon and ours recipes")
     parser.add_argument("--path", default="distill_runs")
     parser.add_argument("--teacher", help="folder of a teacher already fitted on this task (skips its training)")
+    parser.add_argument("--student-keys", default="{}", metavar="JSON",
+                        help="keys on top of the task's student hyperparameters for every student row, the "
+                             "no-distill rows included (e.g. '{\"optim.lr\": 3e-4}')")
     args = parser.parse_args()
 
     task = TASKS[args.task](args.budget)
+    student_keys = json.loads(args.student_keys)
+    student_hyperparameters = {**task.student_hyperparameters, **student_keys}
     ours = {**OUR_RECIPE, TRANSFER_ROWS: task.unlabeled is not None}
     recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": ours}
     for item in args.recipe:
@@ -38,11 +44,12 @@ def main():
         recipes[name] = json.loads(keys)
     start = time.perf_counter()
     report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
-                                    task.teacher_hyperparameters, task.student_hyperparameters, recipes,
+                                    task.teacher_hyperparameters, student_hyperparameters, recipes,
                                     seeds=args.seeds, eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
                                     path=f"{args.path}/{task.name}",
                                     teacher=Predictor.load(args.teacher, verbosity=0) if args.teacher else None)
     print(f"\nTask {task.name} ({args.budget} budget), seeds {args.seeds}; " + "; ".join(task.notes))
+    print(f"Student: {json.dumps(student_hyperparameters)}")
     print(f"Recipes: {json.dumps(recipes)}")
     print(report)
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "

@@ -32,7 +32,14 @@ def main():
     parser.add_argument("--student-keys", default="{}", metavar="JSON",
                         help="keys on top of the task's student hyperparameters for every student row, the "
                              "no-distill rows included (e.g. '{\"optim.lr\": 3e-4}')")
+    parser.add_argument("--from-csv", nargs="+", metavar="CSV",
+                        help="print the table from saved runs files (<path>/<task>-runs.csv, e.g. seed 0 from one "
+                             "run and seeds 1-2 from another with the same teacher) instead of training")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="with --from-csv: a model's name in the files (e.g. 'distilled: ag=distilled: autogluon')")
     args = parser.parse_args()
+    if args.from_csv:
+        return print_saved(args.from_csv, dict(item.split("=", 1) for item in args.rename))
 
     task = TASKS[args.task](args.budget)
     student_keys = json.loads(args.student_keys)
@@ -55,6 +62,22 @@ def main():
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"total {time.perf_counter() - start:.0f} s")
     report.frame().to_csv(f"{args.path}/{task.name}-runs.csv", index=False)
+
+
+def print_saved(files, rename=None):
+    """One table from several runs files; a (test set, model, seed) row found twice is taken from the first file."""
+    import pandas as pd
+
+    from automm_lite.distill.report import DistillationReport
+
+    runs = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
+    runs["model"] = runs.model.replace(rename or {})
+    runs["baseline"] = runs.baseline.replace(rename or {})
+    runs = runs.drop_duplicates(["test_set", "model", "seed"], keep="first")
+    report = DistillationReport(metric="accuracy", runs=runs.to_dict("records"))
+    print(f"From {', '.join(files)}; seeds per model: "
+          + ", ".join(f"{m}: {sorted(set(g.seed))}" for m, g in runs.groupby("model", sort=False)))
+    print(report)
 
 
 if __name__ == "__main__":

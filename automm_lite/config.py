@@ -99,6 +99,11 @@ class EnvConfig:
     precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
                           "a CPU falls back with a warning)",
                           choices=["32", "bf16-mixed", "16-mixed"])
+    inference_precision: str = _key("32", "Inference precision: 32; bf16 = bfloat16 autocast where the CPU/GPU has "
+                                    "native bf16 (else 32, with a warning); int8 = dynamic int8 Linear layers (CPU)",
+                                    choices=["32", "bf16", "int8"])
+    inference_backend: str = _key("torch", "Inference engine: torch, or onnx = the exported model on onnxruntime "
+                                  "(pip install 'automm_lite[onnx]')", choices=["torch", "onnx"])
     num_gpus: int = _key(-1, "Devices to use: -1 = one GPU if there is one, else the CPU; 0 = CPU; n = n GPUs",
                          min=-1)
     num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", min=0)
@@ -154,7 +159,8 @@ class Config:
 
 # Value spellings from AutoGluon's examples: alias -> the value the choices list.
 VALUE_ALIASES = {"mean_square_error": "mse", "mean_squared_error": "mse", "cosine_distance": "cosine",
-                 "kl_div": "kl", "ce": "cross_entropy"}
+                 "kl_div": "kl", "ce": "cross_entropy", "bfloat16": "bf16", "fp32": "32",
+                 "float32": "32", "qint8": "int8"}
 # Other spellings users bring from AutoGluon (<= 1.2 and >= 1.3): alias -> canonical key.
 ALIASES = {
     "optimization.lr": "optimization.learning_rate",

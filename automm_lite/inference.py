@@ -1,13 +1,23 @@
-"""The fast predict path: no Trainer, inference_mode, length-sorted batches, and the timing of every call."""
+"""The fast predict path: no Trainer, inference_mode, length-sorted batches, bf16 / int8 / ONNX options, and the
+timing of every call."""
 from __future__ import annotations
 
+import contextlib
+import copy
+import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from .data import sorted_batches
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("32", "bf16", "int8")
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -41,6 +51,8 @@ class Timing:
 
 
 def model_device(model) -> torch.device:
+    if hasattr(model, "device") and isinstance(model.device, torch.device):  # an OnnxModel
+        return model.device
     return next(model.parameters()).device
 
 
@@ -50,10 +62,11 @@ def to_device(batch, device):
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
-def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dict, list]:
+def run_model(model, dataset, batch_size: int, outputs=("logits",), bf16: bool = False) -> tuple[dict, list]:
     """Run ``model`` over every row of ``dataset`` and return the requested outputs in row order.
 
-    Batches hold rows of similar length (less padding); results are put back into the input order.
+    Batches hold rows of similar length (less padding); results are put back into the input order. With
+    ``bf16`` the model runs under bfloat16 autocast (matmuls in bf16, reductions and the outputs in float32).
 
     Returns
     -------
@@ -63,7 +76,8 @@ def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dic
     device = model_device(model)
     collected = {name: [] for name in outputs}
     order, latencies = [], []
-    with torch.inference_mode():
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for indices in sorted_batches(dataset, batch_size):
             start = time.perf_counter()
             result = model(to_device(dataset.collate(indices), device))
@@ -82,3 +96,56 @@ def make_timing(rows: int, seconds: float, latencies: list) -> Timing:
     return Timing(rows=rows, seconds=seconds, rows_per_second=rows / seconds if seconds > 0 else float("inf"),
                   batches=len(latencies), batch_p50_ms=float(np.percentile(ms, 50)),
                   batch_p95_ms=float(np.percentile(ms, 95)))
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run natively here (AVX-512 bf16 / AMX on a CPU, Ampere+ on a GPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def quantize_int8(model):
+    """A copy of ``model`` whose Linear layers run with int8 weights and dynamically quantized activations."""
+    with warnings.catch_warnings():  # torch.ao's eager quantization warns of its successor on every call
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear},
+                                                      dtype=torch.qint8)
+
+
+@dataclass(frozen=True)
+class InferenceMode:
+    """How predict runs: ``precision`` (32, bf16, int8) on ``backend`` (torch, onnx)."""
+
+    precision: str = "32"
+    backend: str = "torch"
+
+    def __str__(self):
+        return self.precision if self.backend == "torch" else f"onnx/{self.precision}"
+
+
+def resolve_mode(precision: str, backend: str, device: torch.device) -> InferenceMode:
+    """The mode that will actually run on ``device``; unsupported choices fall back to float32 with a warning."""
+    if precision == "bf16" and backend == "onnx":
+        warnings.warn("bf16 is not offered on the onnx backend; running onnx in float32. Use backend='torch' "
+                      "for bf16, or precision='int8' for a quantized onnx model.", stacklevel=3)
+        precision = "32"
+    if precision == "bf16" and not bf16_supported(device):
+        warnings.warn(f"This {device.type.upper()} has no native bf16 matmuls; inference runs in float32 instead "
+                      "(bf16 would be slower here).", stacklevel=3)
+        precision = "32"
+    if precision == "int8" and backend == "torch" and device.type != "cpu":
+        warnings.warn("Dynamic int8 quantization runs on CPUs only; inference on the GPU runs in float32 (use "
+                      "precision='bf16' for a faster GPU path).", stacklevel=3)
+        precision = "32"
+    return InferenceMode(precision, backend)
+
+
+def prepare_model(model, mode: InferenceMode, example_batch: dict):
+    """The object ``run_model`` calls for ``mode``: the model itself, its int8 copy, or an onnxruntime session."""
+    if mode.backend == "onnx":
+        from .onnx_export import OnnxModel
+        return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8")
+    if mode.precision == "int8":
+        return quantize_int8(model)
+    return model

@@ -5,6 +5,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from .config import Config, apply_overrides
@@ -273,12 +274,123 @@ class Predictor:
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
                                 self.config_.model.hf_text.max_text_len)
         env = self.config_.env
-        result, latencies = run_model(self.model_, dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio,
-                                      outputs)
+        runner, mode = self._inference_runner()
+        result, latencies = run_model(runner, dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio,
+                                      outputs, bf16=mode.precision == "bf16" and mode.backend == "torch")
         self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
         if self.verbosity >= 2:
             logger.info("Inference: %s", self.last_timing)
         return data, result
+
+    def _inference_runner(self):
+        """The model as ``env.inference_precision``/``env.inference_backend`` ask, built once and reused."""
+        from .inference import model_device, prepare_model, resolve_mode
+
+        env = self.config_.env
+        key = (id(self.model_), env.inference_precision, env.inference_backend)
+        cached = getattr(self, "_inference", None)
+        if cached is None or cached[0] != key:
+            mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(self.model_))
+            self._inference = (key, prepare_model(self.model_, mode, self._example_batch()), mode)
+        return self._inference[1], self._inference[2]
+
+    def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005):
+        """Make predict faster: bf16 autocast, int8 weights, or onnxruntime; returns ``self``.
+
+        The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``), so a saved
+        predictor keeps it. Choices the hardware cannot run fast fall back to float32 with a warning.
+
+        Parameters
+        ----------
+        precision : {"32", "bf16", "int8"}
+        backend : {"torch", "onnx"}
+            ``onnx`` exports the model in memory and runs it with onnxruntime (``int8`` then uses onnxruntime's
+            dynamic quantization).
+        check_data : DataFrame or path, optional
+            Labelled rows, scored in float32 on torch and in the new mode: the score change and the speed-up are
+            logged and kept in ``inference_check_``. A drop of more than ``max_score_drop`` raises a warning.
+        max_score_drop : float
+            Tolerated loss of ``eval_metric`` (in its own units) before warning.
+        """
+        self._check_fitted()
+        new_config = apply_overrides(self.config_, {"env.inference_precision": precision,
+                                                    "env.inference_backend": backend})
+        if check_data is None:
+            self.config_ = new_config
+            self._inference_runner()  # export / quantize now, not in the first predict
+            logger.info("Inference now runs as %s; pass check_data= to measure its score and speed change.",
+                        self._inference[2])
+            return self
+        check_data = read_data(check_data, "check_data")
+        self.config_ = apply_overrides(self.config_, {"env.inference_precision": "32",
+                                                      "env.inference_backend": "torch"})
+        before, before_timing = self._timed_evaluate(check_data)
+        self.config_ = new_config
+        self._inference_runner()
+        after, after_timing = self._timed_evaluate(check_data)
+        metric = self.eval_metric_
+        change = after[metric] - before[metric]
+        loss = -change if get_metric(metric, self.problem_type_).greater_is_better else change
+        mode = self._inference[2]
+        self.inference_check_ = {"mode": str(mode), "metric": metric, "before": before[metric],
+                                 "after": after[metric], "change": change,
+                                 "speedup": before_timing.seconds / after_timing.seconds}
+        logger.info("Inference %s: %s %.4f -> %.4f (%+.4f) at %.2fx the float32 speed", mode, metric,
+                    before[metric], after[metric], change, self.inference_check_["speedup"])
+        if loss > max_score_drop:
+            warnings.warn(f"Inference as {mode} changed {metric} from {before[metric]:.4f} to {after[metric]:.4f} "
+                          f"on check_data, more than max_score_drop={max_score_drop}; call "
+                          "optimize_for_inference(precision='32') to go back.", stacklevel=2)
+        return self
+
+    def _timed_evaluate(self, data):
+        """``evaluate`` after a short warm-up (first calls pay for kernel selection), quietly."""
+        verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)
+        try:
+            self.predict(data.head(8))
+            scores = self.evaluate(data)
+        finally:
+            self.verbosity = verbosity
+        return scores, scores.timing
+
+    def export_onnx(self, path):
+        """Write the model as an ONNX file (dynamic rows and tokens) and return its path.
+
+        Inputs are the tokenized text (``hf_text.input_ids``, ``hf_text.attention_mask`` and, for BERT-likes,
+        ``hf_text.token_type_ids``) and the preprocessed ``numerical``/``categorical`` arrays; outputs are
+        ``logits`` and ``features``. ``optimize_for_inference(backend="onnx")`` uses the same export.
+        """
+        from .onnx_export import export_model
+
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".onnx":
+            raise DataError(f"export_onnx writes one .onnx file; got {str(path)!r}: use a name such as "
+                            "'model.onnx'.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        export_model(self.model_, self._example_batch(), str(partial))
+        partial.replace(path)  # never leave a half-written file under the requested name
+        return str(path)
+
+    def _example_batch(self) -> dict:
+        """A collated batch of two made-up rows of the training columns, with different text lengths so that
+        padding is part of an exported graph."""
+        import pandas as pd
+
+        from .data import build_dataset
+
+        rows = {}
+        for column, kind in self.preprocessor_.column_types.items():
+            if kind == "text":
+                rows[column] = ["an example", "a somewhat longer example text"]
+            elif kind == "numerical":
+                rows[column] = [0.0, 1.0]
+            elif kind == "categorical":
+                rows[column] = [None, None]
+        dataset = build_dataset(self.model_, self.preprocessor_.transform(pd.DataFrame(rows)),
+                                self.config_.model.hf_text.max_text_len)
+        return dataset.collate([0, 1])
 
     def _proba_and_values(self, data, need_label=False):
         import numpy as np

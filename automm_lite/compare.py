@@ -1,0 +1,66 @@
+"""Side-by-side scores and speed of several predictors (e.g. a teacher and its students) on the same rows."""
+from __future__ import annotations
+
+import time
+
+from .exceptions import DataError
+
+
+def single_row_latency(predictor, data, repeats: int = 20) -> tuple[float, float]:
+    """p50 and p95 milliseconds of ``predict`` on one row (after two warm-up calls), preprocessing included."""
+    import numpy as np
+
+    row = data.head(1)
+    for _ in range(2):
+        predictor.predict(row)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predictor.predict(row)
+        seconds.append(time.perf_counter() - start)
+    return float(np.percentile(seconds, 50) * 1000), float(np.percentile(seconds, 95) * 1000)
+
+
+def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = True):
+    """Score every predictor on the same labelled rows and time it; the first one is the speed reference.
+
+    Parameters
+    ----------
+    predictors : dict of name -> Predictor
+        E.g. ``{"teacher": teacher, "student": student}`` or the same model in several inference modes.
+    data : DataFrame or path
+        Labelled rows every predictor can read.
+    metrics : str or list of str, optional
+        Default: the first predictor's ``eval_metric``.
+    single_row : bool
+        Also time one-row ``predict`` calls (p50/p95).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per predictor: the metrics, parameters, evaluate seconds, rows/s, batch p50 ms, one-row p50/p95
+        ms, and ``speedup`` (the reference's evaluate seconds / this one's).
+    """
+    import pandas as pd
+
+    from .predictor import read_data
+
+    if not predictors:
+        raise DataError("compare_predictors needs at least one predictor, e.g. {'teacher': t, 'student': s}.")
+    data = read_data(data)
+    first = next(iter(predictors.values()))
+    metrics = metrics or first.eval_metric
+    rows = []
+    for name, predictor in predictors.items():
+        predictor.predict(data.head(8))  # warm-up: kernel selection and caches are not the model's speed
+        scores = predictor.evaluate(data, metrics=metrics)
+        timing = scores.timing
+        row = {"predictor": name, **scores, "parameters": predictor.total_parameters,
+               "evaluate_s": timing.seconds, "rows_per_s": timing.rows_per_second,
+               "batch_p50_ms": timing.batch_p50_ms}
+        if single_row:
+            row["one_row_p50_ms"], row["one_row_p95_ms"] = single_row_latency(predictor, data)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("predictor")
+    table["speedup"] = table["evaluate_s"].iloc[0] / table["evaluate_s"]
+    return table

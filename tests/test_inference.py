@@ -1,0 +1,142 @@
+"""Inference modes (bf16, int8, ONNX), ONNX export, the comparison table and the timing fields."""
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm_lite import Predictor, compare_predictors
+from automm_lite.exceptions import ConfigError, DataError
+from automm_lite.inference import bf16_supported, resolve_mode
+
+
+@pytest.fixture(scope="module")
+def fitted(bbc_short, tiny_hp, tmp_path_factory):
+    train, _ = bbc_short
+    path = tmp_path_factory.mktemp("inference") / "bbc"
+    return Predictor(label="label", eval_metric="accuracy", path=str(path), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+
+
+@pytest.fixture(scope="module")
+def mixed(tiny_hp, tmp_path_factory):
+    """A text + categorical + numerical predictor: every kind of ONNX input."""
+    from automm_lite.datasets import load_drug_reviews
+
+    train, test = load_drug_reviews()
+    path = tmp_path_factory.mktemp("inference") / "drug"
+    predictor = Predictor(label="label", path=str(path), verbosity=0).fit(
+        train.sample(120, random_state=0), hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    return predictor, test.head(30)
+
+
+def fresh_copy(predictor):
+    return Predictor.load(predictor.path, verbosity=0)
+
+
+@pytest.mark.parametrize("precision,backend,tolerance", [
+    ("bf16", "torch", 0.05), ("int8", "torch", 0.05), ("32", "onnx", 1e-4), ("int8", "onnx", 0.05)])
+def test_inference_modes_agree_with_float32(fitted, bbc_short, precision, backend, tolerance):
+    _, test = bbc_short
+    reference = fitted.predict_proba(test).to_numpy()
+    fast = fresh_copy(fitted).optimize_for_inference(precision, backend)
+    assert fast.config_.env.inference_precision == precision and fast.config_.env.inference_backend == backend
+    proba = fast.predict_proba(test)
+    assert list(proba.index) == list(test.index)  # length-sorted batches are put back in order
+    assert np.abs(proba.to_numpy() - reference).max() < tolerance
+    assert fast.last_timing.rows == len(test)
+
+
+def test_onnx_reads_text_categorical_and_numerical_columns(mixed):
+    predictor, rows = mixed
+    reference = predictor.predict_proba(rows).to_numpy()
+    fast = fresh_copy(predictor).optimize_for_inference("32", "onnx")
+    assert np.abs(fast.predict_proba(rows).to_numpy() - reference).max() < 1e-4
+    changed = fast.predict_proba(rows.assign(useful_count=10_000)).to_numpy()
+    assert not np.allclose(changed, reference)  # the numerical input reaches the exported graph
+
+
+def test_export_onnx_runs_in_onnxruntime_with_other_shapes(fitted, bbc_short, tmp_path):
+    import onnxruntime
+
+    from automm_lite.data import build_dataset
+    from automm_lite.onnx_export import flat_inputs
+
+    _, test = bbc_short
+    path = fitted.export_onnx(tmp_path / "out" / "model.onnx")
+    session = onnxruntime.InferenceSession(path)
+    names = [i.name for i in session.get_inputs()]
+    assert names[:2] == ["hf_text.input_ids", "hf_text.attention_mask"]
+    rows = test.head(5)  # another batch size and text length than the export's example
+    dataset = build_dataset(fitted.model_, fitted.preprocessor_.transform(rows), 32)
+    feeds = {k: v.numpy() for k, v in flat_inputs(dataset.collate(list(range(5)))).items()}
+    logits, features = session.run(["logits", "features"], feeds)
+    expected = fitted.model_(dataset.collate(list(range(5))))["logits"].detach().numpy()
+    assert np.abs(logits - expected).max() < 1e-4 and features.shape[0] == 5
+    with pytest.raises(DataError, match=r"\.onnx"):
+        fitted.export_onnx(tmp_path / "model.bin")
+    assert not list((tmp_path / "out").glob(".*partial"))
+
+
+def test_inference_mode_is_saved_and_bad_values_are_named(fitted, tmp_path):
+    fast = fresh_copy(fitted).optimize_for_inference("int8")
+    fast.save(tmp_path / "fast")
+    assert Predictor.load(tmp_path / "fast", verbosity=0).config_.env.inference_precision == "int8"
+    with pytest.raises(ConfigError, match="fp16"):
+        fresh_copy(fitted).optimize_for_inference("fp16")
+    with pytest.raises(ConfigError, match="tensorrt"):
+        fresh_copy(fitted).optimize_for_inference("32", backend="tensorrt")
+    assert fresh_copy(fitted).optimize_for_inference("bfloat16").config_.env.inference_precision == "bf16"
+
+
+def test_check_data_reports_score_change_and_speedup(fitted, bbc_short):
+    _, test = bbc_short
+    fast = fresh_copy(fitted).optimize_for_inference("int8", check_data=test)
+    check = fast.inference_check_
+    assert check["mode"] == "int8" and check["metric"] == "accuracy"
+    assert check["before"] == pytest.approx(fitted.evaluate(test)["accuracy"])
+    assert check["change"] == pytest.approx(check["after"] - check["before"]) and check["speedup"] > 0
+    with pytest.warns(UserWarning, match="max_score_drop"):  # any change at all is more than -1
+        fresh_copy(fitted).optimize_for_inference("int8", check_data=test, max_score_drop=-1)
+
+
+def test_unsupported_modes_fall_back_with_a_warning(monkeypatch):
+    with pytest.warns(UserWarning, match="onnx"):
+        assert resolve_mode("bf16", "onnx", torch.device("cpu")).precision == "32"
+    with pytest.warns(UserWarning, match="CPUs only"):
+        assert resolve_mode("int8", "torch", torch.device("cuda")).precision == "32"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not bf16_supported(torch.device("cpu"))
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert resolve_mode("bf16", "torch", torch.device("cpu")).precision == "32"
+
+
+def test_missing_onnxruntime_is_a_clear_error(fitted, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ConfigError, match=r"automm_lite\[onnx\]"):
+        fresh_copy(fitted).optimize_for_inference("32", "onnx")
+
+
+def test_compare_predictors_table(fitted, bbc_short):
+    _, test = bbc_short
+    table = compare_predictors({"fp32": fitted, "int8": fresh_copy(fitted).optimize_for_inference("int8")},
+                               test.head(20))
+    assert list(table.index) == ["fp32", "int8"]
+    assert table.loc["fp32", "speedup"] == 1.0 and (table["speedup"] > 0).all()
+    assert table.loc["fp32", "accuracy"] == pytest.approx(fitted.evaluate(test.head(20))["accuracy"])
+    assert (table[["evaluate_s", "rows_per_s", "one_row_p50_ms"]] > 0).all().all()
+    assert (table["one_row_p95_ms"] >= table["one_row_p50_ms"]).all()
+    with pytest.raises(DataError, match="at least one"):
+        compare_predictors({}, test)
+
+
+def test_timing_fields_are_consistent(fitted, bbc_short):
+    _, test = bbc_short
+    scores = fitted.evaluate(test)
+    timing = scores.timing
+    assert timing.rows == len(test) and timing.seconds > 0 and timing.batches >= 1
+    assert timing.rows_per_second == pytest.approx(timing.rows / timing.seconds)
+    assert 0 < timing.batch_p50_ms <= timing.batch_p95_ms <= timing.seconds * 1000
+    fitted.predict(pd.concat([test.head(1)]))
+    assert fitted.last_timing.rows == 1 and fitted.last_timing.batches == 1

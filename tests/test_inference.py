@@ -140,3 +140,12 @@ def test_timing_fields_are_consistent(fitted, bbc_short):
     assert 0 < timing.batch_p50_ms <= timing.batch_p95_ms <= timing.seconds * 1000
     fitted.predict(pd.concat([test.head(1)]))
     assert fitted.last_timing.rows == 1 and fitted.last_timing.batches == 1
+
+
+def test_speed_benchmark_explains_itself():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "roof" in out and "--quick" in out and "bare PyTorch loop" in out

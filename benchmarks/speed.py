@@ -1,0 +1,237 @@
+"""Speed report for this machine, in one run: every figure is a ratio of things measured side by side.
+
+1. The machine's torch matmul rate (GFLOP/s, float32 and bf16) on BERT-shaped matrices: the roof.
+2. Teacher and student fitted on real BBC News articles; for each, every inference mode (float32, bf16 autocast,
+   int8 Linear layers, ONNX float32/int8 on onnxruntime): accuracy on the same test rows, rows/s of `evaluate`
+   (tokenization included), achieved GFLOP/s and its share of the roof, one-row `predict` latency p50/p95, and the
+   speed-up over the float32 teacher.
+3. Fit time of automm_lite against a bare PyTorch loop on the same model, rows, batches, epochs and validation
+   schedule (and automm_lite with bf16-mixed training).
+4. `import automm_lite` time.
+
+Example:
+    python benchmarks/speed.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/speed.py --quick         # a smoke run on a few rows
+"""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODES = [("32", "torch"), ("bf16", "torch"), ("int8", "torch"), ("32", "onnx"), ("int8", "onnx")]
+
+
+def import_seconds(repeats=3) -> float:
+    """Best of ``repeats`` fresh interpreters timing `import automm_lite`."""
+    code = "import time; t = time.perf_counter(); import automm_lite; print(time.perf_counter() - t)"
+    return min(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout) for _ in range(repeats))
+
+
+def matmul_rate(dtype, hidden=384, intermediate=1536, tokens=4096, seconds=1.5) -> float:
+    """GFLOP/s of the three matmul shapes of a BERT layer (projections, FFN in, FFN out), timed together."""
+    import torch
+
+    shapes = [(tokens, hidden, hidden), (tokens, hidden, intermediate), (tokens, intermediate, hidden)]
+    pairs = [(torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)) for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    for a, b in pairs:  # warm-up: kernel selection
+        a @ b
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for a, b in pairs:
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def encoder_flops(predictor, data) -> float:
+    """Forward FLOPs of the predictor's text encoder over ``data``'s real tokens (padding not counted)."""
+    from automm_lite.data import build_dataset
+
+    config = predictor.model_.text_backbone.encoder.config
+    dataset = build_dataset(predictor.model_, predictor.preprocessor_.transform(data),
+                            predictor.config_.model.hf_text.max_text_len)
+    h, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    total = 0.0
+    for s in dataset.lengths():
+        total += layers * 2 * (4 * s * h * h + 2 * s * h * inner + 2 * s * s * h)
+    return total
+
+
+def bare_loop_fit(checkpoint, train, tuning, label, max_len, epochs, batch_size, lr, val_every, seed=0):
+    """The same fine-tuning in plain PyTorch: mean pooling + linear head, AdamW, linear warm-up then cosine,
+    shuffled batches with dynamic padding, validation on the tuning rows as often as automm_lite's; returns
+    (seconds, tuning accuracy)."""
+    import math
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from automm_lite.zoo import resolve_checkpoint
+
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    folder = resolve_checkpoint(checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoder = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    classes = sorted(train[label].unique())
+    head = torch.nn.Linear(encoder.config.hidden_size, len(classes))
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-3)
+    steps = epochs * math.ceil(len(train) / batch_size)
+    warmup = max(1, int(0.1 * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min((step + 1) / warmup, 0.5 * (
+        1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))))
+
+    def encode(frame):
+        ids = tokenizer(frame["text"].tolist(), truncation=True, max_length=max_len)
+        labels = torch.tensor([classes.index(v) for v in frame[label]])
+        return ids["input_ids"], labels
+
+    def forward(rows):
+        batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+        states = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return head((states * mask).sum(1) / mask.sum(1))
+
+    def validate(ids, labels):
+        encoder.eval()
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(ids), batch_size * 4):
+                correct += (forward(ids[i:i + batch_size * 4]).argmax(1) == labels[i:i + batch_size * 4]).sum()
+        encoder.train()
+        return float(correct) / len(ids)
+
+    train_ids, train_labels = encode(train)
+    tune_ids, tune_labels = encode(tuning)
+    generator = np.random.default_rng(seed)
+    per_epoch = math.ceil(len(train) / batch_size)
+    check_every = max(1, int(per_epoch * val_every))
+    accuracy = 0.0
+    encoder.train()
+    for _ in range(epochs):
+        order = generator.permutation(len(train_ids))
+        for step in range(per_epoch):
+            rows = order[step * batch_size:(step + 1) * batch_size]
+            loss = torch.nn.functional.cross_entropy(forward([train_ids[i] for i in rows]), train_labels[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            if (step + 1) % check_every == 0:
+                accuracy = validate(tune_ids, tune_labels)
+    return time.perf_counter() - start, accuracy
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default="minilm-l6", help="teacher checkpoint (default minilm-l6)")
+    parser.add_argument("--student", default="minilm-l3", help="student checkpoint (default minilm-l3)")
+    parser.add_argument("--train-rows", type=int, default=480)
+    parser.add_argument("--test-rows", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-len", type=int, default=128, help="tokens per article")
+    parser.add_argument("--path", default="speed_runs", help="folder for the fitted predictors")
+    parser.add_argument("--quick", action="store_true", help="a few rows and one epoch: checks the script runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.train_rows, args.test_rows, args.epochs = 64, 32, 1
+
+    import pandas as pd
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    from automm_lite import Predictor, compare_predictors
+    from automm_lite.datasets import load_bbc_news
+
+    start = time.perf_counter()
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads\n")
+    imported = import_seconds()
+    roof = {"32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    print(f"Matmul roof (BERT-shaped, 4096x384x1536): float32 {roof['32']:.0f} GFLOP/s, bf16 {roof['bf16']:.0f} "
+          f"GFLOP/s ({roof['bf16'] / roof['32']:.1f}x)")
+
+    train, test = load_bbc_news(seed=0)
+    train = train.sample(args.train_rows, random_state=0)
+    test = test.sample(min(args.test_rows, len(test)), random_state=0)
+    train, tuning = train_test_split(train, test_size=0.2, stratify=train["label"], random_state=0)
+    common = {"model.hf_text.max_text_len": args.max_len, "optimization.max_epochs": args.epochs}
+
+    def fit(name, checkpoint, extra=None):
+        began = time.perf_counter()
+        predictor = Predictor(label="label", eval_metric="accuracy", path=f"{args.path}/{name}", verbosity=1)
+        predictor.fit(train, tuning_data=tuning, hyperparameters={
+            **common, "model.hf_text.checkpoint_name": checkpoint, "optim.lr": 2e-4, **(extra or {})})
+        return predictor, time.perf_counter() - began
+
+    teacher, _ = fit("teacher", args.teacher)
+    student, student_fit = fit("student", args.student)
+    _, student_bf16_fit = fit("student-bf16", args.student, {"env.precision": "bf16-mixed"})
+    bare_fit, bare_accuracy = bare_loop_fit(args.student, train, tuning, "label", args.max_len, args.epochs,
+                                            student.config_.env.per_gpu_batch_size, 2e-4,
+                                            student.config_.optimization.val_check_interval)
+
+    predictors = {}
+    for role, fitted in (("teacher", teacher), ("student", student)):
+        for precision, backend in MODES:
+            mode = precision if backend == "torch" else f"onnx/{precision}"
+            copy = Predictor.load(fitted.path, verbosity=0).optimize_for_inference(precision, backend)
+            predictors[(role, mode)] = copy
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test)
+    flops = {role: encoder_flops(fitted, test) for role, fitted in (("teacher", teacher), ("student", student))}
+    rows = []
+    for (role, mode), (_, result) in zip(predictors, table.iterrows()):
+        roof_kind = "bf16" if mode == "bf16" else "32"
+        achieved = flops[role] / result["evaluate_s"] / 1e9
+        reference = table.loc[f"{role} 32"]
+        rows.append({"model": role, "mode": mode, "accuracy": result["accuracy"],
+                     "acc_change_pts": 100 * (result["accuracy"] - reference["accuracy"]),
+                     "rows/s": result["rows_per_s"], "GFLOP/s": achieved,
+                     "of_roof": achieved / roof[roof_kind], "one_row_p50_ms": result["one_row_p50_ms"],
+                     "one_row_p95_ms": result["one_row_p95_ms"], "vs_teacher_32": result["speedup"],
+                     "vs_own_32": reference["evaluate_s"] / result["evaluate_s"]})
+    report = pd.DataFrame(rows)
+    params = {role: p.total_parameters for role, p in (("teacher", teacher), ("student", student))}
+    print(f"\nInference on {len(test)} test articles ({args.max_len} tokens max; teacher {args.teacher} "
+          f"{params['teacher'] / 1e6:.1f}M parameters, student {args.student} {params['student'] / 1e6:.1f}M); "
+          "rows/s of evaluate() incl. tokenization, GFLOP/s of the encoder on real tokens, share of the matching "
+          "roof (bf16 roof for bf16, float32 roof otherwise):")
+    print(report.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+    student_row = report[(report.model == "student")].set_index("mode")
+    teacher_row = report[(report.model == "teacher")].set_index("mode")
+    best_one_row = student_row["one_row_p50_ms"].idxmin()
+    print("\nTargets (measured in this run):")
+    checks = [
+        ("student float32 throughput / float32 roof", student_row.loc["32", "of_roof"], ">= 0.5"),
+        ("student bf16 / float32 rows/s", student_row.loc["bf16", "vs_own_32"], ">= 2"),
+        ("teacher bf16 / float32 rows/s", teacher_row.loc["bf16", "vs_own_32"], ">= 2"),
+        ("student bf16 accuracy change (points)", student_row.loc["bf16", "acc_change_pts"], "within 0.5"),
+        ("student one-row predict p50 ms, float32", student_row.loc["32", "one_row_p50_ms"], "<= 10"),
+        (f"student one-row predict p50 ms, best mode ({best_one_row})",
+         student_row.loc[best_one_row, "one_row_p50_ms"], "<= 10"),
+        ("import automm_lite, milliseconds", imported * 1000, "<= 300"),
+        ("automm_lite fit / bare PyTorch loop (float32)", student_fit / bare_fit, "<= 1.1"),
+        ("automm_lite bf16-mixed fit / float32 fit", student_bf16_fit / student_fit, "< 1"),
+    ]
+    for name, value, target in checks:
+        print(f"  {name:<58} {value:8.3f}   target {target}")
+    print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {student.fit_summary()['val_accuracy']:.3f}), "
+          f"bare loop {bare_fit:.1f} (tuning accuracy {bare_accuracy:.3f}), automm_lite bf16-mixed "
+          f"{student_bf16_fit:.1f}; {len(train)} training rows, {args.epochs} epochs.")
+    print(f"Total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -94,12 +94,16 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
 
     ranked = sorted(checkpoints.best_k_models, key=lambda p: float(checkpoints.best_k_models[p]),
                     reverse=metric.greater_is_better)
-    averaged = average_checkpoints(model, ranked, opt.top_k_average_method, tuning_score)
+    # In float32 the monitored score of the best checkpoint is exactly what tuning_score would recompute.
+    known = None
+    if ranked and env.precision == "32":
+        known = float(checkpoints.best_k_models[ranked[0]]) * (1 if metric.greater_is_better else -1)
+    averaged, final = average_checkpoints(model, ranked, opt.top_k_average_method, tuning_score, known)
     shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     if forward_kwargs.get("output_attentions"):
         model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # fast attention for inference
-    val_score = score_dataset(model, tuning_set, eval_batch, metric, pre.problem_type, scale)
+    val_score = final if metric.greater_is_better else -final
     return {"model": model.eval(), "names": names, "schema": schema, "val_score": val_score,
             "averaged": len(averaged), "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "n_rows_trained": len(rows)}

@@ -72,7 +72,8 @@ def run_model(model, dataset, batch_size: int, outputs=("logits",), bf16: bool =
     -------
     (dict of name -> numpy array, list of per-batch seconds)
     """
-    model.eval()
+    if getattr(model, "training", False):  # eval() walks every submodule: skip it when already in eval mode
+        model.eval()
     device = model_device(model)
     collected = {name: [] for name in outputs}
     order, latencies = [], []

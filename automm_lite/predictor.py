@@ -551,8 +551,10 @@ class Predictor:
     def _setup_logging(self):
         level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(self.verbosity, logging.DEBUG)
         package_logger = logging.getLogger("automm_lite")
-        package_logger.setLevel(logging.DEBUG)  # the console shows by verbosity; the fit log keeps everything
         console = [h for h in package_logger.handlers if getattr(h, "_automm_console", False)]
+        if console and console[0].level == level and package_logger.level == logging.DEBUG:
+            return  # already set: setLevel clears logging's caches, which costs a one-row predict milliseconds
+        package_logger.setLevel(logging.DEBUG)  # the console shows by verbosity; the fit log keeps everything
         if not console:
             console = [logging.StreamHandler()]
             console[0].setFormatter(logging.Formatter("%(message)s"))

@@ -177,7 +177,7 @@ def load_weights(path: str) -> dict:
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
 
-def average_checkpoints(model, ranked_paths: list, method: str, score) -> list:
+def average_checkpoints(model, ranked_paths: list, method: str, score, best_score: float | None = None):
     """Turn the kept checkpoints into the final weights of ``model`` (AutoGluon's top-k averaging).
 
     Parameters
@@ -190,22 +190,23 @@ def average_checkpoints(model, ranked_paths: list, method: str, score) -> list:
         ``greedy_soup`` adds a checkpoint to the average only if the validation score does not drop.
     score : callable ``model -> float``
         Validation score, greater is better.
+    best_score : float, optional
+        ``score`` of the first checkpoint when already known (saves one pass over the validation rows).
 
     Returns
     -------
-    list of str : the checkpoints averaged into the final model.
+    (list of str, float) : the checkpoints averaged into the final model, and its validation score.
     """
     if not ranked_paths:
-        return []
-    if method == "best" or len(ranked_paths) == 1:
-        model.load_state_dict(load_weights(ranked_paths[0]))
-        return ranked_paths[:1]
-    if method == "uniform_soup":
-        model.load_state_dict(_average([load_weights(p) for p in ranked_paths]))
-        return list(ranked_paths)
+        return [], score(model)
     members = [load_weights(ranked_paths[0])]
     model.load_state_dict(members[0])
-    best = score(model)
+    if method == "best" or len(ranked_paths) == 1:
+        return ranked_paths[:1], score(model) if best_score is None else best_score
+    if method == "uniform_soup":
+        model.load_state_dict(_average([load_weights(p) for p in ranked_paths]))
+        return list(ranked_paths), score(model)
+    best = score(model) if best_score is None else best_score
     used = ranked_paths[:1]
     for path in ranked_paths[1:]:
         candidate = members + [load_weights(path)]
@@ -216,7 +217,7 @@ def average_checkpoints(model, ranked_paths: list, method: str, score) -> list:
     model.load_state_dict(_average(members))
     logger.info("Greedy soup averaged %d of %d checkpoints (validation score %.4f).", len(used),
                 len(ranked_paths), best)
-    return used
+    return used, best
 
 
 def _average(states: list) -> dict:

@@ -41,13 +41,27 @@ class Scalar(torch.nn.Module):
 def test_greedy_soup_keeps_only_checkpoints_that_help(tmp_path):
     paths = [_checkpoint(tmp_path, "a", 1.0), _checkpoint(tmp_path, "b", 3.0), _checkpoint(tmp_path, "c", 100.0)]
     model = Scalar()
-    score = lambda m: -abs(float(m.weight[0]) - 2.0)  # best when the weight is 2
-    used = average_checkpoints(model, paths, "greedy_soup", score)
-    assert used == paths[:2] and torch.allclose(model.weight, torch.full((2,), 2.0))
-    average_checkpoints(model, paths, "uniform_soup", score)
-    assert torch.allclose(model.weight, torch.full((2,), 104 / 3))
-    assert average_checkpoints(model, paths, "best", score) == paths[:1] and model.weight[0] == 1.0
-    assert average_checkpoints(model, [], "greedy_soup", score) == []
+    score = lambda m: -abs(float(m.weight.detach()[0]) - 2.0)  # best when the weight is 2
+    used, final = average_checkpoints(model, paths, "greedy_soup", score)
+    assert used == paths[:2] and torch.allclose(model.weight, torch.full((2,), 2.0)) and final == 0.0
+    _, final = average_checkpoints(model, paths, "uniform_soup", score)
+    assert torch.allclose(model.weight, torch.full((2,), 104 / 3)) and final == pytest.approx(-98 / 3)
+    assert average_checkpoints(model, paths, "best", score) == (paths[:1], -1.0) and model.weight[0] == 1.0
+    assert average_checkpoints(model, [], "greedy_soup", score)[0] == []
+
+
+def test_a_known_best_score_is_not_recomputed(tmp_path):
+    paths = [_checkpoint(tmp_path, "a", 1.0), _checkpoint(tmp_path, "b", 3.0)]
+    calls = []
+
+    def score(model):
+        calls.append(float(model.weight.detach()[0]))
+        return -abs(float(model.weight.detach()[0]) - 2.0)
+
+    used, final = average_checkpoints(Scalar(), paths, "greedy_soup", score, best_score=-1.0)
+    assert calls == [2.0] and used == paths and final == 0.0  # only the averaged candidate was scored
+    assert average_checkpoints(Scalar(), paths[:1], "greedy_soup", score, best_score=-1.0) == (paths[:1], -1.0)
+    assert len(calls) == 1
 
 
 def test_average_keeps_integer_buffers():

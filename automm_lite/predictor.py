@@ -130,6 +130,13 @@ class Predictor:
         try:
             return self._fit(train, tuning, config, teacher, unlabeled, seed, time_limit, column_types,
                              holdout_frac, start, save_path, work_dir, handler)
+        except BaseException:
+            # The fit folder goes away; its log is what tells the user what happened, so it stays.
+            kept = save_path.parent / f"{save_path.name}.failed-fit.log"
+            handler.flush()
+            shutil.copyfile(work_dir / "fit.log", kept)
+            logger.error("The fit stopped with an error; its log is kept at %s", kept)
+            raise
         finally:
             logging.getLogger("automm_lite").removeHandler(handler)
             logging.getLogger("lightning.pytorch").removeHandler(handler)

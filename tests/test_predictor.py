@@ -247,3 +247,13 @@ def test_default_save_folder(bbc_short, tiny_hp, tmp_path, monkeypatch):
     folder = Path(predictor.path)
     assert folder.parent == tmp_path / "automm_lite_models" and "%" not in folder.name
     assert (folder / "predictor.json").is_file()
+
+
+def test_a_failed_fit_keeps_its_log(bbc_short, tiny_hp, tmp_path):
+    train, _ = bbc_short
+    with pytest.raises(ConfigError, match="no_such_model"):
+        Predictor(label="label", path=str(tmp_path / "bad"), verbosity=0).fit(
+            train, hyperparameters={**tiny_hp, "model.hf_text.checkpoint_name": str(tmp_path / "no_such_model")})
+    log = tmp_path / "bad.failed-fit.log"
+    assert "Problem type: multiclass" in log.read_text()
+    assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.fitting").exists()

@@ -28,7 +28,9 @@ setup(
         "onnx>=1.15",
     ],
     extras_require={
-        "dev": ["pytest>=7", "nbmake>=1.5"],
+        # The tutorials run as tests: a Jupyter kernel, a notebook runner and matplotlib for their plots.
+        "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
+                "matplotlib>=3.8"],
         "onnx": ["onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},

@@ -16,13 +16,13 @@ def model_schema(preprocessor) -> dict:
             "n_numerical": len(preprocessor.state["numerical"]), "cardinalities": preprocessor.cardinalities()}
 
 
-def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, teacher=None, unlabeled=None,
-              alignment=None) -> dict:
+def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, teachers=(), unlabeled=None) -> dict:
     """Train ``predictor``'s model on ``train``, selecting on ``tuning``; returns the model and fit facts.
 
-    With a ``teacher``, its outputs for every training row (augmented copies and ``unlabeled`` transfer rows
-    included) are computed once, before training, and the student learns from them through the distillation
-    objective; validation scores the student alone.
+    With ``teachers`` (a list of (teacher, class alignment) pairs), their outputs for every training row
+    (augmented copies and ``unlabeled`` transfer rows included) are computed once, before training, and the
+    student learns from them through the distillation objective; validation scores the student alone. Several
+    teachers' soft targets are averaged; the first teacher provides features and layers.
     """
     import lightning as L
     import torch
@@ -35,6 +35,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     from .training import LitSystem, average_checkpoints, build_trainer, quiet_libraries
 
     config, pre = predictor.config_, predictor.preprocessor_
+    teacher, alignment = teachers[0] if teachers else (None, None)
     quiet_libraries(predictor.verbosity)
     L.seed_everything(seed, workers=True, verbose=False)
     if config.env.num_threads:
@@ -67,12 +68,19 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
         arrays = teacher_outputs(teacher, rows, plan.hidden_layers, plan.attention_layers,
                                  tokens=train_set.tokens.get("hf_text") if token_level else None,
                                  alignment=alignment, cache_folder=work_dir / "teacher_cache")
-        if pre.problem_type == "regression":  # teacher values -> the student's label scale
-            t, s = teacher.preprocessor_.state, pre.state
-            arrays["teacher_logits"] = ((arrays["teacher_logits"] * t["label_std"] + t["label_mean"]
-                                         - s["label_mean"]) / s["label_std"]).astype("float32")
+        arrays["teacher_logits"] = student_units(arrays["teacher_logits"], teacher, pre)
+        if len(teachers) > 1:
+            from .distill.teacher import average_soft_targets
+
+            others = [student_units(teacher_outputs(t, rows, alignment=a)["teacher_logits"], t, pre)
+                      for t, a in teachers[1:]]
+            soft_type = config.distiller.soft_label_loss_type or (
+                "mse" if pre.problem_type == "regression" else "cross_entropy")
+            arrays["teacher_logits"] = average_soft_targets([arrays["teacher_logits"], *others],
+                                                            config.distiller.temperature, soft_type == "cross_entropy")
         train_set.arrays.update(arrays)
-        logger.info("Teacher outputs for %d rows computed once in %.1f s.", len(rows), time.perf_counter() - start)
+        logger.info("Outputs of %d teacher(s) for %d rows computed once in %.1f s.", len(teachers), len(rows),
+                    time.perf_counter() - start)
         objective = build_objective(config, pre.problem_type, model, teacher.model_, plan, alignment)
         forward_kwargs = plan.student_forward
         if forward_kwargs.get("output_attentions"):
@@ -107,6 +115,14 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     return {"model": model.eval(), "names": names, "schema": schema, "val_score": val_score,
             "averaged": len(averaged), "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "n_rows_trained": len(rows)}
+
+
+def student_units(teacher_logits, teacher, pre):
+    """A regression teacher's outputs moved to the student's label scale; class logits pass unchanged."""
+    if pre.problem_type != "regression":
+        return teacher_logits
+    t, s = teacher.preprocessor_.state, pre.state
+    return ((teacher_logits * t["label_std"] + t["label_mean"] - s["label_mean"]) / s["label_std"]).astype("float32")
 
 
 def training_rows(predictor, model, train, unlabeled, seed):

@@ -99,20 +99,23 @@ class Predictor:
             Force column kinds, e.g. ``{"zip": "categorical", "notes": "ignore"}``.
         holdout_frac : float, optional
             Fraction of ``train_data`` held out for tuning when ``tuning_data`` is None.
-        teacher_predictor : Predictor or str, optional
+        teacher_predictor : Predictor or str, or a list of them, optional
             A fitted predictor (or the folder of a saved one) to distill from: this predictor becomes its student.
-            The teacher's outputs are computed once for all training rows, not at every step.
+            The teacher's outputs are computed once for all training rows, not at every step. With several
+            teachers the soft targets are their average; the first one also provides the features and layers
+            that the feature and layer-wise terms match.
         unlabeled_data : DataFrame or path, optional
             Extra rows without labels (needs a teacher): the teacher labels them and the student learns from
             those soft targets too.
         """
         start = time.perf_counter()
         self._setup_logging()
-        teacher = None
+        teachers = []
         if teacher_predictor is not None:
-            from .distill.teacher import load_teacher
-            teacher = load_teacher(teacher_predictor)
+            from .distill.teacher import load_teachers
+            teachers = load_teachers(teacher_predictor)
             self._setup_logging()  # loading the teacher set the console to its verbosity
+        teacher = teachers[0] if teachers else None
         train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
                                                           time_limit, seed, holdout_frac, teacher is not None)
         unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
@@ -128,7 +131,7 @@ class Predictor:
         work_dir.mkdir(parents=True)
         handler = self._log_to_file(work_dir / "fit.log")
         try:
-            return self._fit(train, tuning, config, teacher, unlabeled, seed, time_limit, column_types,
+            return self._fit(train, tuning, config, teachers, unlabeled, seed, time_limit, column_types,
                              holdout_frac, start, save_path, work_dir, handler)
         except BaseException:
             # The fit folder goes away; its log is what tells the user what happened, so it stays.
@@ -143,11 +146,12 @@ class Predictor:
             handler.close()
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    def _fit(self, train, tuning, config, teacher, unlabeled, seed, time_limit, column_types, holdout_frac, start,
+    def _fit(self, train, tuning, config, teachers, unlabeled, seed, time_limit, column_types, holdout_frac, start,
              save_path, work_dir, handler):
         """The fit itself, once the arguments are checked and the fit folder (with its log file) exists."""
         from .fitting import fit_model
 
+        teacher = teachers[0] if teachers else None
         self.config_ = config
         self.problem_type_ = self._problem_type or (teacher.problem_type if teacher is not None else
                                                     infer_problem_type(train[self.label], self._eval_metric))
@@ -156,7 +160,8 @@ class Predictor:
         self._check_loss(config)
         if teacher is not None:
             from .distill.teacher import check_teacher_task
-            check_teacher_task(teacher, self.label, self.problem_type_, train.columns)
+            for each in teachers:
+                check_teacher_task(each, self.label, self.problem_type_, train.columns)
         kinds = infer_column_types(train, self.label, column_types)
         if tuning is None:
             train, tuning = self._holdout(train, holdout_frac, seed)
@@ -164,23 +169,23 @@ class Predictor:
                                           config.data.numerical_label_preprocessing).fit(train)
         self.preprocessor_.check_columns(tuning, need_label=True)
         self.preprocessor_.encode_labels(tuning[self.label])  # unseen or missing tuning labels: fail now
-        alignment = None
         if unlabeled is not None:
             self.preprocessor_.check_columns(unlabeled)
-        if teacher is not None:
-            from .distill.teacher import class_alignment
-            alignment = class_alignment(teacher.class_labels, self.preprocessor_.class_labels)
+        from .distill.teacher import class_alignment
+        alignments = [class_alignment(each.class_labels, self.preprocessor_.class_labels) for each in teachers]
         logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
                     self.problem_type_, self.eval_metric_,
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
-        result = fit_model(self, train, tuning, seed, time_limit, work_dir, teacher, unlabeled, alignment)
+        result = fit_model(self, train, tuning, seed, time_limit, work_dir, list(zip(teachers, alignments)),
+                           unlabeled)
         self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
         self._summary = {f"val_{self.eval_metric_}": result["val_score"],
                          "training_time": time.perf_counter() - start, "n_train_rows": len(train),
                          "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
                          "epochs": result["epochs"], "steps": result["steps"], "seed": seed,
                          "n_rows_trained": result["n_rows_trained"],
-                         "teacher": None if teacher is None else str(teacher.path)}
+                         "teacher": None if teacher is None else str(teacher.path) if len(teachers) == 1
+                         else [str(each.path) for each in teachers]}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                     self.eval_metric_, result["val_score"], save_path)
         handler.close()

@@ -178,3 +178,41 @@ def test_distillation_ratio_and_table_aggregation():
     assert table.loc["distilled: ours", "fit / no-distill fit"] == pytest.approx(1.1)
     assert table.loc["no-distill", "spread"] == pytest.approx(0.01)
     assert "distilled: ours" in str(report)
+
+
+def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.distill.report import AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, our_recipe
+
+    with_unlabeled, without = our_recipe(True), our_recipe(False)
+    assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)
+    assert TRANSFER_ROWS not in without and without["data.augment_copies"] > 0  # gets a same-copies baseline
+    for recipe in (AUTOGLUON_RECIPE, with_unlabeled, without):
+        apply_overrides(Config(), recipe, allow_distiller=True)  # every key exists and its value is allowed
+
+
+def test_average_soft_targets_is_the_mean_softened_distribution():
+    from automm_lite.distill.teacher import average_soft_targets
+
+    a, b = np.array([[2.0, 0.0, -1.0]]), np.array([[0.0, 3.0, 1.0]])
+    T = 2.0
+    soft = lambda z: np.exp(z / T) / np.exp(z / T).sum()
+    averaged = average_soft_targets([a, b], T, average_probabilities=True)
+    assert np.allclose(soft(averaged[0]), (soft(a[0]) + soft(b[0])) / 2, atol=1e-6)
+    assert np.allclose(average_soft_targets([a, b], T, average_probabilities=False), (a + b) / 2)
+    assert np.allclose(average_soft_targets([a], T, True), a - np.log(np.exp(a / T).sum()) * T, atol=1e-5)
+
+
+def test_several_teachers(teacher, bbc_short, tiny_hp, student_dir, tmp_path):
+    train, test = bbc_short
+    other = Predictor(label="label", eval_metric="accuracy", path=str(tmp_path / "t2"), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1}, seed=1)
+    student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
+        train, hyperparameters=student_hp(tiny_hp, student_dir), teacher_predictor=[teacher, str(other.path)])
+    assert student.fit_summary()["teacher"] == [str(teacher.path), str(other.path)]
+    assert "Outputs of 2 teacher(s)" in (tmp_path / "s" / "fit.log").read_text()
+    assert student.predict(test).isin(teacher.class_labels).all()
+    with pytest.raises(ConfigError, match="empty list"):
+        Predictor(label="label").fit(train, teacher_predictor=[])
+    with pytest.raises(ConfigError, match="not fitted"):
+        Predictor(label="label").fit(train, teacher_predictor=[teacher, Predictor(label="label")])

@@ -29,6 +29,33 @@ def load_teacher(teacher_predictor):
     return teacher_predictor
 
 
+def load_teachers(teacher_predictor) -> list:
+    """``load_teacher`` for one teacher or each of a list of them (the first is the primary teacher)."""
+    if isinstance(teacher_predictor, (list, tuple)):
+        if not teacher_predictor:
+            raise ConfigError("teacher_predictor is an empty list: pass one or more fitted predictors (or the "
+                              "folders of saved ones), or None to train without a teacher.")
+        return [load_teacher(each) for each in teacher_predictor]
+    return [load_teacher(teacher_predictor)]
+
+
+def average_soft_targets(logits: list, temperature: float, average_probabilities: bool) -> np.ndarray:
+    """Several teachers' logits (rows x outputs each) as one array the soft-label term can use.
+
+    With ``average_probabilities`` (the cross-entropy soft term) the result is ``T * log(mean_k softmax(z_k / T))``,
+    whose softmax at temperature ``T`` is exactly the teachers' mean softened distribution; otherwise (MSE on
+    logits, regression) it is the mean of the logits.
+    """
+    stacked = np.stack([np.asarray(z, dtype=np.float64) for z in logits])
+    if not average_probabilities:
+        return stacked.mean(axis=0).astype(np.float32)
+    scaled = stacked / temperature
+    scaled -= scaled.max(axis=2, keepdims=True)
+    probabilities = np.exp(scaled)
+    probabilities /= probabilities.sum(axis=2, keepdims=True)
+    return (temperature * np.log(probabilities.mean(axis=0) + 1e-12)).astype(np.float32)
+
+
 def check_teacher_task(teacher, label: str, problem_type: str, columns) -> None:
     """Teacher and student must predict the same column, the same kind of problem, from columns the data has."""
     if teacher.label != label:

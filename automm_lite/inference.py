@@ -100,10 +100,24 @@ def make_timing(rows: int, seconds: float, latencies: list) -> Timing:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bfloat16 matmuls run natively here (AVX-512 bf16 / AMX on a CPU, Ampere+ on a GPU)."""
+    """Whether bfloat16 matmuls run natively here (AVX-512 bf16 or AMX on a CPU, Ampere or newer on a GPU);
+    emulated bf16 would be slower than float32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu":
+        return False
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def bf16_copy(model):
+    """A copy of ``model`` whose Linear weights are stored in bfloat16, so that autocast does not convert them again
+    at every call (norms, embeddings and softmax stay float32 under autocast)."""
+    fast = copy.deepcopy(model).eval()
+    for module in fast.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
+    return fast
 
 
 def quantize_int8(model):
@@ -149,4 +163,6 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8")
     if mode.precision == "int8":
         return quantize_int8(model)
+    if mode.precision == "bf16":
+        return bf16_copy(model)
     return model

@@ -53,6 +53,7 @@ def save_atomically(predictor, path, staging: Path | None = None) -> Path:
     """
     path = check_save_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    own_staging = staging is None  # a caller's folder (the fit's, with its log) is the caller's to remove
     staging = staging or path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
     try:
         write_predictor(predictor, staging)
@@ -64,7 +65,7 @@ def save_atomically(predictor, path, staging: Path | None = None) -> Path:
         else:
             os.replace(staging, path)
     except BaseException:
-        if staging.exists() and staging != path:
+        if own_staging and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return path

@@ -1,6 +1,7 @@
 """Predictor: the user's entry point. It checks arguments and orchestrates the other modules; no math here."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -134,11 +135,13 @@ class Predictor:
             return self._fit(train, tuning, config, teachers, unlabeled, seed, time_limit, column_types,
                              holdout_frac, start, save_path, work_dir, handler)
         except BaseException:
-            # The fit folder goes away; its log is what tells the user what happened, so it stays.
+            # The fit folder goes away; its log is what tells the user what happened, so it stays (when it can:
+            # nothing here may hide the original error).
             kept = save_path.parent / f"{save_path.name}.failed-fit.log"
             handler.flush()
-            shutil.copyfile(work_dir / "fit.log", kept)
-            logger.error("The fit stopped with an error; its log is kept at %s", kept)
+            with contextlib.suppress(OSError):
+                shutil.copyfile(work_dir / "fit.log", kept)
+                logger.error("The fit stopped with an error; its log is kept at %s", kept)
             raise
         finally:
             logging.getLogger("automm_lite").removeHandler(handler)
@@ -191,6 +194,7 @@ class Predictor:
         handler.close()
         from .io import save_atomically
         save_atomically(self, save_path, staging=work_dir)
+        save_path.with_name(f"{save_path.name}.failed-fit.log").unlink(missing_ok=True)  # an earlier failure's
         return self
 
     def _check_fit_arguments(self, train_data, tuning_data, hyperparameters, presets, time_limit, seed,
@@ -299,12 +303,12 @@ class Predictor:
         from .inference import model_device, prepare_model, resolve_mode
 
         env = self.config_.env
-        key = (id(self.model_), env.inference_precision, env.inference_backend)
+        key = (env.inference_precision, env.inference_backend)
         cached = getattr(self, "_inference", None)
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] is not self.model_ or cached[1] != key:
             mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(self.model_))
-            self._inference = (key, prepare_model(self.model_, mode, self._example_batch()), mode)
-        return self._inference[1], self._inference[2]
+            self._inference = (self.model_, key, prepare_model(self.model_, mode, self._example_batch()), mode)
+        return self._inference[2], self._inference[3]
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005):
         """Make predict faster: bf16 autocast, int8 weights, or onnxruntime; returns ``self``.
@@ -325,25 +329,32 @@ class Predictor:
             Tolerated loss of ``eval_metric`` (in its own units) before warning.
         """
         self._check_fitted()
-        new_config = apply_overrides(self.config_, {"env.inference_precision": precision,
-                                                    "env.inference_backend": backend})
-        if check_data is None:
+        choice = {"env.inference_precision": str(precision).lower(), "env.inference_backend": str(backend).lower()}
+        new_config = apply_overrides(self.config_, choice)
+        if check_data is not None:
+            check_data = read_data(check_data, "check_data")
+            self.preprocessor_.check_columns(check_data, need_label=True)
+        old_config, old_inference = self.config_, getattr(self, "_inference", None)
+        try:  # a failure (e.g. onnxruntime missing) leaves the predictor as it was
+            if check_data is None:
+                self.config_ = new_config
+                self._inference_runner()  # export / quantize now, not in the first predict
+                logger.info("Inference now runs as %s; pass check_data= to measure its score and speed change.",
+                            self._inference[3])
+                return self
+            self.config_ = apply_overrides(old_config, {"env.inference_precision": "32",
+                                                        "env.inference_backend": "torch"})
+            before, before_timing = self._timed_evaluate(check_data)
             self.config_ = new_config
-            self._inference_runner()  # export / quantize now, not in the first predict
-            logger.info("Inference now runs as %s; pass check_data= to measure its score and speed change.",
-                        self._inference[2])
-            return self
-        check_data = read_data(check_data, "check_data")
-        self.config_ = apply_overrides(self.config_, {"env.inference_precision": "32",
-                                                      "env.inference_backend": "torch"})
-        before, before_timing = self._timed_evaluate(check_data)
-        self.config_ = new_config
-        self._inference_runner()
-        after, after_timing = self._timed_evaluate(check_data)
+            self._inference_runner()
+            after, after_timing = self._timed_evaluate(check_data)
+        except BaseException:
+            self.config_, self._inference = old_config, old_inference
+            raise
         metric = self.eval_metric_
         change = after[metric] - before[metric]
         loss = -change if get_metric(metric, self.problem_type_).greater_is_better else change
-        mode = self._inference[2]
+        mode = self._inference[3]
         self.inference_check_ = {"mode": str(mode), "metric": metric, "before": before[metric],
                                  "after": after[metric], "change": change,
                                  "speedup": before_timing.seconds / after_timing.seconds}
@@ -376,13 +387,16 @@ class Predictor:
 
         self._check_fitted()
         path = Path(path)
-        if path.suffix != ".onnx":
+        if path.suffix.lower() != ".onnx":
             raise DataError(f"export_onnx writes one .onnx file; got {str(path)!r}: use a name such as "
                             "'model.onnx'.")
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        export_model(self.model_, self._example_batch(), str(partial))
-        partial.replace(path)  # never leave a half-written file under the requested name
+        try:
+            export_model(self.model_, self._example_batch(), str(partial))
+            partial.replace(path)  # never leave a half-written file under the requested name
+        finally:
+            partial.unlink(missing_ok=True)
         return str(path)
 
     def _example_batch(self) -> dict:

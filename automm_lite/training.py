@@ -212,7 +212,8 @@ def average_checkpoints(model, ranked_paths: list, method: str, score, best_scor
         candidate = members + [load_weights(path)]
         model.load_state_dict(_average(candidate))
         value = score(model)
-        if value >= best:
+        # float32 comparison: a known best score comes from Lightning's float32 log, so a tie must stay a tie.
+        if np.float32(value) >= np.float32(best):
             members, best, used = candidate, value, used + [path]
     model.load_state_dict(_average(members))
     logger.info("Greedy soup averaged %d of %d checkpoints (validation score %.4f).", len(used),

@@ -106,16 +106,24 @@ def test_unsupported_modes_fall_back_with_a_warning(monkeypatch):
         assert resolve_mode("bf16", "onnx", torch.device("cpu")).precision == "32"
     with pytest.warns(UserWarning, match="CPUs only"):
         assert resolve_mode("int8", "torch", torch.device("cuda")).precision == "32"
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False})
     assert not bf16_supported(torch.device("cpu"))
     with pytest.warns(UserWarning, match="no native bf16"):
         assert resolve_mode("bf16", "torch", torch.device("cpu")).precision == "32"
 
 
-def test_missing_onnxruntime_is_a_clear_error(fitted, monkeypatch):
+def test_a_failed_switch_leaves_the_predictor_as_it_was(fitted, bbc_short, monkeypatch):
+    _, test = bbc_short
+    predictor = fresh_copy(fitted).optimize_for_inference("INT8")  # names are not case-sensitive
+    expected = predictor.predict_proba(test).to_numpy()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ConfigError, match=r"automm_lite\[onnx\]"):
-        fresh_copy(fitted).optimize_for_inference("32", "onnx")
+        predictor.optimize_for_inference("32", "onnx")
+    with pytest.raises(DataError, match="label"):
+        predictor.optimize_for_inference("bf16", check_data=test.drop(columns="label"))
+    assert predictor.config_.env.inference_precision == "int8"
+    assert predictor.config_.env.inference_backend == "torch"
+    assert np.array_equal(predictor.predict_proba(test).to_numpy(), expected)
 
 
 def test_compare_predictors_table(fitted, bbc_short):

@@ -257,3 +257,18 @@ def test_a_failed_fit_keeps_its_log(bbc_short, tiny_hp, tmp_path):
     log = tmp_path / "bad.failed-fit.log"
     assert "Problem type: multiclass" in log.read_text()
     assert not (tmp_path / "bad").exists() and not (tmp_path / ".bad.fitting").exists()
+
+
+def test_a_failed_save_raises_its_own_error_and_keeps_the_log(bbc_short, tiny_hp, tmp_path, monkeypatch):
+    import automm_lite.io
+
+    def full_disk(predictor, folder):
+        raise OSError(28, "No space left on device")
+
+    train, _ = bbc_short
+    monkeypatch.setattr(automm_lite.io, "write_predictor", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        Predictor(label="label", path=str(tmp_path / "p"), verbosity=0).fit(
+            train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    assert "Fitted in" in (tmp_path / "p.failed-fit.log").read_text()
+    assert not (tmp_path / "p").exists() and not (tmp_path / ".p.fitting").exists()

@@ -50,6 +50,13 @@ def test_greedy_soup_keeps_only_checkpoints_that_help(tmp_path):
     assert average_checkpoints(model, [], "greedy_soup", score)[0] == []
 
 
+def test_a_tie_with_a_float32_known_score_joins_the_soup(tmp_path):
+    paths = [_checkpoint(tmp_path, "a", 1.0), _checkpoint(tmp_path, "b", 1.0)]
+    known = float(torch.tensor(7 / 30))  # Lightning logs 0.2333... in float32: slightly above 7 / 30
+    used, _ = average_checkpoints(Scalar(), paths, "greedy_soup", lambda m: 7 / 30, best_score=known)
+    assert used == paths
+
+
 def test_a_known_best_score_is_not_recomputed(tmp_path):
     paths = [_checkpoint(tmp_path, "a", 1.0), _checkpoint(tmp_path, "b", 3.0)]
     calls = []

@@ -138,6 +138,9 @@ class DistillerConfig:
     layer_mapping: str = _key("uniform", "Student->teacher layers for the hidden/attention terms: 'uniform', "
                               "'last', or explicit 'student:teacher' pairs such as '1:2,2:4,3:6'")
     t2_scaling: bool = _key(False, "Multiply the soft-label term by temperature^2 (Hinton et al.)")
+    teacher_precision: str = _key("32", "Precision of the one teacher pass over the training rows: 32, or bf16 "
+                                  "autocast where the CPU/GPU has native bf16 (a big teacher's pass runs faster; "
+                                  "else 32 with a warning)", choices=["32", "bf16"])
 
 
 @dataclass

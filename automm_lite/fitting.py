@@ -67,13 +67,14 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
         start = time.perf_counter()
         arrays = teacher_outputs(teacher, rows, plan.hidden_layers, plan.attention_layers,
                                  tokens=train_set.tokens.get("hf_text") if token_level else None,
-                                 alignment=alignment, cache_folder=work_dir / "teacher_cache")
+                                 alignment=alignment, cache_folder=work_dir / "teacher_cache",
+                                 precision=config.distiller.teacher_precision)
         arrays["teacher_logits"] = student_units(arrays["teacher_logits"], teacher, pre)
         if len(teachers) > 1:
             from .distill.teacher import average_soft_targets
 
-            others = [student_units(teacher_outputs(t, rows, alignment=a)["teacher_logits"], t, pre)
-                      for t, a in teachers[1:]]
+            others = [student_units(teacher_outputs(t, rows, alignment=a, precision=config.distiller.teacher_precision)
+                                    ["teacher_logits"], t, pre) for t, a in teachers[1:]]
             soft_type = config.distiller.soft_label_loss_type or (
                 "mse" if pre.problem_type == "regression" else "cross_entropy")
             arrays["teacher_logits"] = average_soft_targets([arrays["teacher_logits"], *others],

@@ -216,3 +216,18 @@ def test_several_teachers(teacher, bbc_short, tiny_hp, student_dir, tmp_path):
         Predictor(label="label").fit(train, teacher_predictor=[])
     with pytest.raises(ConfigError, match="not fitted"):
         Predictor(label="label").fit(train, teacher_predictor=[teacher, Predictor(label="label")])
+
+
+def test_bf16_teacher_pass_is_close_to_float32(teacher, bbc_short):
+    from automm_lite.inference import bf16_supported
+
+    _, test = bbc_short
+    rows = test.head(9)
+    exact = teacher_outputs(teacher, rows, hidden_layers=[1], attention_layers=[1])
+    fast = teacher_outputs(teacher, rows, hidden_layers=[1], attention_layers=[1], precision="bf16")
+    assert set(fast) == set(exact)
+    for name in exact:
+        assert fast[name].dtype == exact[name].dtype
+        assert np.abs(fast[name].astype(np.float32) - exact[name].astype(np.float32)).max() < 0.1, name
+    if bf16_supported(torch.device("cpu")):
+        assert not np.array_equal(fast["teacher_logits"], exact["teacher_logits"])  # it did run in bf16

@@ -119,7 +119,7 @@ def _allocate(shape, dtype, folder: Path | None, name: str):
 
 
 def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens=None, alignment=None,
-                    cache_folder: Path | None = None) -> dict:
+                    cache_folder: Path | None = None, precision: str = "32") -> dict:
     """Run the frozen teacher once over ``data`` and keep what the objective needs, row by row.
 
     Parameters
@@ -136,16 +136,20 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
         Reorders the teacher's class columns into the student's order.
     cache_folder : Path, optional
         Where large arrays are memory-mapped instead of held in memory.
+    precision : {"32", "bf16"}
+        ``bf16`` runs the pass under bfloat16 autocast where the hardware has native bf16 (``distiller.teacher_precision``).
 
     Returns
     -------
     dict of name -> numpy array with rows first: ``teacher_logits``, ``teacher_features``,
     ``teacher_hidden_<i>``, ``teacher_attention_<i>``.
     """
+    import contextlib
+
     import torch
 
     from ..data import RowDataset, build_dataset, sorted_batches
-    from ..inference import model_device, to_device
+    from ..inference import bf16_supported, model_device, to_device
 
     model = teacher.model_.eval()
     features = teacher.preprocessor_.transform(data)
@@ -160,7 +164,13 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
         model.backbones["hf_text"].encoder.set_attn_implementation("eager")
     out = {}
     env = teacher.config_.env
-    with torch.inference_mode():
+    device = model_device(model)
+    fast = precision == "bf16" and bf16_supported(device)
+    if precision == "bf16" and not fast:
+        logger.warning("distiller.teacher_precision='bf16' needs native bf16 matmuls, which this %s lacks; the "
+                       "teacher runs in float32.", device.type.upper())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for indices in sorted_batches(dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio):
             batch = to_device(dataset.collate(indices), model_device(model))
             result = model(batch, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
@@ -178,9 +188,9 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
             out["teacher_features"][indices] = result["features"].float().cpu().numpy()
             length = batch["hf_text"]["input_ids"].shape[1] if "hf_text" in batch else 0
             for i in hidden_layers:
-                out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].cpu().numpy()
+                out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].float().cpu().numpy()
             for i in attention_layers:
-                out[f"teacher_attention_{i}"][indices, :, :length, :length] = result["attentions"][i - 1].cpu().numpy()
+                out[f"teacher_attention_{i}"][indices, :, :length, :length] = result["attentions"][i - 1].float().cpu().numpy()
     if attention_layers:
         model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # back to fast attention
     if alignment is not None:

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main():
     from automm_lite import Predictor
-    from automm_lite.distill.report import AUTOGLUON_RECIPE, OUR_RECIPE, TRANSFER_ROWS, run_distillation_table
+    from automm_lite.distill.report import AUTOGLUON_RECIPE, our_recipe, run_distillation_table
     from automm_lite.distill.tasks import TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def main():
     task = TASKS[args.task](args.budget)
     student_keys = json.loads(args.student_keys)
     student_hyperparameters = {**task.student_hyperparameters, **student_keys}
-    ours = {**OUR_RECIPE, TRANSFER_ROWS: task.unlabeled is not None}
+    ours = our_recipe(task.unlabeled is not None)
     recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": ours}
     for item in args.recipe:
         name, keys = item.split("=", 1)

@@ -10,10 +10,21 @@ logger = logging.getLogger("automm_lite")
 # AutoGluon's distiller as it ships: logits + pooled output feature, nothing layer-wise.
 AUTOGLUON_RECIPE = {"distiller.hidden_state_loss_weight": 0.0, "distiller.attention_loss_weight": 0.0,
                     "distiller.embedding_loss_weight": 0.0}
-# This library's recipe so far: AutoGluon's terms plus a cosine hidden-state term (README: the evidence).
-OUR_RECIPE = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
 DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
 TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
+# This library's recipe: AutoGluon's terms plus layer-wise terms plus data only the teacher can label (README,
+# "The distillation table": the three-seed evidence). With unlabeled rows: learn from them, plus a cosine
+# hidden-state term.
+OUR_RECIPE = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
+# Without unlabeled rows: 3 teacher-labelled augmented copies of each training row, hidden-state MSE and
+# attention KL (compared with a no-distill student trained on the same copies with their gold labels).
+OUR_RECIPE_AUGMENTED = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "mse",
+                        "distiller.attention_loss_weight": 1.0, "data.augment_copies": 3}
+
+
+def our_recipe(has_unlabeled: bool) -> dict:
+    """The table's ``ours`` row: ``OUR_RECIPE`` with the transfer rows, else ``OUR_RECIPE_AUGMENTED``."""
+    return {**OUR_RECIPE, TRANSFER_ROWS: True} if has_unlabeled else dict(OUR_RECIPE_AUGMENTED)
 
 
 def distillation_ratio(teacher: float, no_distill: float, student: float) -> float:
@@ -88,7 +99,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
         The student budget (epochs, checkpoint, ...) is shared by every student.
     recipes : dict of name -> dict, optional
         Distillation recipes (extra keys on top of the student's). Default: ``autogluon`` (logits + output
-        feature, AutoGluon's keys and defaults) and ``ours`` (``OUR_RECIPE``).
+        feature, AutoGluon's keys and defaults) and ``ours`` (``our_recipe``: ``OUR_RECIPE`` with the transfer
+        rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
     unlabeled_data : DataFrame, optional
@@ -104,7 +116,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     """
     from ..predictor import Predictor
 
-    recipes = recipes if recipes is not None else {"autogluon": AUTOGLUON_RECIPE, "ours": OUR_RECIPE}
+    if recipes is None:
+        recipes = {"autogluon": AUTOGLUON_RECIPE, "ours": our_recipe(unlabeled_data is not None)}
     report = DistillationReport(eval_metric)
     if teacher is None:
         teacher = Predictor(label, eval_metric=eval_metric, path=f"{path}/teacher", verbosity=verbosity).fit(

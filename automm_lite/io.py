@@ -57,6 +57,8 @@ def save_atomically(predictor, path, staging: Path | None = None) -> Path:
     staging = staging or path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
     try:
         write_predictor(predictor, staging)
+        if own_staging:
+            _carry_fit_logs(predictor, staging)
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
@@ -69,6 +71,23 @@ def save_atomically(predictor, path, staging: Path | None = None) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+FIT_LOGS = ("fit.log", "logs")
+
+
+def _carry_fit_logs(predictor, staging: Path):
+    """Copy the fit's log and metrics from the predictor's current folder, so that a save (to a new folder or
+    over the same one) keeps them."""
+    source = Path(predictor.path).resolve() if predictor.path else None
+    if source is None or not (source / METADATA_FILE).is_file():
+        return
+    for name in FIT_LOGS:
+        item = source / name
+        if item.is_dir():
+            shutil.copytree(item, staging / name, dirs_exist_ok=True)
+        elif item.is_file():
+            shutil.copy2(item, staging / name)
 
 
 def read_metadata(path) -> dict:

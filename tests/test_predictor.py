@@ -272,3 +272,12 @@ def test_a_failed_save_raises_its_own_error_and_keeps_the_log(bbc_short, tiny_hp
             train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
     assert "Fitted in" in (tmp_path / "p.failed-fit.log").read_text()
     assert not (tmp_path / "p").exists() and not (tmp_path / ".p.fitting").exists()
+
+
+def test_save_keeps_the_fit_log_and_metrics(fitted, tmp_path):
+    fitted.save(fitted.path)  # over its own folder
+    assert (Path(fitted.path) / "fit.log").is_file() and (Path(fitted.path) / "logs" / "metrics.csv").is_file()
+    copy = Predictor.load(fitted.path, verbosity=0)
+    copy.save(tmp_path / "elsewhere")
+    assert "Problem type" in (tmp_path / "elsewhere" / "fit.log").read_text()
+    assert (tmp_path / "elsewhere" / "logs" / "metrics.csv").is_file()

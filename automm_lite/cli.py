@@ -52,14 +52,14 @@ def _zoo(args):
 
 
 def _distill(args):
-    from .distill.report import AUTOGLUON_RECIPE, OUR_RECIPE, TRANSFER_ROWS, run_distillation_table
+    from .distill.report import AUTOGLUON_RECIPE, our_recipe, run_distillation_table
     from .distill.tasks import TASKS
 
     task = TASKS[args.task](args.budget)
     report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
                                     task.teacher_hyperparameters, task.student_hyperparameters,
                                     {"autogluon": AUTOGLUON_RECIPE,
-                                     "ours": {**OUR_RECIPE, TRANSFER_ROWS: task.unlabeled is not None}},
+                                     "ours": our_recipe(task.unlabeled is not None)},
                                     seeds=args.seeds,
                                     eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
                                     path=f"{args.path}/{task.name}", verbosity=args.verbosity)

@@ -99,8 +99,9 @@ class EnvConfig:
     precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
                           "a CPU falls back with a warning)",
                           choices=["32", "bf16-mixed", "16-mixed"])
-    inference_precision: str = _key("32", "Inference precision: 32; bf16 = bfloat16 autocast where the CPU/GPU has "
-                                    "native bf16 (else 32, with a warning); int8 = dynamic int8 Linear layers (CPU)",
+    inference_precision: str = _key("32", "Inference precision: 32; bf16 = the text encoder in bfloat16 where the "
+                                    "CPU/GPU has native bf16 (else 32, with a warning); int8 = dynamic int8 Linear "
+                                    "layers (CPU)",
                                     choices=["32", "bf16", "int8"])
     inference_backend: str = _key("torch", "Inference engine: torch, or onnx = the exported model on onnxruntime "
                                   "(pip install 'automm_lite[onnx]')", choices=["torch", "onnx"])

@@ -2,7 +2,6 @@
 timing of every call."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
@@ -62,11 +61,10 @@ def to_device(batch, device):
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
-def run_model(model, dataset, batch_size: int, outputs=("logits",), bf16: bool = False) -> tuple[dict, list]:
+def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dict, list]:
     """Run ``model`` over every row of ``dataset`` and return the requested outputs in row order.
 
-    Batches hold rows of similar length (less padding); results are put back into the input order. With
-    ``bf16`` the model runs under bfloat16 autocast (matmuls in bf16, reductions and the outputs in float32).
+    Batches hold rows of similar length (less padding); results are put back into the input order.
 
     Returns
     -------
@@ -77,8 +75,7 @@ def run_model(model, dataset, batch_size: int, outputs=("logits",), bf16: bool =
     device = model_device(model)
     collected = {name: [] for name in outputs}
     order, latencies = [], []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode():
         for indices in sorted_batches(dataset, batch_size):
             start = time.perf_counter()
             result = model(to_device(dataset.collate(indices), device))
@@ -111,12 +108,13 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def bf16_copy(model):
-    """A copy of ``model`` whose Linear weights are stored in bfloat16, so that autocast does not convert them again
-    at every call (norms, embeddings and softmax stay float32 under autocast)."""
+    """A copy of ``model`` whose text encoder is stored and run in bfloat16 (the head and the small tabular MLP stay
+    float32; the encoder's pooled features come back as float32). Converting once beats autocast, which converts
+    weights and activations back and forth at every call."""
     fast = copy.deepcopy(model).eval()
-    for module in fast.modules():
-        if isinstance(module, torch.nn.Linear):
-            module.to(torch.bfloat16)
+    text = getattr(fast, "text_backbone", None)
+    if text is not None:
+        text.encoder.to(torch.bfloat16)
     return fast
 
 

@@ -290,9 +290,9 @@ class Predictor:
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
                                 self.config_.model.hf_text.max_text_len)
         env = self.config_.env
-        runner, mode = self._inference_runner()
+        runner, _ = self._inference_runner()
         result, latencies = run_model(runner, dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio,
-                                      outputs, bf16=mode.precision == "bf16" and mode.backend == "torch")
+                                      outputs)
         self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
         if self.verbosity >= 2:
             logger.info("Inference: %s", self.last_timing)

@@ -233,7 +233,8 @@ def main():
     ]
     for name, value, target in checks:
         print(f"  {name:<58} {value:8.3f}   target {target}")
-    print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {student.fit_summary()['val_accuracy']:.3f}), "
+    tuned = student.fit_summary()["val_accuracy"]
+    print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {tuned:.3f}), "
           f"bare loop {bare_fit:.1f} (tuning accuracy {bare_accuracy:.3f}), automm_lite bf16-mixed "
           f"{student_bf16_fit:.1f}; {len(train)} training rows, {args.epochs} epochs.")
     print(f"Total {time.perf_counter() - start:.0f} s")

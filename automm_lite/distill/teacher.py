@@ -137,7 +137,8 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
     cache_folder : Path, optional
         Where large arrays are memory-mapped instead of held in memory.
     precision : {"32", "bf16"}
-        ``bf16`` runs the pass under bfloat16 autocast where the hardware has native bf16 (``distiller.teacher_precision``).
+        ``bf16`` runs the pass under bfloat16 autocast where the hardware has native bf16
+        (``distiller.teacher_precision``).
 
     Returns
     -------
@@ -190,7 +191,8 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
             for i in hidden_layers:
                 out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].float().cpu().numpy()
             for i in attention_layers:
-                out[f"teacher_attention_{i}"][indices, :, :length, :length] = result["attentions"][i - 1].float().cpu().numpy()
+                attention = result["attentions"][i - 1].float().cpu().numpy()
+                out[f"teacher_attention_{i}"][indices, :, :length, :length] = attention
     if attention_layers:
         model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # back to fast attention
     if alignment is not None:

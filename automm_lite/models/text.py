@@ -82,7 +82,7 @@ class HfTextBackbone(nn.Module):
         tokens = batch[self.name]
         out = self.encoder(**tokens, output_hidden_states=output_hidden_states,
                            output_attentions=output_attentions)
-        states = out.last_hidden_state
+        states = out.last_hidden_state.float()  # pooled in float32 whatever precision the encoder runs in
         mask = tokens["attention_mask"]
         if self.pooling == "cls":
             pooled = states[:, 0]

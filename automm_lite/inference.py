@@ -155,7 +155,7 @@ def resolve_mode(precision: str, backend: str, device: torch.device) -> Inferenc
 
 
 def prepare_model(model, mode: InferenceMode, example_batch: dict):
-    """The object ``run_model`` calls for ``mode``: the model itself, its int8 copy, or an onnxruntime session."""
+    """The object ``run_model`` calls for ``mode``: the model, its int8 or bf16 copy, or an onnxruntime session."""
     if mode.backend == "onnx":
         from .onnx_export import OnnxModel
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8")

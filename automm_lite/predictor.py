@@ -134,6 +134,8 @@ class Predictor:
         try:
             return self._fit(train, tuning, config, teachers, unlabeled, seed, time_limit, column_types,
                              holdout_frac, start, save_path, work_dir, handler)
+        except (ConfigError, DataError):
+            raise  # a user mistake, named in the message: no log file to keep
         except BaseException:
             # The fit folder goes away; its log is what tells the user what happened, so it stays (when it can:
             # nothing here may hide the original error).

@@ -313,7 +313,7 @@ class Predictor:
         return self._inference[2], self._inference[3]
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005):
-        """Make predict faster: bf16 autocast, int8 weights, or onnxruntime; returns ``self``.
+        """Make predict faster: a bf16 text encoder, int8 weights, or onnxruntime; returns ``self``.
 
         The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``), so a saved
         predictor keeps it. Choices the hardware cannot run fast fall back to float32 with a warning.

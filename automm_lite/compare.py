@@ -21,6 +21,12 @@ def single_row_latency(predictor, data, repeats: int = 20) -> tuple[float, float
     return float(np.percentile(seconds, 50) * 1000), float(np.percentile(seconds, 95) * 1000)
 
 
+def warm_evaluate(predictor, data, metrics=None):
+    """``evaluate`` after a short warm-up: kernel selection and caches on first calls are not the model's speed."""
+    predictor.predict(data.head(8))
+    return predictor.evaluate(data, metrics=metrics)
+
+
 def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = True):
     """Score every predictor on the same labelled rows and time it; the first one is the speed reference.
 
@@ -52,8 +58,7 @@ def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = 
     metrics = metrics or first.eval_metric
     rows = []
     for name, predictor in predictors.items():
-        predictor.predict(data.head(8))  # warm-up: kernel selection and caches are not the model's speed
-        scores = predictor.evaluate(data, metrics=metrics)
+        scores = warm_evaluate(predictor, data, metrics)
         timing = scores.timing
         row = {"predictor": name, **scores, "parameters": predictor.total_parameters,
                "evaluate_s": timing.seconds, "rows_per_s": timing.rows_per_second,

@@ -369,11 +369,12 @@ class Predictor:
         return self
 
     def _timed_evaluate(self, data):
-        """``evaluate`` after a short warm-up (first calls pay for kernel selection), quietly."""
+        """``warm_evaluate``, quietly."""
+        from .compare import warm_evaluate
+
         verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)
         try:
-            self.predict(data.head(8))
-            scores = self.evaluate(data)
+            scores = warm_evaluate(self, data)
         finally:
             self.verbosity = verbosity
         return scores, scores.timing

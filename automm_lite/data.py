@@ -1,6 +1,9 @@
 """Rows -> batches: tokenization up front, a Dataset of row indices, dynamic padding and length-sorted batching."""
 from __future__ import annotations
 
+import functools
+import re
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -18,11 +21,48 @@ def tokenize(tokenizer, texts, max_len: int) -> dict:
         Truncation length for the whole (pair) sequence, longest part first.
     """
     first, second = texts
-    encoded = tokenizer(first, second, truncation=True, max_length=max_len, padding=False)
+    if second is None:
+        encoded = _tokenize_long_texts_cut(tokenizer, first, max_len)
+    else:
+        encoded = tokenizer(first, second, truncation=True, max_length=max_len, padding=False)
     group = {"input_ids": encoded["input_ids"], "pad_id": tokenizer.pad_token_id or 0}
     if "token_type_ids" in encoded:
         group["token_type_ids"] = encoded["token_type_ids"]
     return group
+
+
+def _tokenize_long_texts_cut(tokenizer, texts, max_len: int) -> dict:
+    """Single texts, truncated to ``max_len`` tokens, without tokenizing the words beyond the cut.
+
+    A long article is cut after its first ``max_len`` whitespace-separated words before tokenizing: every word
+    gives at least one token and tokenizers split on whitespace first, so the kept tokens are the same. Rows whose
+    cut text ends up shorter than ``max_len`` tokens (words that give no token) are tokenized again in full, which
+    keeps the result identical to tokenizing everything.
+    """
+    cut_at = [_end_of_word(text, max_len) for text in texts]
+    shortened = [text if end is None else text[:end] for text, end in zip(texts, cut_at)]
+    encoded = dict(tokenizer(shortened, truncation=True, max_length=max_len, padding=False))
+    redo = [i for i, end in enumerate(cut_at) if end is not None and len(encoded["input_ids"][i]) < max_len]
+    if redo:
+        again = tokenizer([texts[i] for i in redo], truncation=True, max_length=max_len, padding=False)
+        for key in encoded:
+            encoded[key] = list(encoded[key])
+            for j, i in enumerate(redo):
+                encoded[key][i] = again[key][j]
+    return encoded
+
+
+def _end_of_word(text, n_words: int):
+    """Index just past the ``n_words``-th whitespace-separated word of ``text``, or None if it has fewer."""
+    if not isinstance(text, str) or len(text) < 2 * n_words:  # too short to hold n_words words and spaces
+        return None
+    match = _first_words(n_words).match(text)
+    return match.end() if match and match.end() < len(text) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _first_words(n_words: int):
+    return re.compile(r"\s*(?:\S+\s+){%d}" % n_words)
 
 
 class RowDataset(Dataset):

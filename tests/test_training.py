@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from automm_lite.data import RowDataset, sorted_batches
+from automm_lite.data import RowDataset, sorted_batches, tokenize
 from automm_lite.inference import make_timing, run_model
 from automm_lite.training import _average, average_checkpoints, lr_factor, resolve_precision
 
@@ -111,3 +111,19 @@ def test_collate_pads_each_batch_to_its_own_longest_row():
     assert data.collate([2])["hf_text"]["token_type_ids"].tolist() == [[0, 0, 1, 1]]
     with pytest.raises(ValueError, match="rows"):
         RowDataset({"label": np.array([0, 1])}, {"hf_text": {"input_ids": [[1]], "pad_id": 0}})
+
+
+@pytest.mark.parametrize("checkpoint", ["minilm-l6", "me5-small"])
+def test_long_texts_cut_before_tokenizing_give_the_same_tokens(checkpoint):
+    from transformers import AutoTokenizer
+
+    from automm_lite.zoo import resolve_checkpoint
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint))
+    texts = ["The quick brown fox\n\njumps over the lazy dog. " * 40,  # long: cut before tokenizing
+             "a \u200b " * 60 + "word " * 5,  # words that give no token: tokenized again in full
+             "x" * 3000, "short text", "", "  spaces   around  " * 30, "unaltered " * 16]
+    for max_len in (8, 16, 64):
+        ours = tokenize(tokenizer, (texts, None), max_len)
+        assert ours["input_ids"] == tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
+        assert max(len(ids) for ids in ours["input_ids"]) == max_len

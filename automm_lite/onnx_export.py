@@ -72,7 +72,7 @@ def export_model(model, example_batch: dict, target) -> list:
     return names
 
 
-def _onnxruntime():
+def onnxruntime_module():
     try:
         import onnxruntime
     except ImportError as error:
@@ -95,7 +95,7 @@ class OnnxModel:
     device = torch.device("cpu")  # inputs are handed to onnxruntime from host memory
 
     def __init__(self, model_bytes: bytes, names: list):
-        ort = _onnxruntime()
+        ort = onnxruntime_module()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
                      if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(model_bytes, providers=providers)
@@ -104,7 +104,7 @@ class OnnxModel:
     @classmethod
     def from_model(cls, model, example_batch: dict, quantize: bool = False) -> "OnnxModel":
         """Export ``model`` in memory (int8-quantize it with onnxruntime when ``quantize``) and open a session."""
-        _onnxruntime()  # fail before the export when onnxruntime is missing
+        onnxruntime_module()  # fail before the export when onnxruntime is missing
         buffer = io.BytesIO()
         names = export_model(model, example_batch, buffer)
         data = buffer.getvalue()

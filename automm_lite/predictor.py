@@ -575,7 +575,23 @@ class Predictor:
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
         predictor.model_ = restore_model(predictor.config_, metadata["backbones"], metadata["schema"], path)
+        predictor._check_saved_backend()
         return predictor
+
+    def _check_saved_backend(self):
+        """A predictor saved with the onnx backend still loads where onnxruntime is missing: on torch."""
+        from .onnx_export import onnxruntime_module
+
+        env = self.config_.env
+        if env.inference_backend != "onnx":
+            return
+        try:
+            onnxruntime_module()
+        except ConfigError:
+            warnings.warn(f"{self.path} was saved with env.inference_backend='onnx', but onnxruntime is not "
+                          "installed here (pip install 'automm_lite[onnx]'); predicting on torch instead.",
+                          stacklevel=3)
+            env.inference_backend = "torch"
 
     def _setup_logging(self):
         level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(self.verbosity, logging.DEBUG)

@@ -90,6 +90,16 @@ def test_inference_mode_is_saved_and_bad_values_are_named(fitted, tmp_path):
     assert fresh_copy(fitted).optimize_for_inference("bfloat16").config_.env.inference_precision == "bf16"
 
 
+def test_a_saved_onnx_predictor_loads_on_torch_without_onnxruntime(fitted, bbc_short, tmp_path, monkeypatch):
+    _, test = bbc_short
+    fresh_copy(fitted).optimize_for_inference("32", "onnx").save(tmp_path / "onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.warns(UserWarning, match="onnxruntime is not installed"):
+        loaded = Predictor.load(tmp_path / "onnx", verbosity=0)
+    assert loaded.config_.env.inference_backend == "torch"
+    assert np.allclose(loaded.predict_proba(test).to_numpy(), fitted.predict_proba(test).to_numpy(), atol=1e-5)
+
+
 def test_check_data_reports_score_change_and_speedup(fitted, bbc_short):
     _, test = bbc_short
     fast = fresh_copy(fitted).optimize_for_inference("int8", check_data=test)

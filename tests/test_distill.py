@@ -231,3 +231,18 @@ def test_bf16_teacher_pass_is_close_to_float32(teacher, bbc_short):
         assert np.abs(fast[name].astype(np.float32) - exact[name].astype(np.float32)).max() < 0.1, name
     if bf16_supported(torch.device("cpu")):
         assert not np.array_equal(fast["teacher_logits"], exact["teacher_logits"])  # it did run in bf16
+
+
+@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])
+def test_table_tasks_keep_their_splits_apart(name):
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.distill.tasks import TASKS
+
+    task = TASKS[name]("small")
+    text = "sentence1" if "sentence1" in task.train else "text"
+    seen = [set(task.train[text]), set(task.tuning[text]), set(task.test_sets[next(iter(task.test_sets))][text])]
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+    if task.unlabeled is not None:
+        assert task.label not in task.unlabeled and not set(task.unlabeled[text]) & set().union(*seen)
+    for keys in (task.teacher_hyperparameters, task.student_hyperparameters):
+        apply_overrides(Config(), keys)

@@ -40,6 +40,33 @@ def bbc_short(budget: str = "full", seed: int = 0) -> DistillTask:
         notes=["teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"])
 
 
+def bbc_short_unlabeled(budget: str = "full", seed: int = 0) -> DistillTask:
+    """BBC-short with few labels: 320 labelled articles, the rest of the training split without labels.
+
+    The common case for distillation: labels are scarce, text is not. Teacher and students train on the same
+    labelled rows; only the teacher-labelled transfer rows are distillation's own.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from ..datasets import load_bbc_news
+
+    train, test = load_bbc_news(short=True, max_words=24, seed=seed)
+    n_labeled = 120 if budget == "small" else 320
+    if budget == "small":
+        test = test.sample(200, random_state=seed)
+    labeled, unlabeled = train_test_split(train, train_size=n_labeled, stratify=train["label"], random_state=seed)
+    train, tuning = train_test_split(labeled, test_size=0.2, stratify=labeled["label"], random_state=seed)
+    common = {"model.hf_text.max_text_len": 40, "optimization.max_epochs": 2 if budget == "small" else 10}
+    return DistillTask(
+        "bbc-short-unlabeled", "label", train, tuning, {"test": test},
+        teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6", "optim.lr": 1e-4},
+        student_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6:layers=0",
+                                 "optim.lr": 3e-4},
+        unlabeled=unlabeled.drop(columns="label").reset_index(drop=True),
+        notes=[f"{len(train)} labelled training articles (first 24 words), {len(unlabeled)} without labels",
+               "teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"])
+
+
 def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
     """Question/answer match in 8 languages: a me5-small teacher, a 3-layer student from its layers 3, 7, 11."""
     import pandas as pd
@@ -74,4 +101,4 @@ def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
                "teacher: me5-small (12 layers); student: 3 layers (3, 7, 11) of pretrained me5-small, same tokenizer"])
 
 
-TASKS = {"bbc-short": bbc_short, "multilingual-pairs": multilingual_pairs}
+TASKS = {"bbc-short": bbc_short, "bbc-short-unlabeled": bbc_short_unlabeled, "multilingual-pairs": multilingual_pairs}

@@ -10,7 +10,7 @@
 4. `import automm_lite` time.
 
 Example:
-    python benchmarks/speed.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/speed.py                 # about 6 minutes on a 2-core CPU
     python benchmarks/speed.py --quick         # a smoke run on a few rows
 """
 import argparse
@@ -183,9 +183,13 @@ def main():
     teacher, _ = fit("teacher", args.teacher)
     student, student_fit = fit("student", args.student)
     _, student_bf16_fit = fit("student-bf16", args.student, {"env.precision": "bf16-mixed"})
-    bare_fit, bare_accuracy = bare_loop_fit(args.student, train, tuning, "label", args.max_len, args.epochs,
-                                            student.config_.env.per_gpu_batch_size, 2e-4,
-                                            student.config_.optimization.val_check_interval)
+    bare = dict(checkpoint=args.student, train=train, tuning=tuning, label="label", max_len=args.max_len,
+                epochs=args.epochs, batch_size=student.config_.env.per_gpu_batch_size, lr=2e-4,
+                val_every=student.config_.optimization.val_check_interval)
+    bare_fit, bare_accuracy = bare_loop_fit(**bare)
+    # A second round of both, interleaved, and the faster of each: one 30-40 s fit on a shared machine is noisy.
+    student_fit = min(student_fit, fit("student-again", args.student)[1])
+    bare_fit = min(bare_fit, bare_loop_fit(**bare)[0])
 
     predictors = {}
     for role, fitted in (("teacher", teacher), ("student", student)):
@@ -224,6 +228,7 @@ def main():
         ("teacher bf16 / float32 rows/s", teacher_row.loc["bf16", "vs_own_32"], ">= 2"),
         ("student bf16 accuracy change (points)", student_row.loc["bf16", "acc_change_pts"], "within 0.5"),
         ("student one-row predict p50 ms, float32", student_row.loc["32", "one_row_p50_ms"], "<= 10"),
+        ("student one-row predict p50 ms, bf16", student_row.loc["bf16", "one_row_p50_ms"], "<= 10"),
         (f"student one-row predict p50 ms, best mode ({best_one_row})",
          student_row.loc[best_one_row, "one_row_p50_ms"], "<= 10"),
         ("import automm_lite, milliseconds", imported * 1000, "<= 300"),
@@ -236,7 +241,8 @@ def main():
     tuned = student.fit_summary()["val_accuracy"]
     print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {tuned:.3f}), "
           f"bare loop {bare_fit:.1f} (tuning accuracy {bare_accuracy:.3f}), automm_lite bf16-mixed "
-          f"{student_bf16_fit:.1f}; {len(train)} training rows, {args.epochs} epochs.")
+          f"{student_bf16_fit:.1f}; {len(train)} training rows, {args.epochs} epochs (float32 fit and bare loop: the "
+          "faster of two interleaved runs each).")
     print(f"Total {time.perf_counter() - start:.0f} s")
 
 

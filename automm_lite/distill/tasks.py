@@ -20,6 +20,16 @@ class DistillTask:
     notes: list = field(default_factory=list)
 
 
+BBC_SHORT_MODELS = "teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"
+
+
+def _bbc_short_models(epochs: int) -> tuple[dict, dict]:
+    """Teacher and student hyperparameters of both BBC-short tasks (40 tokens, ``epochs`` each)."""
+    common = {"model.hf_text.max_text_len": 40, "optimization.max_epochs": epochs}
+    return ({**common, "model.hf_text.checkpoint_name": "minilm-l6", "optim.lr": 1e-4},
+            {**common, "model.hf_text.checkpoint_name": "minilm-l6:layers=0", "optim.lr": 3e-4})
+
+
 def bbc_short(budget: str = "full", seed: int = 0) -> DistillTask:
     """BBC News topics from the first 24 words: a minilm-l6 teacher, a 1-layer student from its layer 0."""
     from sklearn.model_selection import train_test_split
@@ -30,14 +40,9 @@ def bbc_short(budget: str = "full", seed: int = 0) -> DistillTask:
     if budget == "small":
         train, test = train.sample(400, random_state=seed), test.sample(200, random_state=seed)
     train, tuning = train_test_split(train, test_size=0.2, stratify=train["label"], random_state=seed)
-    epochs = 2 if budget == "small" else 6
-    common = {"model.hf_text.max_text_len": 40, "optimization.max_epochs": epochs}
-    return DistillTask(
-        "bbc-short", "label", train, tuning, {"test": test},
-        teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6", "optim.lr": 1e-4},
-        student_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6:layers=0",
-                                 "optim.lr": 3e-4},
-        notes=["teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"])
+    teacher_hyperparameters, student_hyperparameters = _bbc_short_models(epochs=2 if budget == "small" else 6)
+    return DistillTask("bbc-short", "label", train, tuning, {"test": test}, teacher_hyperparameters,
+                       student_hyperparameters, notes=[BBC_SHORT_MODELS])
 
 
 def bbc_short_unlabeled(budget: str = "full", seed: int = 0) -> DistillTask:
@@ -56,15 +61,12 @@ def bbc_short_unlabeled(budget: str = "full", seed: int = 0) -> DistillTask:
         test = test.sample(200, random_state=seed)
     labeled, unlabeled = train_test_split(train, train_size=n_labeled, stratify=train["label"], random_state=seed)
     train, tuning = train_test_split(labeled, test_size=0.2, stratify=labeled["label"], random_state=seed)
-    common = {"model.hf_text.max_text_len": 40, "optimization.max_epochs": 2 if budget == "small" else 10}
+    teacher_hyperparameters, student_hyperparameters = _bbc_short_models(epochs=2 if budget == "small" else 10)
     return DistillTask(
-        "bbc-short-unlabeled", "label", train, tuning, {"test": test},
-        teacher_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6", "optim.lr": 1e-4},
-        student_hyperparameters={**common, "model.hf_text.checkpoint_name": "minilm-l6:layers=0",
-                                 "optim.lr": 3e-4},
-        unlabeled=unlabeled.drop(columns="label").reset_index(drop=True),
+        "bbc-short-unlabeled", "label", train, tuning, {"test": test}, teacher_hyperparameters,
+        student_hyperparameters, unlabeled=unlabeled.drop(columns="label").reset_index(drop=True),
         notes=[f"{len(train)} labelled training articles (first 24 words), {len(unlabeled)} without labels",
-               "teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"])
+               BBC_SHORT_MODELS])
 
 
 def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:

@@ -105,6 +105,9 @@ class EnvConfig:
                                     choices=["32", "bf16", "int8"])
     inference_backend: str = _key("torch", "Inference engine: torch, or onnx = the exported model on onnxruntime "
                                   "(pip install 'automm_lite[onnx]')", choices=["torch", "onnx"])
+    inference_compile: bool = _key(False, "torch.compile the text encoder for inference (torch backend, precision 32 "
+                                   "or bf16): fused kernels, compiled once when inference is set up (seconds to a "
+                                   "minute); needs a C++ compiler on a CPU, else runs uncompiled with a warning")
     num_gpus: int = _key(-1, "Devices to use: -1 = one GPU if there is one, else the CPU; 0 = CPU; n = n GPUs",
                          min=-1)
     num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", min=0)

@@ -6,7 +6,7 @@ import copy
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -126,19 +126,80 @@ def quantize_int8(model):
                                                       dtype=torch.qint8)
 
 
+class CompiledEncoder(torch.nn.Module):
+    """A text encoder run through ``torch.compile`` with shapes dynamic, so that every batch size and text length
+    shares one compiled graph. ``compile_text_encoder`` compiles it with inductor's freezing: the weights become
+    constants, prepacked for oneDNN on a CPU, and bias/GELU/residual adds fuse into the matmuls.
+
+    A batch of one row runs the eager encoder: torch.compile specialises a dimension of size 1 and would spend
+    another compilation on it, and single rows gain little from fusion.
+    """
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.eager = encoder
+        self.config = encoder.config
+        # Kept out of the module tree: it wraps ``eager`` and would list its weights a second time.
+        object.__setattr__(self, "compiled", torch.compile(encoder, dynamic=True))
+
+    def forward(self, input_ids, **kwargs):
+        run = self.eager if input_ids.shape[0] < 2 else self.compiled
+        return run(input_ids=input_ids, **kwargs)
+
+
+def compile_text_encoder(model, example_batch: dict) -> bool:
+    """Compile the text encoder of ``model`` (a private copy) in place, now, on ``example_batch``; returns whether
+    it worked. A failure (no C++ compiler on a CPU, no Triton on a GPU) leaves the eager encoder, with a warning."""
+    text = getattr(model, "text_backbone", None)
+    if text is None:
+        warnings.warn("This model has no text encoder; compiling is skipped.", stacklevel=3)
+        return False
+    eager = text.encoder
+    text.encoder = CompiledEncoder(eager)
+    start = time.perf_counter()
+    try:
+        # Compilation happens in this first call. Freezing is an inductor setting read at compile time (options=
+        # of torch.compile does not reach it); patched for this call only. Tensors made inside inference_mode
+        # match predict's, so the graph is not compiled a second time.
+        from torch._inductor import config as inductor_config
+
+        with torch.inference_mode(), inductor_config.patch(freezing=True):
+            model(to_device(_fresh(example_batch), model_device(model)))
+    except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
+        text.encoder = eager
+        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        warnings.warn(f"torch.compile failed ({type(error).__name__}: {message}); inference runs without "
+                      "compiling. On a CPU it needs a C++ compiler (e.g. `apt-get install g++`), on a GPU Triton.",
+                      stacklevel=3)
+        return False
+    logger.info("Compiled the text encoder in %.1f s.", time.perf_counter() - start)
+    return True
+
+
+def _fresh(batch):
+    """A copy of ``batch`` made inside the current (inference) mode."""
+    if isinstance(batch, dict):
+        return {k: _fresh(v) for k, v in batch.items()}
+    return batch.clone() if isinstance(batch, torch.Tensor) else batch
+
+
 @dataclass(frozen=True)
 class InferenceMode:
-    """How predict runs: ``precision`` (32, bf16, int8) on ``backend`` (torch, onnx)."""
+    """How predict runs: ``precision`` (32, bf16, int8) on ``backend`` (torch, onnx), the text encoder compiled or
+    not (torch backend, precision 32 or bf16)."""
 
     precision: str = "32"
     backend: str = "torch"
+    compiled: bool = False
 
     def __str__(self):
-        return self.precision if self.backend == "torch" else f"onnx/{self.precision}"
+        name = self.precision if self.backend == "torch" else f"onnx/{self.precision}"
+        return f"{name}+compile" if self.compiled else name
 
 
-def resolve_mode(precision: str, backend: str, device: torch.device) -> InferenceMode:
-    """The mode that will actually run on ``device``; unsupported choices fall back to float32 with a warning."""
+def resolve_mode(precision: str, backend: str, device: torch.device, compiled: bool = False) -> InferenceMode:
+    """The mode that will actually run on ``device``; unsupported choices fall back (to float32, or to not
+    compiling) with a warning."""
     if precision == "bf16" and backend == "onnx":
         warnings.warn("bf16 is not offered on the onnx backend; running onnx in float32. Use backend='torch' "
                       "for bf16, or precision='int8' for a quantized onnx model.", stacklevel=3)
@@ -151,16 +212,25 @@ def resolve_mode(precision: str, backend: str, device: torch.device) -> Inferenc
         warnings.warn("Dynamic int8 quantization runs on CPUs only; inference on the GPU runs in float32 (use "
                       "precision='bf16' for a faster GPU path).", stacklevel=3)
         precision = "32"
-    return InferenceMode(precision, backend)
+    if compiled and (backend != "torch" or precision == "int8"):
+        warnings.warn(f"compile applies to the torch backend in precision 32 or bf16; running {backend}/"
+                      f"{precision} without compiling.", stacklevel=3)
+        compiled = False
+    return InferenceMode(precision, backend, compiled)
 
 
 def prepare_model(model, mode: InferenceMode, example_batch: dict):
-    """The object ``run_model`` calls for ``mode``: the model, its int8 or bf16 copy, or an onnxruntime session."""
+    """What ``run_model`` calls for ``mode`` (the model, its int8 / bf16 / compiled copy, or an onnxruntime session)
+    and the mode it really runs (not compiled when compiling failed)."""
     if mode.backend == "onnx":
         from .onnx_export import OnnxModel
-        return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8")
+        return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8"), mode
     if mode.precision == "int8":
-        return quantize_int8(model)
+        return quantize_int8(model), mode
     if mode.precision == "bf16":
-        return bf16_copy(model)
-    return model
+        model = bf16_copy(model)
+    elif mode.compiled:
+        model = copy.deepcopy(model).eval()  # the fitted model itself stays as it was (training, saving)
+    if mode.compiled and not compile_text_encoder(model, example_batch):
+        mode = replace(mode, compiled=False)
+    return model, mode

@@ -305,18 +305,21 @@ class Predictor:
         from .inference import model_device, prepare_model, resolve_mode
 
         env = self.config_.env
-        key = (env.inference_precision, env.inference_backend)
+        key = (env.inference_precision, env.inference_backend, env.inference_compile)
         cached = getattr(self, "_inference", None)
         if cached is None or cached[0] is not self.model_ or cached[1] != key:
-            mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(self.model_))
-            self._inference = (self.model_, key, prepare_model(self.model_, mode, self._example_batch()), mode)
+            mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(self.model_),
+                                env.inference_compile)
+            self._inference = (self.model_, key, *prepare_model(self.model_, mode, self._example_batch()))
         return self._inference[2], self._inference[3]
 
-    def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005):
-        """Make predict faster: a bf16 text encoder, int8 weights, or onnxruntime; returns ``self``.
+    def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
+                               compile=False):
+        """Make predict faster: a bf16 text encoder, int8 weights, onnxruntime, a compiled encoder; returns ``self``.
 
-        The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``), so a saved
-        predictor keeps it. Choices the hardware cannot run fast fall back to float32 with a warning.
+        The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``,
+        ``env.inference_compile``), so a saved predictor keeps it. Choices the hardware cannot run fast fall back
+        to float32 (or to not compiling) with a warning.
 
         Parameters
         ----------
@@ -329,9 +332,16 @@ class Predictor:
             logged and kept in ``inference_check_``. A drop of more than ``max_score_drop`` raises a warning.
         max_score_drop : float
             Tolerated loss of ``eval_metric`` (in its own units) before warning.
+        compile : bool
+            Run the text encoder through ``torch.compile`` (torch backend, precision 32 or bf16). It compiles
+            here, once (seconds to a minute), and again at the first predict of a reloaded predictor. A CPU needs
+            a C++ compiler; without one inference runs uncompiled, with a warning.
         """
         self._check_fitted()
-        choice = {"env.inference_precision": str(precision).lower(), "env.inference_backend": str(backend).lower()}
+        if not isinstance(compile, bool):
+            raise ConfigError(f"compile must be True or False, got {compile!r}.")
+        choice = {"env.inference_precision": str(precision).lower(), "env.inference_backend": str(backend).lower(),
+                  "env.inference_compile": compile}
         new_config = apply_overrides(self.config_, choice)
         if check_data is not None:
             check_data = read_data(check_data, "check_data")
@@ -345,7 +355,8 @@ class Predictor:
                             self._inference[3])
                 return self
             self.config_ = apply_overrides(old_config, {"env.inference_precision": "32",
-                                                        "env.inference_backend": "torch"})
+                                                        "env.inference_backend": "torch",
+                                                        "env.inference_compile": False})
             before, before_timing = self._timed_evaluate(check_data)
             self.config_ = new_config
             self._inference_runner()

@@ -1,10 +1,11 @@
 """Speed report for this machine, in one run: every figure is a ratio of things measured side by side.
 
 1. The machine's torch matmul rate (GFLOP/s, float32 and bf16) on BERT-shaped matrices: the roof.
-2. Teacher and student fitted on real BBC News articles; for each, every inference mode (float32, bf16 autocast,
-   int8 Linear layers, ONNX float32/int8 on onnxruntime): accuracy on the same test rows, rows/s of `evaluate`
-   (tokenization included), achieved GFLOP/s and its share of the roof, one-row `predict` latency p50/p95, and the
-   speed-up over the float32 teacher.
+2. Teacher and student fitted on real BBC News articles; for each, every inference mode (float32, bf16 encoder,
+   int8 Linear layers, ONNX float32/int8 on onnxruntime, and float32/bf16 with the encoder compiled by
+   torch.compile): accuracy on the same test rows, rows/s of `evaluate` (tokenization included; the fastest of
+   three interleaved rounds), achieved GFLOP/s and its share of the roof, one-row `predict` latency p50/p95, and
+   the speed-up over the float32 teacher.
 3. Fit time of automm_lite against a bare PyTorch loop on the same model, rows, batches, epochs and validation
    schedule (and automm_lite with bf16-mixed training).
 4. `import automm_lite` time.
@@ -23,7 +24,9 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MODES = [("32", "torch"), ("bf16", "torch"), ("int8", "torch"), ("32", "onnx"), ("int8", "onnx")]
+# (precision, backend, compile)
+MODES = [("32", "torch", False), ("bf16", "torch", False), ("int8", "torch", False), ("32", "onnx", False),
+         ("int8", "onnx", False), ("32", "torch", True), ("bf16", "torch", True)]
 
 
 def import_seconds(statement: str, repeats=3) -> float:
@@ -191,17 +194,23 @@ def main():
     student_fit = min(student_fit, fit("student-again", args.student)[1])
     bare_fit = min(bare_fit, bare_loop_fit(**bare)[0])
 
-    predictors = {}
+    predictors, compile_seconds = {}, {}
     for role, fitted in (("teacher", teacher), ("student", student)):
-        for precision, backend in MODES:
-            mode = precision if backend == "torch" else f"onnx/{precision}"
-            copy = Predictor.load(fitted.path, verbosity=0).optimize_for_inference(precision, backend)
+        for precision, backend, compiled in MODES:
+            copy = Predictor.load(fitted.path, verbosity=0)
+            began = time.perf_counter()
+            copy.optimize_for_inference(precision, backend, compile=compiled)
+            mode = str(copy._inference[3])
+            if compiled != copy._inference[3].compiled:  # torch.compile failed here (warned): nothing to time
+                continue
+            if compiled:
+                compile_seconds[f"{role} {mode}"] = time.perf_counter() - began
             predictors[(role, mode)] = copy
-    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test)
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=3)
     flops = {role: encoder_flops(fitted, test) for role, fitted in (("teacher", teacher), ("student", student))}
     rows = []
     for (role, mode), (_, result) in zip(predictors, table.iterrows()):
-        roof_kind = "bf16" if mode == "bf16" else "32"
+        roof_kind = "bf16" if mode.startswith("bf16") else "32"
         achieved = flops[role] / result["evaluate_s"] / 1e9
         reference = table.loc[f"{role} 32"]
         rows.append({"model": role, "mode": mode, "accuracy": result["accuracy"],
@@ -227,6 +236,10 @@ def main():
         ("student bf16 / float32 rows/s", student_row.loc["bf16", "vs_own_32"], ">= 2"),
         ("teacher bf16 / float32 rows/s", teacher_row.loc["bf16", "vs_own_32"], ">= 2"),
         ("student bf16 accuracy change (points)", student_row.loc["bf16", "acc_change_pts"], "within 0.5"),
+        *[(f"{role} bf16+compile / float32 rows/s", row.loc["bf16+compile", "vs_own_32"], ">= 2")
+          for role, row in (("student", student_row), ("teacher", teacher_row)) if "bf16+compile" in row.index],
+        *[("student bf16+compile accuracy change (points)", student_row.loc["bf16+compile", "acc_change_pts"],
+           "within 0.5")] * ("bf16+compile" in student_row.index),
         ("student one-row predict p50 ms, float32", student_row.loc["32", "one_row_p50_ms"], "<= 10"),
         ("student one-row predict p50 ms, bf16", student_row.loc["bf16", "one_row_p50_ms"], "<= 10"),
         (f"student one-row predict p50 ms, best mode ({best_one_row})",
@@ -238,6 +251,11 @@ def main():
     ]
     for name, value, target in checks:
         print(f"  {name:<58} {value:8.3f}   target {target}")
+    print(f"\nThe hardware's own bf16 gain (bf16 / float32 matmul roof) is {roof['bf16'] / roof['32']:.2f}x: "
+          "no bf16 path can go much past it.")
+    if compile_seconds:
+        print("Compile seconds (in optimize_for_inference, once per process): " + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in compile_seconds.items()))
     tuned = student.fit_summary()["val_accuracy"]
     print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {tuned:.3f}), "
           f"bare loop {bare_fit:.1f} (tuning accuracy {bare_accuracy:.3f}), automm_lite bf16-mixed "

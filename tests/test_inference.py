@@ -122,6 +122,60 @@ def test_unsupported_modes_fall_back_with_a_warning(monkeypatch):
         assert resolve_mode("bf16", "torch", torch.device("cpu")).precision == "32"
 
 
+@pytest.mark.parametrize("precision,tolerance", [("32", 1e-4), ("bf16", 0.05)])
+def test_a_compiled_encoder_predicts_like_the_eager_one_without_recompiling(fitted, bbc_short, precision,
+                                                                            tolerance, tmp_path):
+    from torch._dynamo.utils import counters
+
+    _, test = bbc_short
+    reference = fitted.predict_proba(test).to_numpy()
+    fast = fresh_copy(fitted).optimize_for_inference(precision, compile=True)  # compiles here
+    assert str(fast._inference[3]) == f"{precision}+compile" and fast.config_.env.inference_compile
+    assert type(fast.model_.text_backbone.encoder).__name__ != "CompiledEncoder"  # the fitted model is untouched
+    graphs = counters["stats"]["unique_graphs"]
+    proba = fast.predict_proba(test)  # other batch sizes and text lengths than the example batch
+    fast.predict_proba(test.head(7))
+    one_row = fast.predict_proba(test.head(1))  # a single row runs the eager encoder
+    assert counters["stats"]["unique_graphs"] == graphs  # the dynamic graph served every shape
+    assert list(proba.index) == list(test.index)
+    assert np.abs(proba.to_numpy() - reference).max() < tolerance
+    assert np.abs(one_row.to_numpy() - reference[:1]).max() < tolerance
+    fast.save(tmp_path / "compiled")
+    assert Predictor.load(tmp_path / "compiled", verbosity=0).config_.env.inference_compile
+    with pytest.raises(ConfigError, match="'yes'"):
+        fresh_copy(fitted).optimize_for_inference("bf16", compile="yes")
+
+
+def test_a_failing_compiler_leaves_the_eager_encoder_with_a_warning(fitted, bbc_short, tmp_path):
+    """No usable C++ compiler (CXX points nowhere, empty compile cache): predict still works, uncompiled."""
+    import subprocess
+
+    _, test = bbc_short
+    test.to_csv(tmp_path / "rows.csv", index=False)
+    script = (f"import warnings, numpy as np\n"
+              f"from automm_lite import Predictor\n"
+              f"with warnings.catch_warnings(record=True) as caught:\n"
+              f"    warnings.simplefilter('always')\n"
+              f"    p = Predictor.load({fitted.path!r}, verbosity=0).optimize_for_inference('32', compile=True)\n"
+              f"print([str(w.message) for w in caught if 'torch.compile failed' in str(w.message)])\n"
+              f"print(str(p._inference[3]), p.predict({str(tmp_path / 'rows.csv')!r}).tolist())\n")
+    env = {**__import__("os").environ, "CXX": str(tmp_path / "no-such-compiler"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warned, predicted = done.stdout.strip().splitlines()[-2:]
+    assert "C++ compiler" in warned
+    assert predicted.startswith("32 ") and str(fitted.predict(test).tolist()) in predicted
+
+
+def test_compile_falls_back_where_it_does_not_apply():
+    with pytest.warns(UserWarning, match="without compiling"):
+        assert not resolve_mode("32", "onnx", torch.device("cpu"), compiled=True).compiled
+    with pytest.warns(UserWarning, match="without compiling"):
+        assert not resolve_mode("int8", "torch", torch.device("cpu"), compiled=True).compiled
+    assert resolve_mode("32", "torch", torch.device("cpu"), compiled=True).compiled
+
+
 def test_a_failed_switch_leaves_the_predictor_as_it_was(fitted, bbc_short, monkeypatch):
     _, test = bbc_short
     predictor = fresh_copy(fitted).optimize_for_inference("INT8")  # names are not case-sensitive
@@ -147,6 +201,11 @@ def test_compare_predictors_table(fitted, bbc_short):
     assert (table["one_row_p95_ms"] >= table["one_row_p50_ms"]).all()
     with pytest.raises(DataError, match="at least one"):
         compare_predictors({}, test)
+    repeated = compare_predictors({"fp32": fitted}, test.head(20), single_row=False, repeats=3)
+    assert repeated.loc["fp32", "accuracy"] == table.loc["fp32", "accuracy"]
+    assert "one_row_p50_ms" not in repeated.columns and repeated.loc["fp32", "evaluate_s"] > 0
+    with pytest.raises(DataError, match="repeats"):
+        compare_predictors({"fp32": fitted}, test, repeats=0)
 
 
 def test_timing_fields_are_consistent(fitted, bbc_short):

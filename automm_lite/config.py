@@ -96,6 +96,9 @@ class EnvConfig:
     per_gpu_batch_size: int = _key(32, "Rows per forward pass on one device", min=1)
     eval_batch_size_ratio: int = _key(4, "Inference batch = per_gpu_batch_size x this (alias "
                                       "`env.inference_batch_size_ratio`)", min=1)
+    inference_batch_tokens: int = _key(None, "Most tokens (rows x longest row) in one inference batch; auto = 2048 "
+                                       "on a CPU (batches that stay in its caches run faster), no limit on a GPU; "
+                                       "0 = no limit", min=0, kind="int_or_auto")
     precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
                           "a CPU falls back with a warning)",
                           choices=["32", "bf16-mixed", "16-mixed"])
@@ -242,6 +245,10 @@ def _coerce(key: str, value, meta: dict):
         if isinstance(value, str) and value.lower() in _BOOL_WORDS:
             return _BOOL_WORDS[value.lower()]
         raise bad("true or false" + (" or auto" if kind == "bool_or_auto" else ""))
+    if kind == "int_or_auto":
+        if value is None or str(value).lower() in ("auto", "none", "null"):
+            return None
+        kind = "int"
     if kind in ("int", "float"):
         if isinstance(value, bool):
             raise bad(f"a number ({kind})")

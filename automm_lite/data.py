@@ -132,16 +132,42 @@ def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: i
                       persistent_workers=num_workers > 0)
 
 
-def sorted_batches(dataset: RowDataset, batch_size: int) -> list[np.ndarray]:
-    """Row indices grouped into batches of similar length (less padding); callers restore the order."""
-    order = np.argsort(dataset.lengths(), kind="stable")
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+def sorted_batches(dataset: RowDataset, batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:
+    """Row indices grouped into batches of similar length (less padding); callers restore the order.
+
+    With ``max_tokens`` > 0, a batch also holds at most that many tokens once padded (rows x its longest row; a
+    single longer row still makes a batch of its own).
+    """
+    lengths = dataset.lengths()
+    order = np.argsort(lengths, kind="stable")
+    if max_tokens <= 0:
+        return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    for end in range(1, len(order) + 1):  # ascending lengths: the last row of a batch is its longest
+        too_many = end - start > batch_size or (end - start) * max(int(lengths[order[end - 1]]), 1) > max_tokens
+        if too_many and end - 1 > start:
+            batches.append(order[start:end - 1])
+            start = end - 1
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
 
 
-def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+CPU_BATCH_TOKENS = 2048  # measured: minilm-l3/l6 ran 6-17% faster on a 2-core EPYC than with 128-row batches
+
+
+def inference_batching(env, on_gpu: bool) -> tuple[int, int]:
+    """(most rows, most padded tokens; 0 = no limit) of one inference batch under ``env``."""
+    tokens = env.inference_batch_tokens
+    if tokens is None:
+        tokens = 0 if on_gpu else CPU_BATCH_TOKENS
+    return env.per_gpu_batch_size * env.eval_batch_size_ratio, tokens
+
+
+def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0, max_tokens: int = 0) -> DataLoader:
     """Length-sorted batches for validation inside Lightning (the order is carried in ``batch['index']``)."""
-    return DataLoader(dataset, batch_sampler=sorted_batches(dataset, batch_size), collate_fn=dataset.collate,
-                      num_workers=num_workers)
+    return DataLoader(dataset, batch_sampler=sorted_batches(dataset, batch_size, max_tokens),
+                      collate_fn=dataset.collate, num_workers=num_workers)
 
 
 def build_dataset(model, features: dict, max_len: int, labels=None, arrays: dict | None = None) -> RowDataset:

@@ -27,7 +27,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     import lightning as L
     import torch
 
-    from .data import build_dataset, eval_loader, train_loader
+    from .data import build_dataset, eval_loader, inference_batching, train_loader
     from .exceptions import DataError
     from .metrics import get_metric
     from .models import backbone_names, build_model
@@ -92,13 +92,13 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     scale = (pre.state["label_mean"], pre.state["label_std"]) if pre.problem_type == "regression" else None
     system = LitSystem(model.train(), objective, opt, metric, pre.problem_type, forward_kwargs, scale)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
-    eval_batch = env.per_gpu_batch_size * env.eval_batch_size_ratio
+    eval_batch, eval_tokens = inference_batching(env, torch.cuda.is_available() and env.num_gpus != 0)
     trainer, checkpoints = build_trainer(config, str(work_dir), len(loader), metric, predictor.verbosity,
                                          time_limit)
-    trainer.fit(system, loader, eval_loader(tuning_set, eval_batch, env.num_workers_evaluation))
+    trainer.fit(system, loader, eval_loader(tuning_set, eval_batch, env.num_workers_evaluation, eval_tokens))
 
     def tuning_score(candidate) -> float:  # greater is better, whatever the metric
-        value = score_dataset(candidate, tuning_set, eval_batch, metric, pre.problem_type, scale)
+        value = score_dataset(candidate, tuning_set, (eval_batch, eval_tokens), metric, pre.problem_type, scale)
         return value if metric.greater_is_better else -value
 
     ranked = sorted(checkpoints.best_k_models, key=lambda p: float(checkpoints.best_k_models[p]),
@@ -153,14 +153,14 @@ def training_rows(predictor, model, train, unlabeled, seed):
     return rows, np.concatenate([labels, missing])
 
 
-def score_dataset(model, dataset, batch_size, metric, problem_type, label_scale=None) -> float:
-    """The metric of ``model`` on a labelled RowDataset."""
+def score_dataset(model, dataset, batching, metric, problem_type, label_scale=None) -> float:
+    """The metric of ``model`` on a labelled RowDataset, in batches of ``batching`` = (rows, max tokens)."""
     import torch
 
     from .inference import run_model
     from .training import score_logits
 
-    result, _ = run_model(model, dataset, batch_size)
+    result, _ = run_model(model, dataset, batching[0], max_tokens=batching[1])
     return score_logits(metric, problem_type, torch.from_numpy(result["logits"]), dataset.arrays["label"],
                         label_scale)
 

@@ -61,10 +61,11 @@ def to_device(batch, device):
     return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
 
 
-def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dict, list]:
+def run_model(model, dataset, batch_size: int, outputs=("logits",), max_tokens: int = 0) -> tuple[dict, list]:
     """Run ``model`` over every row of ``dataset`` and return the requested outputs in row order.
 
-    Batches hold rows of similar length (less padding); results are put back into the input order.
+    Batches hold rows of similar length (less padding), at most ``batch_size`` rows and ``max_tokens`` padded
+    tokens (0 = no limit); results are put back into the input order.
 
     Returns
     -------
@@ -76,7 +77,7 @@ def run_model(model, dataset, batch_size: int, outputs=("logits",)) -> tuple[dic
     collected = {name: [] for name in outputs}
     order, latencies = [], []
     with torch.inference_mode():
-        for indices in sorted_batches(dataset, batch_size):
+        for indices in sorted_batches(dataset, batch_size, max_tokens):
             start = time.perf_counter()
             result = model(to_device(dataset.collate(indices), device))
             for name in outputs:

@@ -279,8 +279,8 @@ class Predictor:
 
     def _run(self, data, outputs=("logits",), need_label=False):
         """Preprocess, batch and run the model; records ``last_timing``."""
-        from .data import build_dataset
-        from .inference import make_timing, run_model
+        from .data import build_dataset, inference_batching
+        from .inference import make_timing, model_device, run_model
 
         self._check_fitted()
         self._setup_logging()  # the console follows the verbosity of the predictor at work
@@ -293,8 +293,8 @@ class Predictor:
                                 self.config_.model.hf_text.max_text_len)
         env = self.config_.env
         runner, _ = self._inference_runner()
-        result, latencies = run_model(runner, dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio,
-                                      outputs)
+        rows, tokens = inference_batching(env, model_device(self.model_).type == "cuda")
+        result, latencies = run_model(runner, dataset, rows, outputs, tokens)
         self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
         if self.verbosity >= 2:
             logger.info("Inference: %s", self.last_timing)

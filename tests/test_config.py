@@ -38,6 +38,8 @@ def test_precision_given_as_int_like_autogluon_users_write_it():
     ("optimization.max_epochs", "three", "number"),
     ("optimization.max_epochs", 0, "[1"),
     ("optimization.max_epochs", 2.5, "whole"),
+    ("env.inference_batch_tokens", "many", "number"),
+    ("env.inference_batch_tokens", -1, "[0"),
     ("optimization.learning_rate", -1.0, "[0.0"),
     ("env.precision", "fp8", "one of"),
     ("env.deterministic", "maybe", "true or false"),

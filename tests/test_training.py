@@ -101,6 +101,30 @@ def test_length_sorted_inference_restores_input_order():
     assert 0 < timing.batch_p50_ms <= timing.batch_p95_ms
 
 
+def test_a_token_budget_splits_batches_of_long_rows_only():
+    lengths = [3, 30, 2, 12, 12, 5, 1, 40, 4, 6]
+    data = RowDataset({}, {"hf_text": {"input_ids": [[7] * n for n in lengths], "pad_id": 0}})
+    batches = sorted_batches(data, 4, max_tokens=24)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10))  # every row once
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert len(batch) <= 4 and (padded <= 24 or len(batch) == 1)  # a longer row makes a batch of its own
+    assert [len(b) for b in batches] == [4, 2, 2, 1, 1]  # short rows fill the row cap; longer ones fewer rows
+    assert [len(b) for b in sorted_batches(data, 4)] == [4, 4, 2]  # no budget: rows only
+
+
+def test_inference_batches_have_a_token_budget_on_a_cpu_only():
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.data import CPU_BATCH_TOKENS, inference_batching
+
+    env = Config().env
+    assert inference_batching(env, on_gpu=False) == (128, CPU_BATCH_TOKENS)
+    assert inference_batching(env, on_gpu=True) == (128, 0)
+    env = apply_overrides(Config(), {"env.inference_batch_tokens": 0, "env.inference_batch_size_ratio": 1}).env
+    assert inference_batching(env, on_gpu=False) == (32, 0)
+    assert apply_overrides(Config(), {"env.inference_batch_tokens": "auto"}).env.inference_batch_tokens is None
+
+
 def test_collate_pads_each_batch_to_its_own_longest_row():
     data = RowDataset({"label": np.array([0, 1, 0])},
                       {"hf_text": {"input_ids": [[5, 6], [7], [8, 9, 10, 11]], "token_type_ids": [[0, 0], [0], [0, 0, 1, 1]],

@@ -149,7 +149,7 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
 
     import torch
 
-    from ..data import RowDataset, build_dataset, sorted_batches
+    from ..data import RowDataset, build_dataset, inference_batching, sorted_batches
     from ..inference import bf16_supported, model_device, to_device
 
     model = teacher.model_.eval()
@@ -172,7 +172,7 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
                        "teacher runs in float32.", device.type.upper())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
-        for indices in sorted_batches(dataset, env.per_gpu_batch_size * env.eval_batch_size_ratio):
+        for indices in sorted_batches(dataset, *inference_batching(env, device.type == "cuda")):
             batch = to_device(dataset.collate(indices), model_device(model))
             result = model(batch, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
             if not out:

@@ -127,45 +127,32 @@ def quantize_int8(model):
                                                       dtype=torch.qint8)
 
 
-class CompiledEncoder(torch.nn.Module):
-    """A text encoder run through ``torch.compile`` with shapes dynamic, so that every batch size and text length
-    shares one compiled graph. ``compile_text_encoder`` compiles it with inductor's freezing: the weights become
-    constants, prepacked for oneDNN on a CPU, and bias/GELU/residual adds fuse into the matmuls.
-
-    A batch of one row runs the eager encoder: torch.compile specialises a dimension of size 1 and would spend
-    another compilation on it, and single rows gain little from fusion.
-    """
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.eager = encoder
-        self.config = encoder.config
-        # Kept out of the module tree: it wraps ``eager`` and would list its weights a second time.
-        object.__setattr__(self, "compiled", torch.compile(encoder, dynamic=True))
-
-    def forward(self, input_ids, **kwargs):
-        run = self.eager if input_ids.shape[0] < 2 else self.compiled
-        return run(input_ids=input_ids, **kwargs)
-
-
 def compile_text_encoder(model, example_batch: dict) -> bool:
-    """Compile the text encoder of ``model`` (a private copy) in place, now, on ``example_batch``; returns whether
-    it worked. A failure (no C++ compiler on a CPU, no Triton on a GPU) leaves the eager encoder, with a warning."""
+    """Compile the text encoder of ``model`` (a private copy) in place, now; returns whether it worked. A failure
+    (no C++ compiler on a CPU, no Triton on a GPU) leaves the eager encoder, with a warning.
+
+    Shapes are dynamic, so one graph serves every batch size and text length, plus one for single rows
+    (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch`` and on its
+    first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
+    residual adds fused into the matmuls.
+    """
     text = getattr(model, "text_backbone", None)
     if text is None:
         warnings.warn("This model has no text encoder; compiling is skipped.", stacklevel=3)
         return False
     eager = text.encoder
-    text.encoder = CompiledEncoder(eager)
+    text.encoder = torch.compile(eager, dynamic=True)  # attribute reads (e.g. .config) reach the eager module
     start = time.perf_counter()
     try:
-        # Compilation happens in this first call. Freezing is an inductor setting read at compile time (options=
-        # of torch.compile does not reach it); patched for this call only. Tensors made inside inference_mode
-        # match predict's, so the graph is not compiled a second time.
+        # Freezing is an inductor setting read at compile time (torch.compile's options= does not reach it);
+        # patched for these calls only. Tensors made inside inference_mode match predict's, so nothing compiles
+        # a second time there.
         from torch._inductor import config as inductor_config
 
         with torch.inference_mode(), inductor_config.patch(freezing=True):
-            model(to_device(_fresh(example_batch), model_device(model)))
+            batch = to_device(_fresh(example_batch), model_device(model))
+            model(batch)
+            model(_first_row(batch))
     except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
         text.encoder = eager
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
@@ -182,6 +169,19 @@ def _fresh(batch):
     if isinstance(batch, dict):
         return {k: _fresh(v) for k, v in batch.items()}
     return batch.clone() if isinstance(batch, torch.Tensor) else batch
+
+
+def _first_row(batch):
+    """The first row of a collated batch, cut to its own length (a batch of one row has no padding)."""
+    length = int(batch["hf_text"]["attention_mask"][0].sum())
+
+    def cut(value, key=""):
+        if isinstance(value, dict):
+            return {k: cut(v, k) for k, v in value.items()}
+        if not isinstance(value, torch.Tensor):
+            return value
+        return value[:1, :length] if key in ("input_ids", "attention_mask", "token_type_ids") else value[:1]
+    return cut(batch)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ class Timing:
     ----------
     rows : int
     seconds : float
-        Wall time of the whole call (preprocessing, tokenization and model).
+        Wall time of the whole call (preprocessing, tokenization and model), without a one-time set-up of the
+        inference mode (compiling, ONNX export) that a first call after ``load`` may do.
     rows_per_second : float
     batches : int
     batch_p50_ms, batch_p95_ms : float

@@ -1,6 +1,7 @@
 """Side-by-side scores and speed of several predictors (e.g. a teacher and its students) on the same rows."""
 from __future__ import annotations
 
+import numbers
 import time
 
 from .exceptions import DataError
@@ -56,7 +57,7 @@ def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = 
 
     if not predictors:
         raise DataError("compare_predictors needs at least one predictor, e.g. {'teacher': t, 'student': s}.")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise DataError(f"repeats must be a whole number >= 1, got {repeats!r}.")
     data = read_data(data)
     first = next(iter(predictors.values()))

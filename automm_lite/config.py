@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 
 from .exceptions import ConfigError
@@ -245,28 +246,31 @@ def _coerce(key: str, value, meta: dict):
         if isinstance(value, str) and value.lower() in _BOOL_WORDS:
             return _BOOL_WORDS[value.lower()]
         raise bad("true or false" + (" or auto" if kind == "bool_or_auto" else ""))
+    auto = ""
     if kind == "int_or_auto":
         if value is None or str(value).lower() in ("auto", "none", "null"):
             return None
-        kind = "int"
+        kind, auto = "int", ", or auto"
     if kind in ("int", "float"):
         if isinstance(value, bool):
-            raise bad(f"a number ({kind})")
+            raise bad(f"a number ({kind}){auto}")
         if isinstance(value, str):
             try:
                 value = float(value) if kind == "float" or "." in value or "e" in value.lower() else int(value)
             except ValueError:
-                raise bad(f"a number ({kind})") from None
+                raise bad(f"a number ({kind}){auto}") from None
         if not isinstance(value, (int, float)):
-            raise bad(f"a number ({kind})")
+            raise bad(f"a number ({kind}){auto}")
+        if not math.isfinite(float(value)):
+            raise bad(f"a finite number ({kind}){auto}")
         if kind == "int":
             if float(value) != int(value):
-                raise bad("a whole number")
+                raise bad(f"a whole number{auto}")
             value = int(value)
         else:
             value = float(value)
         if meta["min"] is not None and value < meta["min"] or meta["max"] is not None and value > meta["max"]:
-            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]")
+            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]{auto}")
         return value
     if kind == "list":
         if isinstance(value, str):

@@ -128,37 +128,60 @@ def quantize_int8(model):
                                                       dtype=torch.qint8)
 
 
+# torch.compile keeps its graphs on a code object that every transformers model shares, 8 by default; each
+# compiled predictor adds two. Set-up may add up to this many, and fails (then runs eagerly) rather than silently
+# running uncompiled past it.
+COMPILED_GRAPHS_LIMIT = 64
+
+
 def compile_text_encoder(model, example_batch: dict) -> bool:
-    """Compile the text encoder of ``model`` (a private copy) in place, now; returns whether it worked. A failure
-    (no C++ compiler on a CPU, no Triton on a GPU) leaves the eager encoder, with a warning.
+    """Compile the text encoder of ``model`` (a private copy) in place, now.
 
     Shapes are dynamic, so one graph serves every batch size and text length, plus one for single rows
     (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch`` and on its
     first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
-    residual adds fused into the matmuls.
+    residual adds fused into the matmuls. The graphs (and the weights they hold) live as long as the process.
+
+    Parameters
+    ----------
+    model : PredictorModel
+        A copy owned by the inference runner, with a ``text_backbone``.
+    example_batch : dict
+        A collated batch of two rows of different lengths.
+
+    Returns
+    -------
+    bool
+        Whether it compiled. A failure (no C++ compiler on a CPU, no Triton on a GPU, too many compiled models in
+        the process) leaves the eager encoder and warns.
     """
-    text = getattr(model, "text_backbone", None)
-    if text is None:
-        warnings.warn("This model has no text encoder; compiling is skipped.", stacklevel=3)
-        return False
+    from torch._dynamo import config as dynamo_config
+    from torch._inductor import config as inductor_config
+
+    text = model.text_backbone
     eager = text.encoder
     text.encoder = torch.compile(eager, dynamic=True)  # attribute reads (e.g. .config) reach the eager module
     start = time.perf_counter()
+    limits = {"recompile_limit": max(dynamo_config.recompile_limit, COMPILED_GRAPHS_LIMIT),
+              "fail_on_recompile_limit_hit": True}
     try:
         # Freezing is an inductor setting read at compile time (torch.compile's options= does not reach it);
         # patched for these calls only. Tensors made inside inference_mode match predict's, so nothing compiles
         # a second time there.
-        from torch._inductor import config as inductor_config
-
-        with torch.inference_mode(), inductor_config.patch(freezing=True):
+        with torch.inference_mode(), inductor_config.patch(freezing=True), dynamo_config.patch(limits):
             batch = to_device(_fresh(example_batch), model_device(model))
             model(batch)
             model(_first_row(batch))
     except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
         text.encoder = eager
+        name = type(error).__name__
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-        warnings.warn(f"torch.compile failed ({type(error).__name__}: {message}); inference runs without "
-                      "compiling. On a CPU it needs a C++ compiler (e.g. `apt-get install g++`), on a GPU Triton.",
+        if "RecompileLimit" in name:
+            hint = (f"this process already holds {COMPILED_GRAPHS_LIMIT // 2} compiled models; compile fewer "
+                    "predictors per process")
+        else:
+            hint = "on a CPU compiling needs a C++ compiler (e.g. `apt-get install g++`), on a GPU Triton"
+        warnings.warn(f"torch.compile failed ({name}: {message}); inference runs without compiling: {hint}.",
                       stacklevel=3)
         return False
     logger.info("Compiled the text encoder in %.1f s.", time.perf_counter() - start)
@@ -229,10 +252,14 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8"), mode
     if mode.precision == "int8":
         return quantize_int8(model), mode
-    if mode.precision == "bf16":
-        model = bf16_copy(model)
-    elif mode.compiled:
-        model = copy.deepcopy(model).eval()  # the fitted model itself stays as it was (training, saving)
-    if mode.compiled and not compile_text_encoder(model, example_batch):
+    if mode.compiled and getattr(model, "text_backbone", None) is None:
+        warnings.warn("This model has no text encoder to compile; it runs uncompiled.", stacklevel=3)
         mode = replace(mode, compiled=False)
-    return model, mode
+    fast = bf16_copy(model) if mode.precision == "bf16" else model
+    if not mode.compiled:
+        return fast, mode
+    if fast is model:
+        fast = copy.deepcopy(model).eval()  # the fitted model itself stays as it was (training, saving)
+    if compile_text_encoder(fast, example_batch):
+        return fast, mode
+    return (fast if mode.precision == "bf16" else model), replace(mode, compiled=False)

@@ -295,7 +295,7 @@ class Predictor:
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
                                 self.config_.model.hf_text.max_text_len)
         env = self.config_.env
-        rows, tokens = inference_batching(env, model_device(self.model_).type == "cuda")
+        rows, tokens = inference_batching(env, model_device(runner).type == "cuda")  # onnxruntime: its own device
         result, latencies = run_model(runner, dataset, rows, outputs, tokens)
         self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
         if self.verbosity >= 2:

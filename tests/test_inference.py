@@ -1,4 +1,6 @@
 """Inference modes (bf16, int8, ONNX, compiled), ONNX export, the comparison table and the timing fields."""
+import os
+import shutil
 import sys
 import time
 
@@ -123,23 +125,32 @@ def test_unsupported_modes_fall_back_with_a_warning(monkeypatch):
         assert resolve_mode("bf16", "torch", torch.device("cpu")).precision == "32"
 
 
-@pytest.mark.parametrize("precision,tolerance", [("32", 1e-4), ("bf16", 0.05)])
+HAS_CXX = shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+@pytest.mark.skipif(not HAS_CXX, reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.parametrize("precision,tolerance", [
+    ("32", 1e-4),
+    pytest.param("bf16", 0.05, marks=pytest.mark.skipif(not bf16_supported(torch.device("cpu")),
+                                                         reason="no native bf16 on this CPU"))])
 def test_a_compiled_encoder_predicts_like_the_eager_one_without_recompiling(fitted, bbc_short, precision,
                                                                             tolerance, tmp_path):
     from torch._dynamo.utils import counters
 
     _, test = bbc_short
     reference = fitted.predict_proba(test).to_numpy()
+    graphs = counters["stats"]["unique_graphs"]
     fast = fresh_copy(fitted).optimize_for_inference(precision, compile=True)  # compiles here
+    assert counters["stats"]["unique_graphs"] == graphs + 2  # every shapes' graph and the one-row graph
     assert str(fast._inference[3]) == f"{precision}+compile" and fast.config_.env.inference_compile
     compiled = torch._dynamo.eval_frame.OptimizedModule
     assert isinstance(fast._inference[2].text_backbone.encoder, compiled)
     assert not isinstance(fast.model_.text_backbone.encoder, compiled)  # the fitted model is untouched
-    graphs = counters["stats"]["unique_graphs"]
-    proba = fast.predict_proba(test)  # other batch sizes and text lengths than the example batch
-    fast.predict_proba(test.head(7))
-    one_row = fast.predict_proba(test.head(1))
-    assert counters["stats"]["unique_graphs"] == graphs  # the dynamic and the one-row graph served every shape
+    with torch._dynamo.config.patch(error_on_recompile=True):  # a shape the two graphs do not cover would raise
+        proba = fast.predict_proba(test)  # other batch sizes and text lengths than the example batch
+        fast.predict_proba(test.head(7))
+        one_row = fast.predict_proba(test.head(1))
+        fast.predict_proba(test.tail(1))  # one row of another length
     assert list(proba.index) == list(test.index)
     assert np.abs(proba.to_numpy() - reference).max() < tolerance
     assert np.abs(one_row.to_numpy() - reference[:1]).max() < tolerance
@@ -167,16 +178,22 @@ def test_a_failing_compiler_leaves_the_eager_encoder_with_a_warning(fitted, bbc_
               f"    p = Predictor.load({fitted.path!r}, verbosity=0).optimize_for_inference('32', compile=True)\n"
               f"print([str(w.message) for w in caught if 'torch.compile failed' in str(w.message)])\n"
               f"print(str(p._inference[3]), p.predict({str(tmp_path / 'rows.csv')!r}).tolist())\n")
-    env = {**__import__("os").environ, "CXX": str(tmp_path / "no-such-compiler"),
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
            "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     warned, predicted = done.stdout.strip().splitlines()[-2:]
-    assert "C++ compiler" in warned
+    assert "C++ compiler" in warned and "InvalidCxxCompiler" in warned, warned  # the compiler's failure, named
     assert predicted.startswith("32 ") and str(fitted.predict(test).tolist()) in predicted
 
 
 def test_compile_falls_back_where_it_does_not_apply():
+    from automm_lite.inference import InferenceMode, prepare_model
+
+    tabular_only = torch.nn.Linear(3, 2)
+    with pytest.warns(UserWarning, match="no text encoder"):
+        runner, mode = prepare_model(tabular_only, InferenceMode("32", "torch", True), {})
+    assert runner is tabular_only and not mode.compiled
     with pytest.warns(UserWarning, match="without compiling"):
         assert not resolve_mode("32", "onnx", torch.device("cpu"), compiled=True).compiled
     with pytest.warns(UserWarning, match="without compiling"):

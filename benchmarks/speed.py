@@ -260,7 +260,7 @@ def main():
     print(f"\nThe hardware's own bf16 gain (bf16 / float32 matmul roof) is {roof['bf16'] / roof['32']:.2f}x: "
           "no bf16 path can go much past it.")
     if compile_seconds:
-        print("Compile seconds (in optimize_for_inference, once per process): " + ", ".join(
+        print("Compile seconds (in optimize_for_inference, per model): " + ", ".join(
             f"{name} {seconds:.1f}" for name, seconds in compile_seconds.items()))
     tuned = student.fit_summary()["val_accuracy"]
     print(f"\nFit seconds: automm_lite {student_fit:.1f} (tuning accuracy {tuned:.3f}), "

@@ -234,43 +234,42 @@ def parse_hyperparameters(hyperparameters) -> dict:
 def _coerce(key: str, value, meta: dict):
     """Turn ``value`` (maybe a string from a CLI) into the field's kind, or raise a ConfigError saying why."""
     kind = meta["kind"]
+    or_auto = kind.endswith("_or_auto")
 
     def bad(allowed):
-        return ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {allowed}.")
+        return ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {allowed}"
+                           f"{' or auto' if or_auto else ''}.")
 
-    if kind in ("bool", "bool_or_auto"):
-        if kind == "bool_or_auto" and (value is None or str(value).lower() in ("auto", "none", "null")):
+    if or_auto:
+        if value is None or str(value).lower() in ("auto", "none", "null"):
             return None
+        kind = kind.removesuffix("_or_auto")
+    if kind == "bool":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _BOOL_WORDS:
             return _BOOL_WORDS[value.lower()]
-        raise bad("true or false" + (" or auto" if kind == "bool_or_auto" else ""))
-    auto = ""
-    if kind == "int_or_auto":
-        if value is None or str(value).lower() in ("auto", "none", "null"):
-            return None
-        kind, auto = "int", ", or auto"
+        raise bad("true or false")
     if kind in ("int", "float"):
         if isinstance(value, bool):
-            raise bad(f"a number ({kind}){auto}")
+            raise bad(f"a number ({kind})")
         if isinstance(value, str):
             try:
                 value = float(value) if kind == "float" or "." in value or "e" in value.lower() else int(value)
             except ValueError:
-                raise bad(f"a number ({kind}){auto}") from None
+                raise bad(f"a number ({kind})") from None
         if not isinstance(value, (int, float)):
-            raise bad(f"a number ({kind}){auto}")
+            raise bad(f"a number ({kind})")
         if not math.isfinite(float(value)):
-            raise bad(f"a finite number ({kind}){auto}")
+            raise bad(f"a finite number ({kind})")
         if kind == "int":
             if float(value) != int(value):
-                raise bad(f"a whole number{auto}")
+                raise bad("a whole number")
             value = int(value)
         else:
             value = float(value)
         if meta["min"] is not None and value < meta["min"] or meta["max"] is not None and value > meta["max"]:
-            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]{auto}")
+            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]")
         return value
     if kind == "list":
         if isinstance(value, str):

@@ -56,10 +56,15 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def to_device(batch, device):
+def map_tensors(batch, change, name=""):
+    """``batch`` (nested dicts) with every tensor replaced by ``change(name, tensor)``, ``name`` being its key."""
     if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
+        return {k: map_tensors(v, change, k) for k, v in batch.items()}
+    return change(name, batch) if isinstance(batch, torch.Tensor) else batch
+
+
+def to_device(batch, device):
+    return map_tensors(batch, lambda _, tensor: tensor.to(device, non_blocking=True))
 
 
 def run_model(model, dataset, batch_size: int, outputs=("logits",), max_tokens: int = 0) -> tuple[dict, list]:
@@ -169,7 +174,7 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
         # patched for these calls only. Tensors made inside inference_mode match predict's, so nothing compiles
         # a second time there.
         with torch.inference_mode(), inductor_config.patch(freezing=True), dynamo_config.patch(limits):
-            batch = to_device(_fresh(example_batch), model_device(model))
+            batch = map_tensors(to_device(example_batch, model_device(model)), lambda _, tensor: tensor.clone())
             model(batch)
             model(_first_row(batch))
     except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
@@ -188,24 +193,11 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
     return True
 
 
-def _fresh(batch):
-    """A copy of ``batch`` made inside the current (inference) mode."""
-    if isinstance(batch, dict):
-        return {k: _fresh(v) for k, v in batch.items()}
-    return batch.clone() if isinstance(batch, torch.Tensor) else batch
-
-
 def _first_row(batch):
     """The first row of a collated batch, cut to its own length (a batch of one row has no padding)."""
     length = int(batch["hf_text"]["attention_mask"][0].sum())
-
-    def cut(value, key=""):
-        if isinstance(value, dict):
-            return {k: cut(v, k) for k, v in value.items()}
-        if not isinstance(value, torch.Tensor):
-            return value
-        return value[:1, :length] if key in ("input_ids", "attention_mask", "token_type_ids") else value[:1]
-    return cut(batch)
+    per_token = ("input_ids", "attention_mask", "token_type_ids")
+    return map_tensors(batch, lambda name, tensor: tensor[:1, :length] if name in per_token else tensor[:1])
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@
 4. `import automm_lite` time.
 
 Example:
-    python benchmarks/speed.py                 # about 6 minutes on a 2-core CPU
+    python benchmarks/speed.py                 # about 8 minutes on a 2-core CPU
     python benchmarks/speed.py --quick         # a smoke run on a few rows
 """
 import argparse
@@ -196,13 +196,13 @@ def main():
     bare_fit = min(bare_fit, bare_loop_fit(**bare)[0])
 
     predictors, compile_seconds = {}, {}
+    mode_names = [str(InferenceMode(*m)) for m in MODES]
     for role, fitted in (("teacher", teacher), ("student", student)):
-        for precision, backend, compiled in MODES:
+        for (precision, backend, compiled), requested in zip(MODES, mode_names):
             copy = Predictor.load(fitted.path, verbosity=0)
             began = time.perf_counter()
             copy.optimize_for_inference(precision, backend, compile=compiled)
             mode = str(copy._inference[3])
-            requested = str(InferenceMode(precision, backend, compiled))
             if mode != requested:  # this machine cannot run it (warned; e.g. no native bf16): nothing to time
                 print(f"{role} {requested}: not available here, runs as {mode}; left out")
                 continue
@@ -231,10 +231,8 @@ def main():
     print(report.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
     # A mode this machine cannot run reads as NaN in the targets below.
-    student_row = report[(report.model == "student")].set_index("mode").reindex(
-        [str(InferenceMode(*m)) for m in MODES])
-    teacher_row = report[(report.model == "teacher")].set_index("mode").reindex(
-        [str(InferenceMode(*m)) for m in MODES])
+    student_row = report[(report.model == "student")].set_index("mode").reindex(mode_names)
+    teacher_row = report[(report.model == "teacher")].set_index("mode").reindex(mode_names)
     best_one_row = student_row["one_row_p50_ms"].idxmin()
     print("\nTargets (measured in this run):")
     checks = [

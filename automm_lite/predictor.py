@@ -303,17 +303,17 @@ class Predictor:
         return data, result
 
     def _inference_runner(self):
-        """The model as ``env.inference_precision``/``env.inference_backend`` ask, built once and reused."""
-        from .inference import model_device, prepare_model, resolve_mode
+        """(the model as ``env.inference_*`` ask, built once and reused; the InferenceMode actually used)"""
+        from .inference_setup import inference_runner
 
-        env = self.config_.env
-        key = (env.inference_precision, env.inference_backend, env.inference_compile)
-        cached = getattr(self, "_inference", None)
-        if cached is None or cached[0] is not self.model_ or cached[1] != key:
-            mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(self.model_),
-                                env.inference_compile)
-            self._inference = (self.model_, key, *prepare_model(self.model_, mode, self._example_batch()))
-        return self._inference[2], self._inference[3]
+        return inference_runner(self)
+
+    @property
+    def inference_mode(self) -> str:
+        """How predict runs, e.g. ``"32"``, ``"bf16+compile"`` or ``"int8+onnx"``: what was asked for in
+        ``optimize_for_inference``, or the fallback this machine runs instead (builds the runner if needed)."""
+        self._check_fitted()
+        return str(self._inference_runner()[1])
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
                                compile=False):
@@ -321,7 +321,7 @@ class Predictor:
 
         The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``,
         ``env.inference_compile``), so a saved predictor keeps it. Choices the hardware cannot run fast fall back
-        to float32 (or to not compiling) with a warning.
+        to float32 (or to not compiling) with a warning; ``inference_mode`` tells what runs.
 
         Parameters
         ----------
@@ -339,58 +339,11 @@ class Predictor:
             here, once (seconds to a minute), and again at the first predict of a reloaded predictor. A CPU needs
             a C++ compiler; without one inference runs uncompiled, with a warning.
         """
+        from .inference_setup import optimize_predictor
+
         self._check_fitted()
-        if not isinstance(compile, bool):
-            raise ConfigError(f"compile must be True or False, got {compile!r}.")
-        choice = {"env.inference_precision": str(precision).lower(), "env.inference_backend": str(backend).lower(),
-                  "env.inference_compile": compile}
-        new_config = apply_overrides(self.config_, choice)
-        if check_data is not None:
-            check_data = read_data(check_data, "check_data")
-            self.preprocessor_.check_columns(check_data, need_label=True)
-        old_config, old_inference = self.config_, getattr(self, "_inference", None)
-        try:  # a failure (e.g. onnxruntime missing) leaves the predictor as it was
-            if check_data is None:
-                self.config_ = new_config
-                self._inference_runner()  # export / quantize now, not in the first predict
-                logger.info("Inference now runs as %s; pass check_data= to measure its score and speed change.",
-                            self._inference[3])
-                return self
-            self.config_ = apply_overrides(old_config, {"env.inference_precision": "32",
-                                                        "env.inference_backend": "torch",
-                                                        "env.inference_compile": False})
-            before, before_timing = self._timed_evaluate(check_data)
-            self.config_ = new_config
-            self._inference_runner()
-            after, after_timing = self._timed_evaluate(check_data)
-        except BaseException:
-            self.config_, self._inference = old_config, old_inference
-            raise
-        metric = self.eval_metric_
-        change = after[metric] - before[metric]
-        loss = -change if get_metric(metric, self.problem_type_).greater_is_better else change
-        mode = self._inference[3]
-        self.inference_check_ = {"mode": str(mode), "metric": metric, "before": before[metric],
-                                 "after": after[metric], "change": change,
-                                 "speedup": before_timing.seconds / after_timing.seconds}
-        logger.info("Inference %s: %s %.4f -> %.4f (%+.4f) at %.2fx the float32 speed", mode, metric,
-                    before[metric], after[metric], change, self.inference_check_["speedup"])
-        if loss > max_score_drop:
-            warnings.warn(f"Inference as {mode} changed {metric} from {before[metric]:.4f} to {after[metric]:.4f} "
-                          f"on check_data, more than max_score_drop={max_score_drop}; call "
-                          "optimize_for_inference(precision='32') to go back.", stacklevel=2)
+        optimize_predictor(self, precision, backend, check_data, max_score_drop, compile)
         return self
-
-    def _timed_evaluate(self, data):
-        """``warm_evaluate``, quietly."""
-        from .compare import warm_evaluate
-
-        verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)
-        try:
-            scores = warm_evaluate(self, data)
-        finally:
-            self.verbosity = verbosity
-        return scores, scores.timing
 
     def export_onnx(self, path):
         """Write the model as an ONNX file (dynamic rows and tokens) and return its path.
@@ -399,40 +352,10 @@ class Predictor:
         ``hf_text.token_type_ids``) and the preprocessed ``numerical``/``categorical`` arrays; outputs are
         ``logits`` and ``features``. ``optimize_for_inference(backend="onnx")`` uses the same export.
         """
-        from .onnx_export import export_model
+        from .inference_setup import export_onnx_file
 
         self._check_fitted()
-        path = Path(path)
-        if path.suffix.lower() != ".onnx":
-            raise DataError(f"export_onnx writes one .onnx file; got {str(path)!r}: use a name such as "
-                            "'model.onnx'.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        try:
-            export_model(self.model_, self._example_batch(), str(partial))
-            partial.replace(path)  # never leave a half-written file under the requested name
-        finally:
-            partial.unlink(missing_ok=True)
-        return str(path)
-
-    def _example_batch(self) -> dict:
-        """A collated batch of two made-up rows of the training columns, with different text lengths so that
-        padding is part of an exported graph."""
-        import pandas as pd
-
-        from .data import build_dataset
-
-        rows = {}
-        for column, kind in self.preprocessor_.column_types.items():
-            if kind == "text":
-                rows[column] = ["an example", "a somewhat longer example text"]
-            elif kind == "numerical":
-                rows[column] = [0.0, 1.0]
-            elif kind == "categorical":
-                rows[column] = [None, None]
-        dataset = build_dataset(self.model_, self.preprocessor_.transform(pd.DataFrame(rows)),
-                                self.config_.model.hf_text.max_text_len)
-        return dataset.collate([0, 1])
+        return export_onnx_file(self, path)
 
     def _proba_and_values(self, data, need_label=False):
         import numpy as np

@@ -202,7 +202,7 @@ def main():
             copy = Predictor.load(fitted.path, verbosity=0)
             began = time.perf_counter()
             copy.optimize_for_inference(precision, backend, compile=compiled)
-            mode = str(copy._inference[3])
+            mode = copy.inference_mode
             if mode != requested:  # this machine cannot run it (warned; e.g. no native bf16): nothing to time
                 print(f"{role} {requested}: not available here, runs as {mode}; left out")
                 continue

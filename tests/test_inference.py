@@ -83,9 +83,11 @@ def test_export_onnx_runs_in_onnxruntime_with_other_shapes(fitted, bbc_short, tm
 
 
 def test_inference_mode_is_saved_and_bad_values_are_named(fitted, tmp_path):
+    assert fitted.inference_mode == "32"
     fast = fresh_copy(fitted).optimize_for_inference("int8")
     fast.save(tmp_path / "fast")
-    assert Predictor.load(tmp_path / "fast", verbosity=0).config_.env.inference_precision == "int8"
+    loaded = Predictor.load(tmp_path / "fast", verbosity=0)
+    assert loaded.config_.env.inference_precision == "int8" and loaded.inference_mode == "int8"
     with pytest.raises(ConfigError, match="fp16"):
         fresh_copy(fitted).optimize_for_inference("fp16")
     with pytest.raises(ConfigError, match="tensorrt"):
@@ -99,7 +101,7 @@ def test_a_saved_onnx_predictor_loads_on_torch_without_onnxruntime(fitted, bbc_s
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.warns(UserWarning, match="onnxruntime is not installed"):
         loaded = Predictor.load(tmp_path / "onnx", verbosity=0)
-    assert loaded.config_.env.inference_backend == "torch"
+    assert loaded.config_.env.inference_backend == "torch" and loaded.inference_mode == "32"
     assert np.allclose(loaded.predict_proba(test).to_numpy(), fitted.predict_proba(test).to_numpy(), atol=1e-5)
 
 
@@ -142,7 +144,7 @@ def test_a_compiled_encoder_predicts_like_the_eager_one_without_recompiling(fitt
     graphs = counters["stats"]["unique_graphs"]
     fast = fresh_copy(fitted).optimize_for_inference(precision, compile=True)  # compiles here
     assert counters["stats"]["unique_graphs"] == graphs + 2  # every shapes' graph and the one-row graph
-    assert str(fast._inference[3]) == f"{precision}+compile" and fast.config_.env.inference_compile
+    assert fast.inference_mode == f"{precision}+compile" and fast.config_.env.inference_compile
     compiled = torch._dynamo.eval_frame.OptimizedModule
     assert isinstance(fast._inference[2].text_backbone.encoder, compiled)
     assert not isinstance(fast.model_.text_backbone.encoder, compiled)  # the fitted model is untouched
@@ -177,7 +179,7 @@ def test_a_failing_compiler_leaves_the_eager_encoder_with_a_warning(fitted, bbc_
               f"    warnings.simplefilter('always')\n"
               f"    p = Predictor.load({fitted.path!r}, verbosity=0).optimize_for_inference('32', compile=True)\n"
               f"print([str(w.message) for w in caught if 'torch.compile failed' in str(w.message)])\n"
-              f"print(str(p._inference[3]), p.predict({str(tmp_path / 'rows.csv')!r}).tolist())\n")
+              f"print(p.inference_mode, p.predict({str(tmp_path / 'rows.csv')!r}).tolist())\n")
     env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
            "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)

@@ -30,7 +30,8 @@ def test_fit_returns_self_and_sets_fitted_state(fitted):
 def test_not_fitted_errors():
     predictor = Predictor(label="label")
     for call in (lambda: predictor.predict(pd.DataFrame({"text": ["x"]})), predictor.fit_summary,
-                 lambda: predictor.class_labels, lambda: predictor.save("somewhere")):
+                 lambda: predictor.class_labels, lambda: predictor.save("somewhere"),
+                 lambda: predictor.inference_mode, lambda: predictor.optimize_for_inference("bf16")):
         with pytest.raises(NotFittedError, match="fit"):
             call()
     assert isinstance(NotFittedError(), (ValueError, AttributeError))

@@ -117,11 +117,16 @@ def bf16_supported(device: torch.device) -> bool:
 def bf16_copy(model):
     """A copy of ``model`` whose text encoder is stored and run in bfloat16 (the head and the small tabular MLP stay
     float32; the encoder's pooled features come back as float32). Converting once beats autocast, which converts
-    weights and activations back and forth at every call."""
+    weights and activations back and forth at every call. On CPUs without AMX, attention runs as batched matmuls
+    (models/attention.py)."""
+    from .models.attention import use_bmm_attention, wants_bmm_attention
+
     fast = copy.deepcopy(model).eval()
     text = getattr(fast, "text_backbone", None)
     if text is not None:
         text.encoder.to(torch.bfloat16)
+        if wants_bmm_attention(model_device(fast)):
+            use_bmm_attention(text.encoder)
     return fast
 
 

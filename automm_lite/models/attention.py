@@ -1,0 +1,58 @@
+"""Self-attention as two batched matmuls and a softmax, for bf16 inference on CPUs without AMX.
+
+On AVX-512-bf16 CPUs without AMX tiles, torch's fused (flash) attention kernel runs no faster in bf16 than in
+float32, while oneDNN's batched bf16 matmuls run near the machine's bf16 roof; with attention a fifth of a small
+encoder's time, the unfused form makes the whole bf16 encoder 5-8% faster (measured in benchmarks/speed.py).
+"""
+from __future__ import annotations
+
+import torch
+
+NAME = "bmm_cpu"
+
+
+def bmm_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' attention-function signature; ``query``/``key``/``value`` are (batch, heads, tokens, dim).
+
+    Single rows, causal or grouped-query attention and dropout go to the fused kernel: it is as fast there, or
+    this form does not apply.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, q_len, dim = query.shape
+    if (batch == 1 or dropout or getattr(module, "is_causal", False) or key.shape[1] != heads):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    k_len = key.shape[2]
+    scaling = dim ** -0.5 if scaling is None else scaling
+    query = (query * scaling).reshape(batch * heads, q_len, dim)  # scale the smaller tensor
+    scores = torch.bmm(query, key.reshape(batch * heads, k_len, dim).transpose(1, 2)).view(batch, heads, q_len, k_len)
+    if attention_mask is not None:
+        scores = scores + attention_mask  # additive: 0 where attended, the dtype's minimum where padded
+    probs = torch.softmax(scores, dim=-1).view(batch * heads, q_len, k_len)  # accumulates in float32
+    out = torch.bmm(probs, value.reshape(batch * heads, k_len, dim)).view(batch, heads, q_len, dim)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_bmm_attention(encoder) -> bool:
+    """Switch a transformers encoder (a private inference copy) to :func:`bmm_attention`; False if the model does
+    not take pluggable attention functions (it keeps its own)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+    AttentionInterface.register(NAME, bmm_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, eager_mask)  # additive masks in the encoder's dtype
+    try:
+        encoder.set_attn_implementation(NAME)
+    except (ValueError, KeyError, AttributeError):
+        return False
+    return getattr(encoder.config, "_attn_implementation", None) == NAME
+
+
+def wants_bmm_attention(device: torch.device) -> bool:
+    """Whether bf16 attention should use :func:`bmm_attention` here: CPUs with AVX-512 bf16 but no AMX (with AMX,
+    torch's fused kernel uses the tiles)."""
+    if device.type != "cpu":
+        return False
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16")) and not capabilities.get("amx_bf16")

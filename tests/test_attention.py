@@ -1,0 +1,80 @@
+"""bf16 CPU attention as batched matmuls: same outputs as torch's fused kernel, used only where it pays."""
+import pytest
+import torch
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, XLMRobertaConfig, XLMRobertaModel
+
+from automm_lite.inference import bf16_copy
+from automm_lite.models.attention import NAME, use_bmm_attention, wants_bmm_attention
+
+SMALL = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+             max_position_embeddings=64)
+
+
+def tiny(kind):
+    torch.manual_seed(0)
+    if kind == "bert":
+        return BertModel(BertConfig(**SMALL), add_pooling_layer=False).eval()
+    if kind == "xlm-roberta":
+        return XLMRobertaModel(XLMRobertaConfig(**SMALL, pad_token_id=1), add_pooling_layer=False).eval()
+    return DistilBertModel(DistilBertConfig(vocab_size=120, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                            max_position_embeddings=64)).eval()
+
+
+def padded_batch(rows=3, width=12):
+    ids = torch.randint(5, 100, (rows, width))
+    mask = torch.ones(rows, width, dtype=torch.long)
+    for row in range(1, rows):
+        mask[row, width - 3 * row:] = 0  # rows of different lengths
+    return ids, mask
+
+
+@pytest.mark.parametrize("kind", ["bert", "xlm-roberta", "distilbert"])
+@pytest.mark.parametrize("rows", [3, 1])
+def test_batched_matmul_attention_matches_the_fused_kernel(kind, rows, monkeypatch):
+    model = tiny(kind)
+    ids, mask = padded_batch(rows)
+    calls = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda *args: calls.append(1) or bmm(*args))
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert use_bmm_attention(model) and model.config._attn_implementation == NAME
+        got = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert len(calls) == (0 if rows == 1 else 2 * 2)  # two per layer; a single row keeps the fused kernel
+        no_padding = model(input_ids=ids, attention_mask=torch.ones_like(mask)).last_hidden_state
+    kept = mask.bool()
+    assert torch.allclose(got[kept], expected[kept], atol=1e-5)  # padded positions are never read
+    assert not torch.allclose(no_padding[kept], got[kept], atol=1e-3) or rows == 1  # the mask is applied
+
+
+def test_bf16_copies_use_it_only_on_cpus_without_amx(monkeypatch, fitted_tiny_model):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": False})
+    assert wants_bmm_attention(cpu) and not wants_bmm_attention(torch.device("cuda"))
+    fast = bf16_copy(fitted_tiny_model)
+    assert fast.text_backbone.encoder.config._attn_implementation == NAME
+    assert fitted_tiny_model.text_backbone.encoder.config._attn_implementation == "sdpa"  # the original is kept
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": True})
+    assert not wants_bmm_attention(cpu)
+    assert bf16_copy(fitted_tiny_model).text_backbone.encoder.config._attn_implementation == "sdpa"
+
+
+def test_bf16_batched_matmul_attention_stays_close_to_float32():
+    model = tiny("bert")
+    ids, mask = padded_batch(4)
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        model.to(torch.bfloat16)
+        use_bmm_attention(model)
+        got = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+    kept = mask.bool()
+    assert (got[kept] - expected[kept]).abs().max() < 0.1
+
+
+@pytest.fixture
+def fitted_tiny_model(tiny_text_dir):
+    from automm_lite.config import apply_overrides, Config
+    from automm_lite.models import build_model
+
+    config = apply_overrides(Config(), {"model.hf_text.checkpoint_name": tiny_text_dir})
+    return build_model(config, ["hf_text"], {"n_outputs": 2, "n_numerical": 0, "cardinalities": []}).eval()

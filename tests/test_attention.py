@@ -1,4 +1,7 @@
 """bf16 CPU attention as batched matmuls: same outputs as torch's fused kernel, used only where it pays."""
+import os
+import shutil
+
 import pytest
 import torch
 from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, XLMRobertaConfig, XLMRobertaModel
@@ -78,3 +81,18 @@ def fitted_tiny_model(tiny_text_dir):
 
     config = apply_overrides(Config(), {"model.hf_text.checkpoint_name": tiny_text_dir})
     return build_model(config, ["hf_text"], {"n_outputs": 2, "n_numerical": 0, "cardinalities": []}).eval()
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_the_attention_operator_compiles_without_graph_breaks():
+    model = tiny("bert")
+    use_bmm_attention(model)
+    ids, mask = padded_batch(3)
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        explained = torch._dynamo.explain(model)(input_ids=ids, attention_mask=mask)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        compiled = torch.compile(model, dynamic=True)
+        got = compiled(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(got[mask.bool()], expected[mask.bool()], atol=1e-5)

@@ -101,14 +101,13 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
         value = score_dataset(candidate, tuning_set, (eval_batch, eval_tokens), metric, pre.problem_type, scale)
         return value if metric.greater_is_better else -value
 
-    ranked = sorted(checkpoints.best_k_models, key=lambda p: float(checkpoints.best_k_models[p]),
-                    reverse=metric.greater_is_better)
     # In float32 the monitored score of the best checkpoint is exactly what tuning_score would recompute.
     known = None
-    if ranked and env.precision == "32":
-        known = float(checkpoints.best_k_models[ranked[0]]) * (1 if metric.greater_is_better else -1)
-    averaged, final = average_checkpoints(model, ranked, opt.top_k_average_method, tuning_score, known)
-    shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+    if checkpoints.ranked and env.precision == "32":
+        known = checkpoints.ranked[0][0] * (1 if metric.greater_is_better else -1)
+    averaged, final = average_checkpoints(model, [weights for _, weights in checkpoints.ranked],
+                                          opt.top_k_average_method, tuning_score, known)
+    checkpoints.ranked.clear()
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     if forward_kwargs.get("output_attentions"):
         model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # fast attention for inference

@@ -9,7 +9,7 @@ from datetime import timedelta
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 
 from .metrics import compute_metric
 
@@ -134,13 +134,39 @@ def resolve_precision(precision: str, on_gpu: bool) -> str:
     return precision  # bf16-mixed runs on CPUs (fast where the CPU has bf16 matrix units)
 
 
+class BestWeights(Callback):
+    """The model weights of the ``k`` best validations, copied to CPU memory: no checkpoint files to write and
+    read back (a fit's top-k checkpoints cost about a second of disk writes for a 17M-parameter model).
+
+    ``ranked`` lists (score, weights), best first; a later validation replaces a kept one only if it scores
+    strictly better, as Lightning's ModelCheckpoint does.
+    """
+
+    def __init__(self, k: int, monitor: str, greater_is_better: bool):
+        self.k, self.monitor, self.greater_is_better = k, monitor, greater_is_better
+        self.ranked = []
+
+    def on_validation_end(self, trainer, pl_module):
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or math.isnan(float(value)):
+            return
+        score = float(value)
+        sign = 1 if self.greater_is_better else -1
+        if len(self.ranked) == self.k and sign * score <= sign * self.ranked[-1][0]:
+            return
+        weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in pl_module.model.state_dict().items()}
+        self.ranked.append((score, weights))
+        self.ranked.sort(key=lambda kept: -sign * kept[0])  # stable: an earlier validation stays first on a tie
+        del self.ranked[self.k:]
+
+
 def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity: int = 2,
                   time_limit: float | None = None):
     """A Lightning Trainer with early stopping, top-k checkpoints, gradient accumulation and the progress bar.
 
     Returns
     -------
-    (lightning.Trainer, ModelCheckpoint)
+    (lightning.Trainer, BestWeights)
     """
     opt, env = config.optimization, config.env
     on_gpu = torch.cuda.is_available() and env.num_gpus != 0
@@ -148,9 +174,7 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     accumulate = max(1, env.batch_size // (env.per_gpu_batch_size * devices))
     mode = "max" if metric.greater_is_better else "min"
     monitor = f"val_{metric.name}"
-    checkpoint = ModelCheckpoint(dirpath=f"{save_dir}/checkpoints", monitor=monitor, mode=mode,
-                                 save_top_k=opt.top_k, save_weights_only=True, filename="step{step}",
-                                 auto_insert_metric_name=False)
+    checkpoint = BestWeights(opt.top_k, monitor, metric.greater_is_better)
     callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience), checkpoint]
     if verbosity >= 2:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
@@ -171,21 +195,15 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     return trainer, checkpoint
 
 
-def load_weights(path: str) -> dict:
-    """A checkpoint's model weights (tensors only: ``weights_only`` never runs pickled code)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-
-
-def average_checkpoints(model, ranked_paths: list, method: str, score, best_score: float | None = None):
-    """Turn the kept checkpoints into the final weights of ``model`` (AutoGluon's top-k averaging).
+def average_checkpoints(model, ranked: list, method: str, score, best_score: float | None = None):
+    """Turn the kept weights into the final weights of ``model`` (AutoGluon's top-k averaging).
 
     Parameters
     ----------
     model : torch.nn.Module
         Receives the result.
-    ranked_paths : list of str
-        Checkpoints, best validation score first.
+    ranked : list of dict
+        State dicts of the kept validations, best validation score first.
     method : {"greedy_soup", "uniform_soup", "best"}
         ``greedy_soup`` adds a checkpoint to the average only if the validation score does not drop.
     score : callable ``model -> float``
@@ -195,29 +213,26 @@ def average_checkpoints(model, ranked_paths: list, method: str, score, best_scor
 
     Returns
     -------
-    (list of str, float) : the checkpoints averaged into the final model, and its validation score.
+    (list of int, float) : positions in ``ranked`` averaged into the final model, and its validation score.
     """
-    if not ranked_paths:
+    if not ranked:
         return [], score(model)
-    members = [load_weights(ranked_paths[0])]
-    model.load_state_dict(members[0])
-    if method == "best" or len(ranked_paths) == 1:
-        return ranked_paths[:1], score(model) if best_score is None else best_score
+    model.load_state_dict(ranked[0])
+    if method == "best" or len(ranked) == 1:
+        return [0], score(model) if best_score is None else best_score
     if method == "uniform_soup":
-        model.load_state_dict(_average([load_weights(p) for p in ranked_paths]))
-        return list(ranked_paths), score(model)
+        model.load_state_dict(_average(ranked))
+        return list(range(len(ranked))), score(model)
     best = score(model) if best_score is None else best_score
-    used = ranked_paths[:1]
-    for path in ranked_paths[1:]:
-        candidate = members + [load_weights(path)]
-        model.load_state_dict(_average(candidate))
+    used = [0]
+    for position in range(1, len(ranked)):
+        model.load_state_dict(_average([ranked[i] for i in used + [position]]))
         value = score(model)
         # float32 comparison: a known best score comes from Lightning's float32 log, so a tie must stay a tie.
         if np.float32(value) >= np.float32(best):
-            members, best, used = candidate, value, used + [path]
-    model.load_state_dict(_average(members))
-    logger.info("Greedy soup averaged %d of %d checkpoints (validation score %.4f).", len(used),
-                len(ranked_paths), best)
+            best, used = value, used + [position]
+    model.load_state_dict(_average([ranked[i] for i in used]))
+    logger.info("Greedy soup averaged %d of %d checkpoints (validation score %.4f).", len(used), len(ranked), best)
     return used, best
 
 

@@ -81,7 +81,7 @@ class OptimizationConfig:
     patience: int = _key(10, "Early stopping: validations without improvement before stopping", min=1)
     val_check_interval: float = _key(0.5, "Validate every this fraction of an epoch (<= 1) or every N batches",
                                      min=0.0)
-    top_k: int = _key(3, "Best checkpoints kept (in memory) for averaging", min=1, max=20)
+    top_k: int = _key(3, "Best validations whose weights are kept (in CPU memory) for averaging", min=1, max=20)
     top_k_average_method: str = _key("greedy_soup", "How the kept checkpoints become one model",
                                      choices=["greedy_soup", "uniform_soup", "best"])
     gradient_clip_val: float = _key(1.0, "Clip the gradient norm to this (0 = off)", min=0.0)

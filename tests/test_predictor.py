@@ -108,7 +108,8 @@ def test_save_load_round_trip_in_a_fresh_process(fitted, bbc_short, tmp_path):
     assert np.allclose(again.to_numpy(), mine.to_numpy(), atol=1e-6)
     files = {p.name for p in (tmp_path / "copy").iterdir()}
     assert {"predictor.json", "model.safetensors", "README.md", "hf_text"} <= files
-    assert not any(name.endswith((".pkl", ".pt", ".ckpt")) for name in files)
+    for folder in (tmp_path / "copy", Path(fitted.path)):  # nothing pickled anywhere, logs included
+        assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pt", ".ckpt")]
     assert "Predictor.load" in (tmp_path / "copy" / "README.md").read_text()
 
 

@@ -75,14 +75,18 @@ def test_best_weights_keeps_the_k_best_validations_in_memory(greater_is_better):
 
     keeper = BestWeights(2, "val_score", greater_is_better)
     module = SimpleNamespace(model=Scalar())
+    module.model.register_parameter("frozen", torch.nn.Parameter(torch.ones(3), requires_grad=False))
     sign = 1 if greater_is_better else -1
-    for step, score in enumerate([0.5, 0.7, 0.7, float("nan"), 0.6, 0.9]):
+    # (optimizer step, score): step 0 (before any update) and a second validation of step 3 are not kept
+    for step, score in [(0, 0.99), (1, 0.5), (2, 0.7), (3, 0.7), (3, 0.95), (4, float("nan")), (5, 0.6), (6, 0.9)]:
         module.model.weight.data.fill_(step)
-        trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val_score": torch.tensor(sign * score)})
+        trainer = SimpleNamespace(sanity_checking=False, global_step=step,
+                                  callback_metrics={"val_score": torch.tensor(sign * score)})
         keeper.on_validation_end(trainer, module)
     kept = [(round(sign * score, 3), float(weights["weight"][0])) for score, weights in keeper.ranked]
-    assert kept == [(0.9, 5.0), (0.7, 1.0)]  # ties keep the earlier validation first; NaN is skipped
-    assert module.model.weight[0] == 5.0 and keeper.ranked[0][1]["weight"].data_ptr() != module.model.weight.data_ptr()
+    assert kept == [(0.9, 6.0), (0.7, 2.0)]  # ties keep the earlier validation first; NaN is skipped
+    assert module.model.weight[0] == 6.0 and keeper.ranked[0][1]["weight"].data_ptr() != module.model.weight.data_ptr()
+    assert keeper.ranked[0][1]["frozen"].data_ptr() == module.model.frozen.data_ptr()  # frozen weights: not copied
 
 
 def test_average_keeps_integer_buffers():

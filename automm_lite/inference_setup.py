@@ -24,7 +24,7 @@ def inference_runner(predictor):
     from .inference import model_device, prepare_model, resolve_mode
 
     env = predictor.config_.env
-    key = (env.inference_precision, env.inference_backend, env.inference_compile)
+    key = _mode_key(env)
     cached = getattr(predictor, "_inference", None)
     if cached is None or cached[0] is not predictor.model_ or cached[1] != key:
         mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(predictor.model_),
@@ -32,6 +32,24 @@ def inference_runner(predictor):
         predictor._inference = (predictor.model_, key,
                                 *prepare_model(predictor.model_, mode, example_batch(predictor)))
     return predictor._inference[2], predictor._inference[3]
+
+
+def current_mode(predictor):
+    """The InferenceMode predict runs or will run, without building anything (fallback warnings are silenced)."""
+    from .inference import model_device, resolve_mode
+
+    env = predictor.config_.env
+    cached = getattr(predictor, "_inference", None)
+    if cached is not None and cached[0] is predictor.model_ and cached[1] == _mode_key(env):
+        return cached[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return resolve_mode(env.inference_precision, env.inference_backend, model_device(predictor.model_),
+                            env.inference_compile)
+
+
+def _mode_key(env) -> tuple:
+    return env.inference_precision, env.inference_backend, env.inference_compile
 
 
 def optimize_predictor(predictor, precision, backend, check_data, max_score_drop, compile):

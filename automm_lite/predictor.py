@@ -303,17 +303,20 @@ class Predictor:
         return data, result
 
     def _inference_runner(self):
-        """(the model as ``env.inference_*`` ask, built once and reused; the InferenceMode actually used)"""
+        """The model as ``env.inference_*`` ask, built once and reused, and the InferenceMode actually used."""
         from .inference_setup import inference_runner
 
         return inference_runner(self)
 
     @property
     def inference_mode(self) -> str:
-        """How predict runs, e.g. ``"32"``, ``"bf16+compile"`` or ``"int8+onnx"``: what was asked for in
-        ``optimize_for_inference``, or the fallback this machine runs instead (builds the runner if needed)."""
+        """How predict runs, e.g. ``"32"``, ``"bf16+compile"`` or ``"onnx/int8"``: what ``optimize_for_inference``
+        asked for, or the fallback this machine runs instead. Cheap: it builds nothing; a compile that fails shows
+        here once ``optimize_for_inference`` or the first predict has tried it."""
+        from .inference_setup import current_mode
+
         self._check_fitted()
-        return str(self._inference_runner()[1])
+        return str(current_mode(self))
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
                                compile=False):

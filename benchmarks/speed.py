@@ -4,14 +4,14 @@
 2. Teacher and student fitted on real BBC News articles; for each, every inference mode (float32, bf16 encoder,
    int8 Linear layers, ONNX float32/int8 on onnxruntime, and float32/bf16 with the encoder compiled by
    torch.compile): accuracy on the same test rows, rows/s of `evaluate` (tokenization included; the fastest of
-   three interleaved rounds), achieved GFLOP/s and its share of the roof, one-row `predict` latency p50/p95, and
+   five interleaved rounds), achieved GFLOP/s and its share of the roof, one-row `predict` latency p50/p95, and
    the speed-up over the float32 teacher.
 3. Fit time of automm_lite against a bare PyTorch loop on the same model, rows, batches, epochs and validation
    schedule (and automm_lite with bf16-mixed training).
 4. `import automm_lite` time.
 
 Example:
-    python benchmarks/speed.py                 # about 8 minutes on a 2-core CPU
+    python benchmarks/speed.py                 # about 10 minutes on a 2-core CPU
     python benchmarks/speed.py --quick         # a smoke run on a few rows
 """
 import argparse
@@ -209,7 +209,7 @@ def main():
             if compiled:
                 compile_seconds[f"{role} {mode}"] = time.perf_counter() - began
             predictors[(role, mode)] = copy
-    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=3)
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=5)
     flops = {role: encoder_flops(fitted, test) for role, fitted in (("teacher", teacher), ("student", student))}
     rows = []
     for (role, mode), (_, result) in zip(predictors, table.iterrows()):

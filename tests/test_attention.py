@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, XLMRobertaConfig, XLMRobertaModel
+from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
+                          GPT2Config, GPT2Model, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 from automm_lite.inference import bf16_copy
 from automm_lite.models.attention import NAME, use_bmm_attention, wants_bmm_attention
@@ -19,6 +20,10 @@ def tiny(kind):
         return BertModel(BertConfig(**SMALL), add_pooling_layer=False).eval()
     if kind == "xlm-roberta":
         return XLMRobertaModel(XLMRobertaConfig(**SMALL, pad_token_id=1), add_pooling_layer=False).eval()
+    if kind == "roberta":
+        return RobertaModel(RobertaConfig(**SMALL, pad_token_id=1), add_pooling_layer=False).eval()
+    if kind == "electra":
+        return ElectraModel(ElectraConfig(**SMALL, embedding_size=32)).eval()
     return DistilBertModel(DistilBertConfig(vocab_size=120, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
                                             max_position_embeddings=64)).eval()
 
@@ -31,7 +36,7 @@ def padded_batch(rows=3, width=12):
     return ids, mask
 
 
-@pytest.mark.parametrize("kind", ["bert", "xlm-roberta", "distilbert"])
+@pytest.mark.parametrize("kind", ["bert", "roberta", "xlm-roberta", "distilbert", "electra"])
 @pytest.mark.parametrize("rows", [3, 1])
 def test_batched_matmul_attention_matches_the_fused_kernel(kind, rows, monkeypatch):
     model = tiny(kind)
@@ -62,16 +67,26 @@ def test_bf16_copies_use_it_only_on_cpus_without_amx(monkeypatch, fitted_tiny_mo
     assert bf16_copy(fitted_tiny_model).text_backbone.encoder.config._attn_implementation == "sdpa"
 
 
-def test_bf16_batched_matmul_attention_stays_close_to_float32():
-    model = tiny("bert")
-    ids, mask = padded_batch(4)
+def test_in_bf16_the_operator_matches_the_fused_kernel_and_applies_the_mask():
+    from automm_lite.models.attention import batched_matmul_attention
+
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(3, 4, 10, 8).bfloat16() for _ in range(3))
+    lengths = torch.tensor([10, 7, 4])
+    keep = (torch.arange(10)[None, :] < lengths[:, None])[:, None, None, :]  # (batch, 1, 1, keys)
+    additive = torch.zeros(keep.shape, dtype=torch.bfloat16).masked_fill(~keep, torch.finfo(torch.bfloat16).min)
     with torch.inference_mode():
-        expected = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        model.to(torch.bfloat16)
-        use_bmm_attention(model)
-        got = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-    kept = mask.bool()
-    assert (got[kept] - expected[kept]).abs().max() < 0.1
+        expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=keep)
+        got = batched_matmul_attention(query, key, value, additive, 8 ** -0.5).transpose(1, 2)
+        unmasked = batched_matmul_attention(query, key, value, None, 8 ** -0.5).transpose(1, 2)
+    assert got.shape == expected.shape
+    assert (got.float() - expected.float()).abs().max() < 0.05  # bf16 rounding only
+    assert (unmasked[1:].float() - expected[1:].float()).abs().max() > 0.3  # rows with padding: the mask matters
+
+
+def test_other_model_types_keep_their_attention():
+    model = GPT2Model(GPT2Config(vocab_size=120, n_embd=32, n_layer=1, n_head=4, n_positions=64)).eval()
+    assert not use_bmm_attention(model) and model.config._attn_implementation != NAME
 
 
 @pytest.fixture

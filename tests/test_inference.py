@@ -45,6 +45,7 @@ def test_inference_modes_agree_with_float32(fitted, bbc_short, precision, backen
     reference = fitted.predict_proba(test).to_numpy()
     fast = fresh_copy(fitted).optimize_for_inference(precision, backend)
     assert fast.config_.env.inference_precision == precision and fast.config_.env.inference_backend == backend
+    assert fast.inference_mode == (precision if backend == "torch" else f"onnx/{precision}")
     proba = fast.predict_proba(test)
     assert list(proba.index) == list(test.index)  # length-sorted batches are put back in order
     assert np.abs(proba.to_numpy() - reference).max() < tolerance
@@ -88,6 +89,7 @@ def test_inference_mode_is_saved_and_bad_values_are_named(fitted, tmp_path):
     fast.save(tmp_path / "fast")
     loaded = Predictor.load(tmp_path / "fast", verbosity=0)
     assert loaded.config_.env.inference_precision == "int8" and loaded.inference_mode == "int8"
+    assert getattr(loaded, "_inference", None) is None  # reading the mode built nothing
     with pytest.raises(ConfigError, match="fp16"):
         fresh_copy(fitted).optimize_for_inference("fp16")
     with pytest.raises(ConfigError, match="tensorrt"):

@@ -15,13 +15,14 @@ NAME = "bmm_cpu"
 def bmm_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' attention-function signature; ``query``/``key``/``value`` are (batch, heads, tokens, dim).
 
-    Single rows, causal or grouped-query attention and dropout go to the fused kernel: it is as fast there, or
-    this form does not apply.
+    Single rows keep the fused kernel (as fast at that size); so do causal or grouped-query attention, dropout and
+    the options this form does not implement (soft-capping, sliding windows, attention sinks).
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, heads, _, dim = query.shape
-    if (batch == 1 or dropout or getattr(module, "is_causal", False) or key.shape[1] != heads):
+    unsupported = any(kwargs.get(name) is not None for name in ("softcap", "sliding_window", "s_aux"))
+    if batch == 1 or dropout or unsupported or getattr(module, "is_causal", False) or key.shape[1] != heads:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
     scaling = dim ** -0.5 if scaling is None else scaling
@@ -34,30 +35,37 @@ def bmm_attention(module, query, key, value, attention_mask, scaling=None, dropo
 def batched_matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                              mask: torch.Tensor | None, scaling: float) -> torch.Tensor:
     """softmax(query keyᵀ · scaling + mask) value, for (batch, heads, tokens, dim) inputs and an additive mask
-    broadcastable to (batch, heads, queries, keys); returns (batch, queries, heads, dim)."""
+    broadcastable to (batch, heads, queries, keys); returns (batch, queries, heads, value dim)."""
     batch, heads, q_len, dim = query.shape
-    k_len = key.shape[2]
+    k_len, v_dim = key.shape[2], value.shape[-1]
     query = (query * scaling).reshape(batch * heads, q_len, dim)  # scale the smaller tensor
     scores = torch.bmm(query, key.reshape(batch * heads, k_len, dim).transpose(1, 2)).view(batch, heads, q_len, k_len)
     if mask is not None:
         scores.add_(mask)  # 0 where attended, the dtype's minimum where padded
     probs = torch.softmax(scores, dim=-1).view(batch * heads, q_len, k_len)  # accumulates in float32
-    out = torch.bmm(probs, value.reshape(batch * heads, k_len, dim)).view(batch, heads, q_len, dim)
+    out = torch.bmm(probs, value.reshape(batch * heads, k_len, v_dim)).view(batch, heads, q_len, v_dim)
     return out.transpose(1, 2).contiguous()
 
 
 @batched_matmul_attention.register_fake
 def _(query, key, value, mask, scaling):
-    batch, heads, q_len, dim = query.shape
-    return query.new_empty((batch, q_len, heads, dim))
+    batch, heads, q_len, _ = query.shape
+    return query.new_empty((batch, q_len, heads, value.shape[-1]))
+
+
+# Encoders whose attention goes through transformers' AttentionInterface, checked against the fused kernel in
+# tests/test_attention.py; others keep their own attention.
+MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
 
 
 def use_bmm_attention(encoder) -> bool:
-    """Switch a transformers encoder (a private inference copy) to :func:`bmm_attention`; False if the model does
-    not take pluggable attention functions (it keeps its own)."""
+    """Switch a transformers encoder (a private inference copy) to :func:`bmm_attention`; False (and unchanged)
+    for model types outside ``MODEL_TYPES``."""
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
+    if getattr(encoder.config, "model_type", None) not in MODEL_TYPES:
+        return False
     AttentionInterface.register(NAME, bmm_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, eager_mask)  # additive masks in the encoder's dtype
     try:

@@ -23,13 +23,11 @@ def inference_runner(predictor):
     """
     from .inference import model_device, prepare_model, resolve_mode
 
-    env = predictor.config_.env
-    key = _mode_key(env)
-    cached = getattr(predictor, "_inference", None)
-    if cached is None or cached[0] is not predictor.model_ or cached[1] != key:
+    if _built(predictor) is None:
+        env = predictor.config_.env
         mode = resolve_mode(env.inference_precision, env.inference_backend, model_device(predictor.model_),
                             env.inference_compile)
-        predictor._inference = (predictor.model_, key,
+        predictor._inference = (predictor.model_, _mode_key(env),
                                 *prepare_model(predictor.model_, mode, example_batch(predictor)))
     return predictor._inference[2], predictor._inference[3]
 
@@ -38,10 +36,10 @@ def current_mode(predictor):
     """The InferenceMode predict runs or will run, without building anything (fallback warnings are silenced)."""
     from .inference import model_device, resolve_mode
 
+    built = _built(predictor)
+    if built is not None:
+        return built[3]
     env = predictor.config_.env
-    cached = getattr(predictor, "_inference", None)
-    if cached is not None and cached[0] is predictor.model_ and cached[1] == _mode_key(env):
-        return cached[3]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return resolve_mode(env.inference_precision, env.inference_backend, model_device(predictor.model_),
@@ -50,6 +48,14 @@ def current_mode(predictor):
 
 def _mode_key(env) -> tuple:
     return env.inference_precision, env.inference_backend, env.inference_compile
+
+
+def _built(predictor):
+    """The (model, mode key, runner, mode) built for the predictor's current model and config, or None."""
+    built = getattr(predictor, "_inference", None)
+    if built is not None and built[0] is predictor.model_ and built[1] == _mode_key(predictor.config_.env):
+        return built
+    return None
 
 
 def optimize_predictor(predictor, precision, backend, check_data, max_score_drop, compile):

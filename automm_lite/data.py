@@ -105,6 +105,10 @@ class RowDataset(Dataset):
         return batch
 
 
+# The per-token tensors of a padded token group (rows x tokens); everything else in a batch is per row.
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def _pad(group: dict, indices) -> dict:
     """Pad a batch's token lists to its own longest row (dynamic padding)."""
     rows = [group["input_ids"][i] for i in indices]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from .data import sorted_batches
+from .data import TOKEN_INPUTS, sorted_batches
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,7 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
 def _first_row(batch):
     """The first row of a collated batch, cut to its own length (a batch of one row has no padding)."""
     length = int(batch["hf_text"]["attention_mask"][0].sum())
-    per_token = ("input_ids", "attention_mask", "token_type_ids")
-    return map_tensors(batch, lambda name, tensor: tensor[:1, :length] if name in per_token else tensor[:1])
+    return map_tensors(batch, lambda name, tensor: tensor[:1, :length] if name in TOKEN_INPUTS else tensor[:1])
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data import TOKEN_INPUTS
 from .exceptions import ConfigError
 
 OUTPUTS = ("logits", "features")
-TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def flat_inputs(batch: dict) -> dict:

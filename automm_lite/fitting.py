@@ -27,12 +27,13 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     import lightning as L
     import torch
 
+    from .cpu_memory import keep_freed_memory
     from .data import build_dataset, eval_loader, inference_batching, train_loader
     from .exceptions import DataError
     from .metrics import get_metric
     from .models import backbone_names, build_model
     from .objective import TaskObjective
-    from .training import LitSystem, average_checkpoints, build_trainer, quiet_libraries
+    from .training import LitSystem, average_checkpoints, build_trainer, quiet_libraries, uses_gpu
 
     config, pre = predictor.config_, predictor.preprocessor_
     teacher, alignment = teachers[0] if teachers else (None, None)
@@ -40,6 +41,8 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     L.seed_everything(seed, workers=True, verbose=False)
     if config.env.num_threads:
         torch.set_num_threads(config.env.num_threads)
+    if config.env.keep_freed_memory and not uses_gpu(config.env):
+        keep_freed_memory()
     names = backbone_names(config, pre.column_types)
     if not names:
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
@@ -92,7 +95,7 @@ def fit_model(predictor, train, tuning, seed: int, time_limit, work_dir: Path, t
     scale = (pre.state["label_mean"], pre.state["label_std"]) if pre.problem_type == "regression" else None
     system = LitSystem(model.train(), objective, opt, metric, pre.problem_type, forward_kwargs, scale)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
-    eval_batch, eval_tokens = inference_batching(env, torch.cuda.is_available() and env.num_gpus != 0)
+    eval_batch, eval_tokens = inference_batching(env, uses_gpu(env))
     trainer, checkpoints = build_trainer(config, str(work_dir), len(loader), metric, predictor.verbosity,
                                          time_limit)
     trainer.fit(system, loader, eval_loader(tuning_set, eval_batch, env.num_workers_evaluation, eval_tokens))
@@ -166,17 +169,15 @@ def score_dataset(model, dataset, batching, metric, problem_type, label_scale=No
 
 def restore_model(config, names, schema, path):
     """Rebuild a saved predictor's model from its config and fill in the saved weights (no hub access)."""
-    import torch
-
     from .io import load_model_weights
     from .models import build_model
-    from .training import quiet_libraries
+    from .training import quiet_libraries, uses_gpu
 
     quiet_libraries(0)
     folder = Path(path)
     sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
     model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
     load_model_weights(model, folder)
-    if torch.cuda.is_available() and config.env.num_gpus != 0:
+    if uses_gpu(config.env):
         model = model.cuda()
     return model.eval()

@@ -279,6 +279,7 @@ class Predictor:
 
     def _run(self, data, outputs=("logits",), need_label=False):
         """Preprocess, batch and run the model; records ``last_timing``."""
+        from .cpu_memory import keep_freed_memory
         from .data import build_dataset, inference_batching
         from .inference import make_timing, model_device, run_model
 
@@ -292,6 +293,8 @@ class Predictor:
         set_up = time.perf_counter()
         runner, _ = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
         start += time.perf_counter() - set_up
+        if self.config_.env.keep_freed_memory and model_device(runner).type == "cpu":
+            keep_freed_memory()
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
                                 self.config_.model.hf_text.max_text_len)
         env = self.config_.env

@@ -178,6 +178,11 @@ class BestWeights(Callback):
         self.ranked.sort(key=lambda kept: -sign * kept[0])  # stable: an earlier validation stays first on a tie
 
 
+def uses_gpu(env) -> bool:
+    """Whether training and inference run on a GPU: there is one and ``env.num_gpus`` allows it."""
+    return torch.cuda.is_available() and env.num_gpus != 0
+
+
 def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity: int = 2,
                   time_limit: float | None = None):
     """A Lightning Trainer with early stopping, the top-k weights kept in memory, gradient accumulation and the
@@ -188,7 +193,7 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     (lightning.Trainer, BestWeights)
     """
     opt, env = config.optimization, config.env
-    on_gpu = torch.cuda.is_available() and env.num_gpus != 0
+    on_gpu = uses_gpu(env)
     devices = (1 if env.num_gpus < 0 else min(env.num_gpus, torch.cuda.device_count())) if on_gpu else 1
     accumulate = max(1, env.batch_size // (env.per_gpu_batch_size * devices))
     mode = "max" if metric.greater_is_better else "min"

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from automm_lite import Predictor, compare_predictors
+from automm_lite.config import apply_overrides
 from automm_lite.exceptions import ConfigError, DataError
 from automm_lite.inference import bf16_supported, resolve_mode
 
@@ -255,3 +256,15 @@ def test_speed_benchmark_explains_itself():
     script = Path(__file__).parents[1] / "benchmarks" / "speed.py"
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True).stdout
     assert "roof" in out and "--quick" in out and "bare PyTorch loop" in out
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_predict_on_a_cpu_keeps_freed_memory_unless_told_not_to(fitted, bbc_short, monkeypatch, keep):
+    import automm_lite.cpu_memory
+
+    calls = []
+    monkeypatch.setattr(automm_lite.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    predictor = fresh_copy(fitted)
+    predictor.config_ = apply_overrides(predictor.config_, {"env.keep_freed_memory": keep})
+    predictor.predict(bbc_short[1].head(3))
+    assert len(calls) == (1 if keep else 0)

@@ -42,8 +42,11 @@ def batched_matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     scores = torch.bmm(query, key.reshape(batch * heads, k_len, dim).transpose(1, 2)).view(batch, heads, q_len, k_len)
     if mask is not None:
         scores.add_(mask)  # 0 where attended, the dtype's minimum where padded
-    probs = torch.softmax(scores, dim=-1).view(batch * heads, q_len, k_len)  # accumulates in float32
-    out = torch.bmm(probs, value.reshape(batch * heads, k_len, v_dim)).view(batch, heads, q_len, v_dim)
+    # In place (each row is read before it is written; the scores are this call's own): accumulates in float32,
+    # and saves allocating and faulting in another tensor the size of the scores.
+    torch.softmax(scores, dim=-1, out=scores)
+    out = torch.bmm(scores.view(batch * heads, q_len, k_len), value.reshape(batch * heads, k_len, v_dim))
+    out = out.view(batch, heads, q_len, v_dim)
     return out.transpose(1, 2).contiguous()
 
 

@@ -53,7 +53,7 @@ def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = 
     """
     import pandas as pd
 
-    from .predictor import read_data
+    from .user_data import read_data
 
     if not predictors:
         raise DataError("compare_predictors needs at least one predictor, e.g. {'teacher': t, 'student': s}.")

@@ -14,6 +14,23 @@ logger = logging.getLogger("automm_lite")
 FLOAT32_TORCH = {"env.inference_precision": "32", "env.inference_backend": "torch", "env.inference_compile": False}
 
 
+def onnx_backend_or_torch(predictor):
+    """A predictor saved with the onnx backend still loads where onnxruntime is missing: on torch, with a
+    warning."""
+    from .onnx_export import onnxruntime_module
+
+    env = predictor.config_.env
+    if env.inference_backend != "onnx":
+        return
+    try:
+        onnxruntime_module()
+    except ConfigError:
+        warnings.warn(f"{predictor.path} was saved with env.inference_backend='onnx', but onnxruntime is not "
+                      "installed here (pip install 'automm_lite[onnx]'); predicting on torch instead.",
+                      stacklevel=3)
+        env.inference_backend = "torch"
+
+
 def inference_runner(predictor):
     """The model as ``env.inference_precision``/``_backend``/``_compile`` ask, built once and kept on the predictor.
 
@@ -60,7 +77,7 @@ def _built(predictor):
 
 def optimize_predictor(predictor, precision, backend, check_data, max_score_drop, compile):
     """``Predictor.optimize_for_inference`` (documented there); a failure leaves the predictor as it was."""
-    from .predictor import read_data
+    from .user_data import read_data
 
     if not isinstance(compile, bool):
         raise ConfigError(f"compile must be True or False, got {compile!r}.")

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
-import warnings
-from pathlib import Path
 
 from .config import Config, apply_overrides
 from .exceptions import ConfigError, DataError, NotFittedError
+from .logs import add_log_file, remove_log_file, set_console_verbosity
 from .metrics import DEFAULT_METRIC, get_metric
 from .preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
 from .presets import preset_overrides
+from .user_data import holdout_split, labelled_rows, read_data
 
 logger = logging.getLogger("automm_lite")
 
@@ -22,32 +21,6 @@ class Scores(dict):
     """``{metric: value}`` as returned by ``evaluate``; ``.timing`` holds how long the call took."""
 
     timing = None
-
-
-def read_data(data, what: str = "data"):
-    """A DataFrame, or a path to a CSV or Parquet file, as a DataFrame."""
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise DataError(f"{what}: file {str(path)!r} does not exist.")
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        raise DataError(f"{what}: cannot read {str(path)!r}; give a .csv, .tsv or .parquet file or a DataFrame.")
-    raise DataError(f"{what} must be a pandas DataFrame or a path to a CSV/Parquet file, not "
-                    f"{type(data).__name__}.")
-
-
-def default_holdout_frac(n_rows: int) -> float:
-    """AutoGluon's rule: 10-20% of small data, 1-10% of large data."""
-    if n_rows < 5000:
-        return max(0.1, min(0.2, 500.0 / n_rows))
-    return max(0.01, min(0.1, 2500.0 / n_rows))
 
 
 class Predictor:
@@ -110,16 +83,16 @@ class Predictor:
             those soft targets too.
         """
         start = time.perf_counter()
-        self._setup_logging()
+        set_console_verbosity(self.verbosity)
         teachers = []
         if teacher_predictor is not None:
             from .distill.teacher import load_teachers
             teachers = load_teachers(teacher_predictor)
-            self._setup_logging()  # loading the teacher set the console to its verbosity
+            set_console_verbosity(self.verbosity)  # loading the teacher set the console to its verbosity
         teacher = teachers[0] if teachers else None
-        train, tuning, config = self._check_fit_arguments(train_data, tuning_data, hyperparameters, presets,
-                                                          time_limit, seed, holdout_frac, teacher is not None)
-        unlabeled = self._check_unlabeled(unlabeled_data, teacher, config)
+        train, tuning, unlabeled, config = self._check_fit_arguments(
+            train_data, tuning_data, unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
+            teacher is not None)
         from .io import check_save_path
 
         from datetime import datetime
@@ -130,7 +103,7 @@ class Predictor:
         work_dir = save_path.parent / f".{save_path.name}.fitting"
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True)
-        handler = self._log_to_file(work_dir / "fit.log")
+        handler = add_log_file(work_dir / "fit.log")
         try:
             return self._fit(train, tuning, config, teachers, unlabeled, seed, time_limit, column_types,
                              holdout_frac, start, save_path, work_dir, handler)
@@ -146,9 +119,7 @@ class Predictor:
                 logger.error("The fit stopped with an error; its log is kept at %s", kept)
             raise
         finally:
-            logging.getLogger("automm_lite").removeHandler(handler)
-            logging.getLogger("lightning.pytorch").removeHandler(handler)
-            handler.close()
+            remove_log_file(handler)
             shutil.rmtree(work_dir, ignore_errors=True)
 
     def _fit(self, train, tuning, config, teachers, unlabeled, seed, time_limit, column_types, holdout_frac, start,
@@ -169,7 +140,7 @@ class Predictor:
                 check_teacher_task(each, self.label, self.problem_type_, train.columns)
         kinds = infer_column_types(train, self.label, column_types)
         if tuning is None:
-            train, tuning = self._holdout(train, holdout_frac, seed)
+            train, tuning = holdout_split(train, self.label, self.problem_type_, holdout_frac, seed)
         self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
                                           config.data.numerical_label_preprocessing).fit(train)
         self.preprocessor_.check_columns(tuning, need_label=True)
@@ -199,8 +170,8 @@ class Predictor:
         save_path.with_name(f"{save_path.name}.failed-fit.log").unlink(missing_ok=True)  # an earlier failure's
         return self
 
-    def _check_fit_arguments(self, train_data, tuning_data, hyperparameters, presets, time_limit, seed,
-                             holdout_frac, has_teacher=False):
+    def _check_fit_arguments(self, train_data, tuning_data, unlabeled_data, hyperparameters, presets, time_limit,
+                             seed, holdout_frac, has_teacher=False):
         """Every check a user can fail, before any model is built."""
         if not isinstance(self.label, str):
             raise DataError(f"label must be a column name (str), not {self.label!r}.")
@@ -220,57 +191,24 @@ class Predictor:
         if config.model.hf_text.checkpoint_name.startswith("teacher:") and not has_teacher:
             raise ConfigError(f"model.hf_text.checkpoint_name={config.model.hf_text.checkpoint_name!r} builds the "
                               "student from teacher layers: pass teacher_predictor=... too.")
-        train = self._check_frame(read_data(train_data, "train_data"), "train_data")
+        train = labelled_rows(read_data(train_data, "train_data"), self.label, "train_data")
         tuning = None
         if tuning_data is not None:
-            tuning = self._check_frame(read_data(tuning_data, "tuning_data"), "tuning_data")
-        return train, tuning, config
-
-    def _check_unlabeled(self, unlabeled_data, teacher, config):
-        if unlabeled_data is None:
-            return None
-        if teacher is None:
-            raise ConfigError("unlabeled_data is labelled by a teacher: pass teacher_predictor=... too, or drop it.")
-        data = read_data(unlabeled_data, "unlabeled_data")
-        return data.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
-
-    def _check_frame(self, data, what):
-        if not all(isinstance(c, str) for c in data.columns):
-            raise DataError(f"{what}: column names must be strings; found {list(data.columns)[:10]}. Rename "
-                            "them, e.g. df.columns = df.columns.astype(str).")
-        if self.label not in data.columns:
-            raise DataError(f"{what} has no label column {self.label!r}; its columns are {list(data.columns)}.")
-        if data.empty:
-            raise DataError(f"{what} has no rows.")
-        missing = data[self.label].isna()
-        if missing.all():
-            raise DataError(f"{what}: every value of the label column {self.label!r} is missing.")
-        if missing.any():
-            logger.warning("%s: dropping %d row(s) whose label is missing.", what, int(missing.sum()))
-            data = data[~missing]
-        if len(data) < 2:
-            raise DataError(f"{what} has {len(data)} labelled row(s); at least 2 are needed.")
-        return data
+            tuning = labelled_rows(read_data(tuning_data, "tuning_data"), self.label, "tuning_data")
+        unlabeled = None
+        if unlabeled_data is not None:
+            if not has_teacher:
+                raise ConfigError("unlabeled_data is labelled by a teacher: pass teacher_predictor=... too, or drop "
+                                  "it.")
+            unlabeled = read_data(unlabeled_data, "unlabeled_data")
+            unlabeled = unlabeled.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
+        return train, tuning, unlabeled, config
 
     def _check_loss(self, config):
         loss = config.optimization.loss_function
         if self.problem_type_ != "regression" and loss not in ("auto", "cross_entropy"):
             raise ConfigError(f"optimization.loss_function={loss!r} is for regression; a {self.problem_type_} "
                               "problem takes 'auto' or 'cross_entropy'.")
-
-    def _holdout(self, data, holdout_frac, seed):
-        from sklearn.model_selection import train_test_split
-
-        frac = holdout_frac or default_holdout_frac(len(data))
-        stratify = None
-        if self.problem_type_ != "regression":
-            counts = data[self.label].value_counts()
-            if counts.min() < 2:
-                raise DataError(f"Class {counts.idxmin()!r} of {self.label!r} has a single row, too few to hold some "
-                                "out for tuning: pass tuning_data=..., or add rows of that class.")
-            if int(frac * len(data)) >= len(counts):
-                stratify = data[self.label]
-        return train_test_split(data, test_size=frac, random_state=seed, stratify=stratify)
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):
@@ -284,7 +222,7 @@ class Predictor:
         from .inference import make_timing, model_device, run_model
 
         self._check_fitted()
-        self._setup_logging()  # the console follows the verbosity of the predictor at work
+        set_console_verbosity(self.verbosity)  # the console follows the verbosity of the predictor at work
         start = time.perf_counter()
         data = read_data(data)
         if data.empty:
@@ -504,12 +442,13 @@ class Predictor:
     def load(cls, path, verbosity=2):
         """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
         from .fitting import restore_model
+        from .inference_setup import onnx_backend_or_torch
         from .io import read_metadata
 
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
                         verbosity)
-        predictor._setup_logging()
+        set_console_verbosity(verbosity)
         predictor.config_ = Config.from_dict(metadata["config"])
         predictor.problem_type_ = metadata["problem_type"]
         predictor.eval_metric_ = metadata["eval_metric"]
@@ -517,47 +456,8 @@ class Predictor:
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
         predictor.model_ = restore_model(predictor.config_, metadata["backbones"], metadata["schema"], path)
-        predictor._check_saved_backend()
+        onnx_backend_or_torch(predictor)
         return predictor
-
-    def _check_saved_backend(self):
-        """A predictor saved with the onnx backend still loads where onnxruntime is missing: on torch."""
-        from .onnx_export import onnxruntime_module
-
-        env = self.config_.env
-        if env.inference_backend != "onnx":
-            return
-        try:
-            onnxruntime_module()
-        except ConfigError:
-            warnings.warn(f"{self.path} was saved with env.inference_backend='onnx', but onnxruntime is not "
-                          "installed here (pip install 'automm_lite[onnx]'); predicting on torch instead.",
-                          stacklevel=3)
-            env.inference_backend = "torch"
-
-    def _setup_logging(self):
-        level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(self.verbosity, logging.DEBUG)
-        package_logger = logging.getLogger("automm_lite")
-        console = [h for h in package_logger.handlers if getattr(h, "_automm_console", False)]
-        if console and console[0].level == level and package_logger.level == logging.DEBUG:
-            return  # already set: setLevel clears logging's caches, which costs a one-row predict milliseconds
-        package_logger.setLevel(logging.DEBUG)  # the console shows by verbosity; the fit log keeps everything
-        if not console:
-            console = [logging.StreamHandler()]
-            console[0].setFormatter(logging.Formatter("%(message)s"))
-            console[0]._automm_console = True
-            package_logger.addHandler(console[0])
-        console[0].setLevel(level)
-        package_logger.propagate = False
-        logging.getLogger("lightning.pytorch").setLevel(logging.INFO if self.verbosity >= 3 else logging.WARNING)
-
-    def _log_to_file(self, file):
-        handler = logging.FileHandler(file)
-        handler.setLevel(logging.INFO)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logging.getLogger("automm_lite").addHandler(handler)
-        logging.getLogger("lightning.pytorch").addHandler(handler)
-        return handler
 
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"

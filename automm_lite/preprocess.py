@@ -63,8 +63,6 @@ def infer_column_types(data, label: str, column_types: dict | None = None) -> di
     column_types : dict, optional
         ``{column: kind}`` to force a kind; kind is one of text, categorical, numerical, ignore.
     """
-    import pandas as pd
-
     column_types = dict(column_types or {})
     for column, kind in column_types.items():
         if column not in data.columns:

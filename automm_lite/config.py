@@ -120,7 +120,7 @@ class EnvConfig:
     num_threads: int = _key(0, "CPU threads for torch (0 = torch's default)", min=0)
     keep_freed_memory: bool = _key(True, "On a CPU with glibc (Linux), keep memory that torch frees in the process "
                                    "for reuse, so that each batch does not page-fault its activations in again "
-                                   "(float32 predict ran 15% faster); process-wide from the first fit/predict "
+                                   "(float32 predict ran 7-15% faster here); process-wide from the first fit/predict "
                                    "that asks, resident memory stays near its peak")
     deterministic: bool = _key(False, "Ask torch for deterministic algorithms (slower on GPU)")
     strategy: str = _key("auto", "Lightning strategy for several devices (e.g. ddp)")

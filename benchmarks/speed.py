@@ -294,7 +294,7 @@ def main():
         ("automm_lite bf16-mixed fit / float32 fit", student_bf16_fit / student_fit, "< 1"),
     ]
     for name, value, target in checks:
-        print(f"  {name:<58} {value:8.3f}   target {target}")
+        print(f"  {name:<60} {value:8.3f}   target {target}")
     print(f"\nThe hardware's own bf16 gain (bf16 / float32 matmul roof) is {roof['bf16'] / roof['32']:.2f}x: "
           "no bf16 path can go much past it.")
     if compile_seconds:

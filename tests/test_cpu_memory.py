@@ -39,3 +39,17 @@ def test_kept_memory_stops_page_faults_of_large_activations():
     assert kept == "True" and again == "True"
     assert default > 3000  # glibc hands the large activations back and maps them in again: ~16,000 faults
     assert after < default / 10
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_fit_on_a_cpu_keeps_freed_memory_unless_told_not_to(bbc_short, tiny_hp, tmp_path, monkeypatch, keep):
+    import automm_lite.cpu_memory
+    from automm_lite import Predictor
+
+    calls = []
+    monkeypatch.setattr(automm_lite.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    train, _ = bbc_short
+    Predictor(label="label", path=str(tmp_path / "model"), verbosity=0).fit(
+        train.head(40), hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "env.num_gpus": 0,
+                                         "env.keep_freed_memory": keep})
+    assert len(calls) == (1 if keep else 0)

@@ -267,4 +267,5 @@ def test_predict_on_a_cpu_keeps_freed_memory_unless_told_not_to(fitted, bbc_shor
     predictor = fresh_copy(fitted)
     predictor.config_ = apply_overrides(predictor.config_, {"env.keep_freed_memory": keep})
     predictor.predict(bbc_short[1].head(3))
-    assert len(calls) == (1 if keep else 0)
+    on_cpu = next(predictor.model_.parameters()).device.type == "cpu"  # a GPU predict leaves the allocator alone
+    assert len(calls) == (1 if keep and on_cpu else 0)

@@ -10,6 +10,6 @@ def __getattr__(name):
         from .predictor import Predictor
         return Predictor
     if name == "compare_predictors":
-        from .compare import compare_predictors
+        from .reports.compare import compare_predictors
         return compare_predictors
     raise AttributeError(f"module 'automm_lite' has no attribute {name!r}")

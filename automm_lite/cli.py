@@ -44,7 +44,7 @@ def _keys(args):
 
 
 def _zoo(args):
-    from .zoo import ZOO
+    from .models.zoo import ZOO
 
     for name, entry in ZOO.items():
         print(f"{name:12s} {entry.description}")
@@ -52,17 +52,11 @@ def _zoo(args):
 
 
 def _distill(args):
-    from .distill.report import AUTOGLUON_RECIPE, our_recipe, run_distillation_table
-    from .distill.tasks import TASKS
+    from .reports.distill_table import run_task
+    from .reports.tasks import TASKS
 
     task = TASKS[args.task](args.budget)
-    report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
-                                    task.teacher_hyperparameters, task.student_hyperparameters,
-                                    {"autogluon": AUTOGLUON_RECIPE,
-                                     "ours": our_recipe(task.unlabeled is not None)},
-                                    seeds=args.seeds,
-                                    eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
-                                    path=f"{args.path}/{task.name}", verbosity=args.verbosity)
+    report = run_task(task, seeds=args.seeds, path=args.path, verbosity=args.verbosity)
     print(f"\nDistillation table: {task.name} ({args.budget} budget, seeds {args.seeds}); " + "; ".join(task.notes))
     print(report)
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import json
 import math
+import typing
+import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .exceptions import ConfigError
 
 
-def _key(default, help, *, choices=None, min=None, max=None, kind=None):
-    """A config field: its default plus what the docs table and the validator need to know."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max,
-            "kind": kind or type(default).__name__}
+AUTO = "auto"  # the one spelling of "decided for you" (older spellings are read as it: see `auto_aliases`)
+
+
+def _key(default, help, *, gt=None, ge=None, lt=None, le=None, auto_aliases=()):
+    """A config field: its default, its help, and its bounds (``gt``/``ge``/``lt``/``le``: open or closed, as
+    scikit-learn's ``Interval``). The kind and the allowed values come from the field's annotation: ``int``,
+    ``float``, ``bool``, ``str``, ``Literal[...]`` (the choices), ``list[Literal[...]]``, and ``... | Literal["auto"]``
+    for keys that can be left to the library. ``auto_aliases`` are older spellings of ``"auto"`` that stay valid
+    (AutoGluon's ``-1`` GPUs, an empty soft-loss type, ``None`` in configs saved by earlier versions)."""
+    meta = {"help": help, "gt": gt, "ge": ge, "lt": lt, "le": le, "auto_aliases": tuple(auto_aliases)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -25,32 +35,32 @@ class HfTextConfig:
     checkpoint_name: str = _key("minilm-l6", "Text encoder: an offline zoo name (`automm-lite zoo`), a local "
                                 "Hugging Face folder, a hub name, or `<source>:layers=i,j,...` for a student "
                                 "built from chosen layers of a source")
-    max_text_len: int = _key(128, "Maximum tokens per row (both sentences of a pair together)", min=8, max=8192)
-    pooling: str = _key("mean", "How token states become one row vector", choices=["mean", "cls"])
-    freeze_word_embeddings: bool = _key(None, "Keep the word-embedding matrix fixed; `auto` freezes it for "
-                                        "vocabularies over 100k tokens (most of me5-small's weights)",
-                                        kind="bool_or_auto")
+    max_text_len: int = _key(128, "Maximum tokens per row (both sentences of a pair together)", ge=8, le=8192)
+    pooling: Literal["mean", "cls"] = _key("mean", "How token states become one row vector")
+    freeze_word_embeddings: bool | Literal["auto"] = _key(
+        AUTO, "Keep the word-embedding matrix fixed; `auto` freezes it for vocabularies over 100k tokens (most of "
+        "me5-small's weights)", auto_aliases=(None,))
 
 
 @dataclass
 class TabularMlpConfig:
-    hidden_size: int = _key(128, "Width of the numerical/categorical MLP", min=1)
-    num_layers: int = _key(2, "Hidden layers in the numerical/categorical MLP", min=1, max=16)
-    embedding_size: int = _key(16, "Embedding width per categorical column", min=1)
-    dropout: float = _key(0.1, "Dropout in the numerical/categorical MLP", min=0.0, max=0.9)
+    hidden_size: int = _key(128, "Width of the numerical/categorical MLP", ge=1)
+    num_layers: int = _key(2, "Hidden layers in the numerical/categorical MLP", ge=1, le=16)
+    embedding_size: int = _key(16, "Embedding width per categorical column", ge=1)
+    dropout: float = _key(0.1, "Dropout in the numerical/categorical MLP", ge=0.0, lt=1.0)
 
 
 @dataclass
 class FusionMlpConfig:
     hidden_size: int = _key(128, "Width of the late-fusion MLP (used when several column kinds are present)",
-                            min=1)
-    dropout: float = _key(0.1, "Dropout in the late-fusion MLP and before the output layer", min=0.0, max=0.9)
+                            ge=1)
+    dropout: float = _key(0.1, "Dropout in the late-fusion MLP and before the output layer", ge=0.0, lt=1.0)
 
 
 @dataclass
 class ModelConfig:
-    names: list = _key([], "Backbones to use (`hf_text`, `tabular_mlp`); empty = chosen from the column kinds",
-                       kind="list")
+    names: list[str] = _key([], "Backbones to use (`hf_text`, `tabular_mlp`); empty = chosen from the column "
+                            "kinds")
     hf_text: HfTextConfig = field(default_factory=HfTextConfig)
     tabular_mlp: TabularMlpConfig = field(default_factory=TabularMlpConfig)
     fusion_mlp: FusionMlpConfig = field(default_factory=FusionMlpConfig)
@@ -58,101 +68,104 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    numerical_scaler: str = _key("standard", "Scaling of numerical feature columns", choices=["standard", "none"])
-    numerical_label_preprocessing: str = _key("standardscaler", "Scaling of a regression label while training",
-                                              choices=["standardscaler", "none"])
+    numerical_scaler: Literal["standard", "none"] = _key("standard", "Scaling of numerical feature columns")
+    numerical_label_preprocessing: Literal["standardscaler", "none"] = _key(
+        "standardscaler", "Scaling of a regression label while training")
     augment_copies: int = _key(0, "Extra augmented copies of each training row (text columns changed, label "
-                               "kept); with a teacher, the teacher labels the copies too", min=0, max=32)
-    augment_ops: list = _key(["mask", "delete", "shuffle"], "Augmentations the copies cycle through",
-                             kind="list", choices=["mask", "delete", "shuffle"])
-    augment_prob: float = _key(0.15, "Share of words each augmentation touches", min=0.0, max=0.9)
+                               "kept); with a teacher, the teacher labels the copies too", ge=0, le=32)
+    augment_ops: list[Literal["mask", "delete", "shuffle"]] = _key(["mask", "delete", "shuffle"],
+                                                                   "Augmentations the copies cycle through")
+    augment_prob: float = _key(0.15, "Share of words each augmentation touches", ge=0.0, le=0.9)
 
 
 @dataclass
 class OptimizationConfig:
-    learning_rate: float = _key(1e-4, "Peak learning rate (alias `optim.lr`)", min=0.0, max=1.0)
-    weight_decay: float = _key(1e-3, "AdamW weight decay (not applied to biases and LayerNorms)", min=0.0)
-    optim_type: str = _key("adamw", "Optimizer", choices=["adamw", "sgd"])
-    lr_schedule: str = _key("cosine_decay", "Learning-rate decay after warm-up",
-                            choices=["cosine_decay", "linear_decay", "constant"])
-    warmup_steps: float = _key(0.1, "Warm-up length: a fraction of all steps if < 1, else a step count", min=0.0)
-    max_epochs: int = _key(10, "Maximum passes over the training data", min=1)
-    max_steps: int = _key(-1, "Stop after this many optimizer steps (-1 = no limit)", min=-1)
-    patience: int = _key(10, "Early stopping: validations without improvement before stopping", min=1)
+    learning_rate: float = _key(1e-4, "Peak learning rate (alias `optim.lr`)", gt=0.0, le=1.0)
+    weight_decay: float = _key(1e-3, "AdamW weight decay (not applied to biases and LayerNorms)", ge=0.0)
+    optim_type: Literal["adamw", "sgd"] = _key("adamw", "Optimizer")
+    lr_schedule: Literal["cosine_decay", "linear_decay", "constant"] = _key("cosine_decay",
+                                                                             "Learning-rate decay after warm-up")
+    warmup_steps: float = _key(0.1, "Warm-up length: a fraction of all steps if < 1, else a step count", ge=0.0)
+    max_epochs: int = _key(10, "Maximum passes over the training data", ge=1)
+    max_steps: int = _key(-1, "Stop after this many optimizer steps (-1 = no limit)", ge=-1)
+    patience: int = _key(10, "Early stopping: validations without improvement before stopping", ge=1)
     val_check_interval: float = _key(0.5, "Validate every this fraction of an epoch (<= 1) or every N batches",
-                                     min=0.0)
-    top_k: int = _key(3, "Best validations whose weights are kept (in CPU memory) for averaging", min=1, max=20)
-    top_k_average_method: str = _key("greedy_soup", "How the kept checkpoints become one model",
-                                     choices=["greedy_soup", "uniform_soup", "best"])
-    gradient_clip_val: float = _key(1.0, "Clip the gradient norm to this (0 = off)", min=0.0)
-    loss_function: str = _key("auto", "Task loss (alias `optim.loss_func`); auto = cross entropy or MSE",
-                              choices=["auto", "cross_entropy", "mse", "mae", "huber"])
-    label_smoothing: float = _key(0.0, "Label smoothing for cross entropy", min=0.0, max=0.5)
+                                     gt=0.0)
+    top_k: int = _key(3, "Best validations whose weights are kept (in CPU memory) for averaging", ge=1, le=20)
+    top_k_average_method: Literal["greedy_soup", "uniform_soup", "best"] = _key(
+        "greedy_soup", "How the kept checkpoints become one model")
+    gradient_clip_val: float = _key(1.0, "Clip the gradient norm to this (0 = off)", ge=0.0)
+    loss_function: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = _key(
+        AUTO, "Task loss (alias `optim.loss_func`); auto = cross entropy or MSE")
+    label_smoothing: float = _key(0.0, "Label smoothing for cross entropy", ge=0.0, le=0.5)
 
 
 @dataclass
 class EnvConfig:
     batch_size: int = _key(32, "Rows per optimizer step; reached by gradient accumulation when larger than "
-                           "`per_gpu_batch_size` x devices", min=1)
-    per_gpu_batch_size: int = _key(32, "Rows per forward pass on one device", min=1)
+                           "`per_gpu_batch_size` x devices (a multiple of that, else a warning)", ge=1)
+    per_gpu_batch_size: int = _key(32, "Rows per forward pass on one device", ge=1)
     eval_batch_size_ratio: int = _key(4, "Inference batch = per_gpu_batch_size x this (alias "
-                                      "`env.inference_batch_size_ratio`)", min=1)
-    inference_batch_tokens: int = _key(None, "Most tokens (rows x longest row) in one inference batch; auto = 2048 "
-                                       "on a CPU (batches that stay in its caches run faster), no limit on a GPU; "
-                                       "0 = no limit", min=0, kind="int_or_auto")
-    precision: str = _key("32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on "
-                          "a CPU falls back with a warning)",
-                          choices=["32", "bf16-mixed", "16-mixed"])
-    inference_precision: str = _key("32", "Inference precision: 32; bf16 = the text encoder in bfloat16 where the "
-                                    "CPU/GPU has native bf16 (else 32, with a warning); int8 = dynamic int8 Linear "
-                                    "layers (CPU)",
-                                    choices=["32", "bf16", "int8"])
-    inference_backend: str = _key("torch", "Inference engine: torch, or onnx = the exported model on onnxruntime "
-                                  "(pip install 'automm_lite[onnx]')", choices=["torch", "onnx"])
+                                      "`env.inference_batch_size_ratio`)", ge=1)
+    inference_batch_tokens: int | Literal["auto"] = _key(
+        AUTO, "Most tokens (rows x longest row) in one inference batch; auto = 2048 on a CPU (batches that stay in "
+        "its caches run faster), no limit on a GPU; 0 = no limit", ge=0, auto_aliases=(None,))
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = _key(
+        "32", "Training precision: 32, bf16-mixed (CPU with bf16 or GPU), 16-mixed (GPU; on a CPU falls back with a "
+        "warning)")
+    inference_precision: Literal["32", "bf16", "int8"] = _key(
+        "32", "Inference precision: 32; bf16 = the text encoder in bfloat16 where the CPU/GPU has native bf16 (else "
+        "32, with a warning); int8 = dynamic int8 Linear layers (CPU)")
+    inference_backend: Literal["torch", "onnx"] = _key(
+        "torch", "Inference engine: torch, or onnx = the exported model on onnxruntime (pip install "
+        "'automm_lite[onnx]')")
     inference_compile: bool = _key(False, "torch.compile the text encoder for inference (torch backend, precision 32 "
                                    "or bf16): fused kernels, compiled once when inference is set up (seconds to a "
                                    "minute); needs a C++ compiler on a CPU, else runs uncompiled with a warning")
-    num_gpus: int = _key(-1, "Devices to use: -1 = one GPU if there is one, else the CPU; 0 = CPU; n = n GPUs",
-                         min=-1)
-    num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", min=0)
+    num_gpus: int | Literal["auto"] = _key(AUTO, "Devices to use: auto (or -1) = one GPU if there is one, else the "
+                                           "CPU; 0 = CPU; n = n GPUs", ge=0, auto_aliases=(-1,))
+    num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", ge=0)
     num_workers_evaluation: int = _key(0, "DataLoader workers for inference (alias `env.num_workers_inference`)",
-                                       min=0)
-    num_threads: int = _key(0, "CPU threads for torch (0 = torch's default)", min=0)
+                                       ge=0)
+    num_threads: int | Literal["auto"] = _key(AUTO, "CPU threads for torch; auto (or 0) = torch's default", ge=1,
+                                              auto_aliases=(0,))
     keep_freed_memory: bool = _key(True, "On a CPU with glibc (Linux), keep memory that torch frees in the process "
                                    "for reuse, so that each batch does not page-fault its activations in again "
-                                   "(float32 predict ran 7-15% faster here); process-wide from the first fit/predict "
-                                   "that asks, resident memory stays near its peak")
+                                   "(faster float32 predict: README, Fast inference); process-wide from the first "
+                                   "fit/predict that asks, resident memory stays near its peak")
     deterministic: bool = _key(False, "Ask torch for deterministic algorithms (slower on GPU)")
-    strategy: str = _key("auto", "Lightning strategy for several devices (e.g. ddp)")
+    strategy: str | Literal["auto"] = _key(AUTO, "Lightning strategy for several devices (e.g. ddp)")
 
 
 @dataclass
 class DistillerConfig:
-    temperature: float = _key(5.0, "Softens teacher and student logits in the soft-label term", min=1e-6)
-    hard_label_weight: float = _key(0.1, "Weight of the task loss on the gold labels", min=0.0)
-    soft_label_weight: float = _key(1.0, "Weight of the soft-label term (teacher probabilities)", min=0.0)
-    soft_label_loss_type: str = _key("", "Soft-label loss; empty = cross entropy (classification) or MSE "
-                                     "(regression)", choices=["", "cross_entropy", "mse"])
-    output_feature_loss_weight: float = _key(0.01, "Weight of the pooled-feature matching term", min=0.0)
-    output_feature_loss_type: str = _key("mse", "Pooled-feature loss", choices=["mse", "cosine"])
+    temperature: float = _key(5.0, "Softens teacher and student logits in the soft-label term", gt=0.0)
+    hard_label_weight: float = _key(0.1, "Weight of the task loss on the gold labels", ge=0.0)
+    soft_label_weight: float = _key(1.0, "Weight of the soft-label term (teacher probabilities)", ge=0.0)
+    soft_label_loss_type: Literal["auto", "cross_entropy", "mse"] = _key(
+        AUTO, "Soft-label loss; auto (or empty) = cross entropy (classification) or MSE (regression)",
+        auto_aliases=("",))
+    output_feature_loss_weight: float = _key(0.01, "Weight of the pooled-feature matching term", ge=0.0)
+    output_feature_loss_type: Literal["mse", "cosine"] = _key("mse", "Pooled-feature loss")
     softmax_regression_weight: float = _key(0.0, "Weight of softmax regression (student feature through the "
-                                            "teacher's head)", min=0.0)
-    softmax_regression_loss_type: str = _key("mse", "Softmax-regression loss",
-                                             choices=["", "mse", "cross_entropy"])
-    rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", min=0.0)
-    rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", min=0.0)
+                                            "teacher's head)", ge=0.0)
+    softmax_regression_loss_type: Literal["auto", "mse", "cross_entropy"] = _key(
+        "mse", "Softmax-regression loss; auto (or empty) = cross entropy (classification) or MSE (regression)",
+        auto_aliases=("",))
+    rkd_distance_loss_weight: float = _key(0.0, "Weight of the relational (pairwise distance) term", ge=0.0)
+    rkd_angle_loss_weight: float = _key(0.0, "Weight of the relational (triplet angle) term", ge=0.0)
     hidden_state_loss_weight: float = _key(0.0, "Weight of the intermediate hidden-state term (averaged over the "
-                                           "layer mapping; same tokenizer only, else skipped)", min=0.0)
-    hidden_state_loss_type: str = _key("cosine", "Hidden-state loss", choices=["mse", "cosine"])
-    attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", min=0.0)
-    attention_loss_type: str = _key("kl", "Attention loss", choices=["kl", "mse"])
-    embedding_loss_weight: float = _key(0.0, "Weight of the embedding-layer output term", min=0.0)
+                                           "layer mapping; same tokenizer only, else skipped)", ge=0.0)
+    hidden_state_loss_type: Literal["mse", "cosine"] = _key("cosine", "Hidden-state loss")
+    attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", ge=0.0)
+    attention_loss_type: Literal["kl", "mse"] = _key("kl", "Attention loss")
+    embedding_loss_weight: float = _key(0.0, "Weight of the embedding-layer output term", ge=0.0)
     layer_mapping: str = _key("uniform", "Student->teacher layers for the hidden/attention terms: 'uniform', "
                               "'last', or explicit 'student:teacher' pairs such as '1:2,2:4,3:6'")
     t2_scaling: bool = _key(False, "Multiply the soft-label term by temperature^2 (Hinton et al.)")
-    teacher_precision: str = _key("32", "Precision of the one teacher pass over the training rows: 32, or bf16 "
-                                  "autocast where the CPU/GPU has native bf16 (a big teacher's pass runs faster; "
-                                  "else 32 with a warning)", choices=["32", "bf16"])
+    teacher_precision: Literal["32", "bf16"] = _key(
+        "32", "Precision of the one teacher pass over the training rows: 32, or bf16 autocast where the CPU/GPU has "
+        "native bf16 (a big teacher's pass runs faster; else 32 with a warning)")
 
 
 @dataclass
@@ -235,19 +248,65 @@ def parse_hyperparameters(hyperparameters) -> dict:
                       f"string, not {type(hyperparameters).__name__}.")
 
 
-def _coerce(key: str, value, meta: dict):
+@dataclass(frozen=True)
+class _Spec:
+    """What a field accepts, read from its annotation and metadata."""
+
+    kind: str                 # "bool", "int", "float", "str" or "list"
+    choices: tuple | None     # allowed values (of the items, for a list), from Literal[...]
+    or_auto: bool             # "auto" is a value too (``X | Literal["auto"]``)
+    meta: dict
+
+
+@functools.lru_cache(maxsize=None)
+def _specs(owner: type) -> dict:
+    hints = typing.get_type_hints(owner)
+    return {f.name: _spec_of(hints[f.name], f.metadata) for f in dataclasses.fields(owner)}
+
+
+def _spec_of(annotation, meta) -> _Spec:
+    parts = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, _UnionType) else (
+        annotation,)
+    auto = typing.Literal[AUTO]
+    or_auto = auto in parts and len(parts) > 1
+    base = next(p for p in parts if p != auto or not or_auto)
+    if typing.get_origin(base) is list:
+        item = typing.get_args(base)[0]
+        choices = typing.get_args(item) if typing.get_origin(item) is Literal else None
+        return _Spec("list", choices, or_auto, meta)
+    if typing.get_origin(base) is Literal:
+        return _Spec("str", typing.get_args(base), or_auto, meta)
+    return _Spec(base.__name__, None, or_auto, meta)
+
+
+_UnionType = type(int | str)
+
+
+def _bounds_text(meta) -> str:
+    low = f"({meta['gt']}" if meta["gt"] is not None else f"[{meta['ge']}" if meta["ge"] is not None else "(-inf"
+    high = f"{meta['lt']})" if meta["lt"] is not None else f"{meta['le']}]" if meta["le"] is not None else "inf)"
+    return f"{low}, {high}"
+
+
+def _in_bounds(value, meta) -> bool:
+    return not ((meta["gt"] is not None and value <= meta["gt"]) or (meta["ge"] is not None and value < meta["ge"])
+                or (meta["lt"] is not None and value >= meta["lt"]) or (meta["le"] is not None and value > meta["le"]))
+
+
+def _coerce(key: str, value, spec: _Spec):
     """Turn ``value`` (maybe a string from a CLI) into the field's kind, or raise a ConfigError saying why."""
-    kind = meta["kind"]
-    or_auto = kind.endswith("_or_auto")
+    meta = spec.meta
 
     def bad(allowed):
         return ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {allowed}"
-                           f"{' or auto' if or_auto else ''}.")
+                           f"{' or auto' if spec.or_auto else ''}.")
 
-    if or_auto:
-        if value is None or str(value).lower() in ("auto", "none", "null"):
-            return None
-        kind = kind.removesuffix("_or_auto")
+    is_alias = not isinstance(value, bool) and any(value == alias and type(value) is type(alias)
+                                                   for alias in meta["auto_aliases"])
+    if (spec.or_auto or AUTO in (spec.choices or ())) and (is_alias or (isinstance(value, str)
+                                                                        and value.lower() == AUTO)):
+        return AUTO
+    kind = spec.kind
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -272,27 +331,27 @@ def _coerce(key: str, value, meta: dict):
             value = int(value)
         else:
             value = float(value)
-        if meta["min"] is not None and value < meta["min"] or meta["max"] is not None and value > meta["max"]:
-            raise bad(f"a value in [{meta['min']}, {meta['max'] if meta['max'] is not None else 'inf'}]")
+        if not _in_bounds(value, meta):
+            raise bad(f"a value in {_bounds_text(meta)}")
         return value
     if kind == "list":
         if isinstance(value, str):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise bad("a list, e.g. ['hf_text', 'tabular_mlp'] or 'hf_text,tabular_mlp'")
-        if meta["choices"] is not None and (not value or any(v not in meta["choices"] for v in value)):
-            raise bad("a non-empty list of " + ", ".join(repr(c) for c in meta["choices"]))
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of names, e.g. ['hf_text', 'tabular_mlp'] or 'hf_text,tabular_mlp'")
+        if spec.choices is not None and (not value or any(v not in spec.choices for v in value)):
+            raise bad("a non-empty list of " + ", ".join(repr(c) for c in spec.choices))
         return list(value)
     # str
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and meta["choices"]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec.choices:
         value = str(int(value)) if float(value).is_integer() else str(value)
     if not isinstance(value, str):
         raise bad("a string")
-    if meta["choices"] is not None and value not in meta["choices"]:
+    if spec.choices is not None and value not in spec.choices:
         value = VALUE_ALIASES.get(value, value)
-    if meta["choices"] is not None and value not in meta["choices"]:
-        raise bad("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    if spec.choices is not None and value not in spec.choices:
+        raise bad("one of " + ", ".join(repr(c) for c in spec.choices))
     return value
 
 
@@ -334,7 +393,7 @@ def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = Fal
             raise ConfigError(f"Hyperparameter {raw_key!r} configures distillation, which needs a teacher: pass "
                               "fit(..., teacher_predictor=<fitted Predictor or its path>), or drop the key.")
         f, owner = leaves[key]
-        setattr(owner, f.name, _coerce(raw_key, value, f.metadata))
+        setattr(owner, f.name, _coerce(raw_key, value, _specs(type(owner))[f.name]))
     return config
 
 
@@ -351,9 +410,19 @@ def _iter_owners(config, prefix: str = ""):
 def keys_table() -> str:
     """A Markdown table of every key, its default and meaning (printed by ``automm-lite keys``)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key, f, value in iter_fields():
-        meta = f.metadata
-        default = "auto" if value is None else json.dumps(value)
-        allowed = f" One of: {', '.join(repr(c) for c in meta['choices'])}." if meta["choices"] else ""
-        rows.append(f"| `{key}` | `{default}` | {meta['help']}.{allowed} |")
+    for key, f, owner in _iter_owners(Config()):
+        spec = _specs(type(owner))[f.name]
+        value = getattr(owner, f.name)
+        default = AUTO if value == AUTO else json.dumps(value)
+        allowed = f" One of: {', '.join(repr(c) for c in spec.choices)}." if spec.choices else ""
+        rows.append(f"| `{key}` | `{default}` | {spec.meta['help']}.{allowed} |")
     return "\n".join(rows)
+
+
+def check_fit_config(config: Config, has_teacher: bool) -> None:
+    """The rules that tie keys to the fit's arguments, checked before any work: a student from
+    ``teacher:layers=...`` needs a teacher."""
+    name = config.model.hf_text.checkpoint_name
+    if name.startswith("teacher:") and not has_teacher:
+        raise ConfigError(f"model.hf_text.checkpoint_name={name!r} builds the student from teacher layers: pass "
+                          "teacher_predictor=... too.")

@@ -13,7 +13,7 @@ def run_demo(quick: bool = False):
     quick : bool
         A smaller budget (fewer rows, one epoch, shorter texts) for a smoke run.
     """
-    from .compare import single_row_latency
+    from .reports.compare import single_row_latency
     from .datasets import load_bbc_news
     from .predictor import Predictor
 
@@ -54,18 +54,15 @@ def run_demo(quick: bool = False):
 
 def run_distillation_demo():
     """Teacher vs. no-distill vs. distilled 1-layer students on short BBC texts (small budget, one seed)."""
-    from .distill.report import AUTOGLUON_RECIPE, our_recipe, run_distillation_table
-    from .distill.tasks import bbc_short
+    from .reports.distill_table import run_task
+    from .reports.tasks import bbc_short
 
     task = bbc_short("small")
     print(f"\n=== Distillation on the first 24 words of BBC articles (small budget: {len(task.train)} training "
           "rows, one seed) ===")
     print("; ".join(task.notes))
     with tempfile.TemporaryDirectory() as folder:
-        report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
-                                        task.teacher_hyperparameters, task.student_hyperparameters,
-                                        {"autogluon": AUTOGLUON_RECIPE, "ours": our_recipe(False)}, seeds=[0],
-                                        eval_metric=task.eval_metric, path=folder, verbosity=0)
+        report = run_task(task, seeds=[0], path=folder, verbosity=0)
     print(report)
     print("ratio = (distilled - no-distill) / (teacher - no-distill); speed-up = teacher evaluate time / "
           "student's. 'ours' adds 3 augmented copies of each row (the no-distill baseline for it trains on the "

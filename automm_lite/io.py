@@ -1,11 +1,16 @@
 """Saving and loading a predictor: JSON config and metadata, safetensors weights, tokenizer files; never pickle."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import uuid
+from datetime import datetime
 from pathlib import Path
+
+logger = logging.getLogger("automm_lite")
 
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
@@ -29,8 +34,7 @@ def write_predictor(predictor, folder: Path):
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_model(predictor.model_, str(folder / WEIGHTS_FILE))
     for name, backbone in predictor.model_.backbones.items():
-        if hasattr(backbone, "save"):
-            backbone.save(str(folder / name))
+        backbone.save(str(folder / name))
     (folder / "README.md").write_text(model_card(predictor))
 
 
@@ -104,24 +108,78 @@ def read_metadata(path) -> dict:
     return metadata
 
 
-def load_model_weights(model, path):
-    """Fill ``model`` from the saved safetensors file (plain tensors, nothing executed)."""
+def restore_model(config, names, schema, path):
+    """Rebuild a saved predictor's model from its config, then fill in the saved weights (plain safetensors,
+    nothing executed; no hub access)."""
     from safetensors.torch import load_model
 
-    load_model(model, str(Path(path) / WEIGHTS_FILE))
+    from .logs import quiet_libraries
+    from .models import build_model
+    from .training.strategy import uses_gpu
+
+    quiet_libraries(0)
+    folder = Path(path)
+    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
+    model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
+    load_model(model, str(folder / WEIGHTS_FILE))
+    if uses_gpu(config.env):
+        model = model.cuda()
+    return model.eval()
+
+
+class FitFolder:
+    """The folder a fit works in (``work_dir``, beside ``save_path``), with the fit's log file being written."""
+
+    def __init__(self, save_path: Path, work_dir: Path, log_handler):
+        self.save_path, self.work_dir, self.log_handler = save_path, work_dir, log_handler
+
+
+@contextlib.contextmanager
+def fit_folder(path):
+    """A fresh work folder beside the predictor's target ``path`` (default ``automm_lite_models/<timestamp>``),
+    with ``fit.log`` copying the package's messages, removed when the block ends.
+
+    A fit that fails keeps nothing half-written; unless the error is a ConfigError or DataError (a user mistake,
+    named in its message), its log is kept as ``<path>.failed-fit.log``.
+    """
+    from .exceptions import ConfigError, DataError
+    from .logs import add_log_file, remove_log_file
+
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+    save_path = check_save_path(path or f"automm_lite_models/{stamp}")
+    work_dir = save_path.parent / f".{save_path.name}.fitting"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    handler = add_log_file(work_dir / "fit.log")
+    kept = save_path.parent / f"{save_path.name}.failed-fit.log"
+    try:
+        yield FitFolder(save_path, work_dir, handler)
+        kept.unlink(missing_ok=True)  # an earlier failure's
+    except (ConfigError, DataError):
+        raise  # a user mistake, named in the message: no log file to keep
+    except BaseException:
+        # The work folder goes away; its log is what tells the user what happened, so it stays (when it can:
+        # nothing here may hide the original error).
+        handler.flush()
+        with contextlib.suppress(OSError):
+            shutil.copyfile(work_dir / "fit.log", kept)
+            logger.error("The fit stopped with an error; its log is kept at %s", kept)
+        raise
+    finally:
+        remove_log_file(handler)
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def model_card(predictor) -> str:
     """A short human-readable README for the saved folder."""
     summary = predictor.fit_summary()
     kinds = predictor.preprocessor_.column_types
+    backbones = ", ".join(backbone.describe() for backbone in predictor.model_.backbones.values())
     lines = [
         f"# automm_lite predictor for `{predictor.label}`", "",
         f"- Problem type: {predictor.problem_type}" + (
             f"; classes: {predictor.class_labels}" if predictor.class_labels is not None else ""),
-        f"- Backbones: {', '.join(predictor.backbone_names_)} (text checkpoint: "
-        f"`{predictor.config_.model.hf_text.checkpoint_name}`)" if "hf_text" in predictor.backbone_names_
-        else f"- Backbones: {', '.join(predictor.backbone_names_)}",
+        f"- Backbones: {backbones}",
         f"- Parameters: {predictor.total_parameters:,} ({predictor.model_size:.1f} MB)",
         "- Columns: " + ", ".join(f"`{c}` ({k})" for c, k in kinds.items()),
         f"- Tuning-data {predictor.eval_metric}: {summary.get('val_' + predictor.eval_metric, float('nan')):.4f} "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 PACKAGE = "automm_lite"
 LIGHTNING = "lightning.pytorch"
@@ -40,3 +41,19 @@ def remove_log_file(handler: logging.Handler):
     for name in (PACKAGE, LIGHTNING):
         logging.getLogger(name).removeHandler(handler)
     handler.close()
+
+
+def quiet_libraries(verbosity: int):
+    """Keep Lightning's and transformers' chatter out of the user's way below verbosity 3."""
+    import transformers
+
+    level = logging.INFO if verbosity >= 3 else logging.WARNING
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(level)
+    transformers.logging.set_verbosity(logging.INFO if verbosity >= 4 else logging.ERROR)
+    if verbosity < 3:
+        transformers.utils.logging.disable_progress_bar()
+    if verbosity < 3:
+        for pattern in (".*isinstance\\(treespec, LeafSpec\\).*", ".*does not have many workers.*",
+                        ".*litlogger.*", ".*in eval mode at the start of training.*"):
+            warnings.filterwarnings("ignore", message=pattern)

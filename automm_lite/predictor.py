@@ -1,20 +1,39 @@
 """Predictor: the user's entry point. It checks arguments and orchestrates the other modules; no math here."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
+import os
 import time
+import warnings
+from dataclasses import dataclass
 
-from .config import Config, apply_overrides
+from .config import Config, apply_overrides, check_fit_config
+from .data.frames import holdout_split, labelled_rows, read_data
+from .data.preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
-from .logs import add_log_file, remove_log_file, set_console_verbosity
+from .logs import set_console_verbosity
 from .metrics import DEFAULT_METRIC, get_metric
-from .preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
 from .presets import preset_overrides
-from .user_data import holdout_split, labelled_rows, read_data
 
 logger = logging.getLogger("automm_lite")
+# The inference settings ``optimize_for_inference(check_data=...)`` compares a new mode against.
+FLOAT32_TORCH = {"env.inference_precision": "32", "env.inference_backend": "torch", "env.inference_compile": False}
+
+
+@dataclass
+class FitRequest:
+    """The checked arguments of one ``fit``: frames read and labelled, the config with every override applied,
+    the teachers as views."""
+
+    train: object
+    tuning: object
+    unlabeled: object
+    config: Config
+    seed: int
+    time_limit: float | None
+    column_types: dict | None
+    holdout_frac: float | None
+    teachers: list
 
 
 class Scores(dict):
@@ -48,6 +67,7 @@ class Predictor:
         self.path = path
         self.verbosity = verbosity
         self.last_timing = None
+        self._runner = None
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
@@ -84,95 +104,66 @@ class Predictor:
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)
-        teachers = []
-        if teacher_predictor is not None:
-            from .distill.teacher import load_teachers
-            teachers = load_teachers(teacher_predictor)
-            set_console_verbosity(self.verbosity)  # loading the teacher set the console to its verbosity
-        teacher = teachers[0] if teachers else None
-        train, tuning, unlabeled, config = self._check_fit_arguments(
-            train_data, tuning_data, unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
-            teacher is not None)
-        from .io import check_save_path
+        teachers = load_teachers(teacher_predictor) if teacher_predictor is not None else []
+        set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
+        request = self._check_fit_arguments(train_data, tuning_data, unlabeled_data, hyperparameters, presets,
+                                            time_limit, seed, holdout_frac, column_types, teachers)
+        from .io import fit_folder, save_atomically
 
-        from datetime import datetime
+        with fit_folder(self.path) as folder:
+            self.path = str(folder.save_path)
+            self._fit(request, folder.work_dir, start)
+            folder.log_handler.close()
+            save_atomically(self, folder.save_path, staging=folder.work_dir)
+        return self
 
-        stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-        save_path = check_save_path(self.path or f"automm_lite_models/{stamp}")
-        self.path = str(save_path)
-        work_dir = save_path.parent / f".{save_path.name}.fitting"
-        shutil.rmtree(work_dir, ignore_errors=True)
-        work_dir.mkdir(parents=True)
-        handler = add_log_file(work_dir / "fit.log")
-        try:
-            return self._fit(train, tuning, config, teachers, unlabeled, seed, time_limit, column_types,
-                             holdout_frac, start, save_path, work_dir, handler)
-        except (ConfigError, DataError):
-            raise  # a user mistake, named in the message: no log file to keep
-        except BaseException:
-            # The fit folder goes away; its log is what tells the user what happened, so it stays (when it can:
-            # nothing here may hide the original error).
-            kept = save_path.parent / f"{save_path.name}.failed-fit.log"
-            handler.flush()
-            with contextlib.suppress(OSError):
-                shutil.copyfile(work_dir / "fit.log", kept)
-                logger.error("The fit stopped with an error; its log is kept at %s", kept)
-            raise
-        finally:
-            remove_log_file(handler)
-            shutil.rmtree(work_dir, ignore_errors=True)
+    def _fit(self, request: "FitRequest", work_dir, start: float):
+        """The fit itself, once the arguments are checked: the task, the data split, the preprocessing, the
+        model; sets the fitted attributes."""
+        from .training.fit import fit_model
 
-    def _fit(self, train, tuning, config, teachers, unlabeled, seed, time_limit, column_types, holdout_frac, start,
-             save_path, work_dir, handler):
-        """The fit itself, once the arguments are checked and the fit folder (with its log file) exists."""
-        from .fitting import fit_model
-
-        teacher = teachers[0] if teachers else None
+        train, config, teachers = request.train, request.config, request.teachers
         self.config_ = config
-        self.problem_type_ = self._problem_type or (teacher.problem_type if teacher is not None else
+        self.problem_type_ = self._problem_type or (teachers[0].problem_type if teachers else
                                                     infer_problem_type(train[self.label], self._eval_metric))
         self.eval_metric_ = get_metric(self._eval_metric or DEFAULT_METRIC[self.problem_type_],
                                        self.problem_type_).name
         self._check_loss(config)
-        if teacher is not None:
-            from .distill.teacher import check_teacher_task
-            for each in teachers:
-                check_teacher_task(each, self.label, self.problem_type_, train.columns)
-        kinds = infer_column_types(train, self.label, column_types)
+        for teacher in teachers:
+            teacher.check_task(self.label, self.problem_type_, train.columns)
+        kinds = infer_column_types(train, self.label, request.column_types)
+        tuning = request.tuning
         if tuning is None:
-            train, tuning = holdout_split(train, self.label, self.problem_type_, holdout_frac, seed)
+            train, tuning = holdout_split(train, self.label, self.problem_type_, request.holdout_frac, request.seed)
         self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
                                           config.data.numerical_label_preprocessing).fit(train)
         self.preprocessor_.check_columns(tuning, need_label=True)
         self.preprocessor_.encode_labels(tuning[self.label])  # unseen or missing tuning labels: fail now
-        if unlabeled is not None:
-            self.preprocessor_.check_columns(unlabeled)
-        from .distill.teacher import class_alignment
-        alignments = [class_alignment(each.class_labels, self.preprocessor_.class_labels) for each in teachers]
+        if request.unlabeled is not None:
+            self.preprocessor_.check_columns(request.unlabeled)
+        teachers = [teacher.aligned_to(self.preprocessor_) for teacher in teachers]
         logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
                     self.problem_type_, self.eval_metric_,
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
-        result = fit_model(self, train, tuning, seed, time_limit, work_dir, list(zip(teachers, alignments)),
-                           unlabeled)
-        self.model_, self.backbone_names_, self.schema_ = result["model"], result["names"], result["schema"]
-        self._summary = {f"val_{self.eval_metric_}": result["val_score"],
+        result = fit_model(config, self.preprocessor_, train, tuning, self.eval_metric_, seed=request.seed,
+                           work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
+                           teachers=teachers, unlabeled=request.unlabeled)
+        self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
+        self._runner = None
+        paths = [str(teacher.path) for teacher in teachers]
+        self._summary = {f"val_{self.eval_metric_}": result.val_score,
                          "training_time": time.perf_counter() - start, "n_train_rows": len(train),
-                         "n_tuning_rows": len(tuning), "checkpoints_averaged": result["averaged"],
-                         "epochs": result["epochs"], "steps": result["steps"], "seed": seed,
-                         "n_rows_trained": result["n_rows_trained"],
-                         "teacher": None if teacher is None else str(teacher.path) if len(teachers) == 1
-                         else [str(each.path) for each in teachers]}
+                         "n_tuning_rows": len(tuning), "checkpoints_averaged": result.checkpoints_averaged,
+                         "epochs": result.epochs, "steps": result.steps, "seed": request.seed,
+                         "n_rows_trained": result.n_rows_trained,
+                         "teacher": None if not paths else paths[0] if len(paths) == 1 else paths}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
-                    self.eval_metric_, result["val_score"], save_path)
-        handler.close()
-        from .io import save_atomically
-        save_atomically(self, save_path, staging=work_dir)
-        save_path.with_name(f"{save_path.name}.failed-fit.log").unlink(missing_ok=True)  # an earlier failure's
-        return self
+                    self.eval_metric_, result.val_score, self.path)
 
     def _check_fit_arguments(self, train_data, tuning_data, unlabeled_data, hyperparameters, presets, time_limit,
-                             seed, holdout_frac, has_teacher=False):
+                             seed, holdout_frac, column_types, teachers) -> "FitRequest":
         """Every check a user can fail, before any model is built."""
+        has_teacher = bool(teachers)
         if not isinstance(self.label, str):
             raise DataError(f"label must be a column name (str), not {self.label!r}.")
         if self._problem_type is not None and self._problem_type not in PROBLEM_TYPES:
@@ -188,9 +179,10 @@ class Predictor:
             raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
         config = apply_overrides(apply_overrides(Config(), preset_overrides(presets), has_teacher), hyperparameters,
                                  allow_distiller=has_teacher)
-        if config.model.hf_text.checkpoint_name.startswith("teacher:") and not has_teacher:
-            raise ConfigError(f"model.hf_text.checkpoint_name={config.model.hf_text.checkpoint_name!r} builds the "
-                              "student from teacher layers: pass teacher_predictor=... too.")
+        check_fit_config(config, has_teacher)
+        if has_teacher or ":layers=" in config.model.hf_text.checkpoint_name:  # (imports torch)
+            from .distill.recipe import check_layer_settings
+            check_layer_settings(config, teachers[0] if teachers else None)
         train = labelled_rows(read_data(train_data, "train_data"), self.label, "train_data")
         tuning = None
         if tuning_data is not None:
@@ -202,7 +194,7 @@ class Predictor:
                                   "it.")
             unlabeled = read_data(unlabeled_data, "unlabeled_data")
             unlabeled = unlabeled.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
-        return train, tuning, unlabeled, config
+        return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers)
 
     def _check_loss(self, config):
         loss = config.optimization.loss_function
@@ -217,9 +209,8 @@ class Predictor:
 
     def _run(self, data, outputs=("logits",), need_label=False):
         """Preprocess, batch and run the model; records ``last_timing``."""
-        from .cpu_memory import keep_freed_memory
-        from .data import build_dataset, inference_batching
-        from .inference import make_timing, model_device, run_model
+        from .data.batching import build_dataset
+        from .inference.runner import make_timing
 
         self._check_fitted()
         set_console_verbosity(self.verbosity)  # the console follows the verbosity of the predictor at work
@@ -229,35 +220,34 @@ class Predictor:
             raise DataError("The data has no rows to predict.")
         self.preprocessor_.check_columns(data, need_label=need_label)
         set_up = time.perf_counter()
-        runner, _ = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
+        runner = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
         start += time.perf_counter() - set_up
-        if self.config_.env.keep_freed_memory and model_device(runner).type == "cpu":
-            keep_freed_memory()
-        dataset = build_dataset(self.model_, self.preprocessor_.transform(data),
-                                self.config_.model.hf_text.max_text_len)
-        env = self.config_.env
-        rows, tokens = inference_batching(env, model_device(runner).type == "cuda")  # onnxruntime: its own device
-        result, latencies = run_model(runner, dataset, rows, outputs, tokens)
+        dataset = build_dataset(self.model_, self.preprocessor_.transform(data))
+        result, latencies = runner.run(dataset, self.config_.env, outputs)
         self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
         if self.verbosity >= 2:
             logger.info("Inference: %s", self.last_timing)
         return data, result
 
     def _inference_runner(self):
-        """The model as ``env.inference_*`` ask, built once and reused, and the InferenceMode actually used."""
-        from .inference_setup import inference_runner
+        """The InferenceRunner for the current model and ``env.inference_*`` settings, built once and reused."""
+        from .inference.modes import InferenceRunner
 
-        return inference_runner(self)
+        if self._runner is None or not self._runner.matches(self.model_, self.config_.env):
+            self._runner = InferenceRunner.build(self.model_, self.config_.env)
+        return self._runner
 
     @property
     def inference_mode(self) -> str:
         """How predict runs, e.g. ``"32"``, ``"bf16+compile"`` or ``"onnx/int8"``: what ``optimize_for_inference``
         asked for, or the fallback this machine runs instead. Cheap: it builds nothing; a compile that fails shows
         here once ``optimize_for_inference`` or the first predict has tried it."""
-        from .inference_setup import current_mode
+        from .inference.modes import InferenceRunner
 
         self._check_fitted()
-        return str(current_mode(self))
+        if self._runner is not None and self._runner.matches(self.model_, self.config_.env):
+            return str(self._runner.mode)
+        return str(InferenceRunner.planned_mode(self.model_, self.config_.env))
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
                                compile=False):
@@ -265,7 +255,8 @@ class Predictor:
 
         The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``,
         ``env.inference_compile``), so a saved predictor keeps it. Choices the hardware cannot run fast fall back
-        to float32 (or to not compiling) with a warning; ``inference_mode`` tells what runs.
+        to float32 (or to not compiling) with a warning; ``inference_mode`` tells what runs. A failure leaves the
+        predictor as it was.
 
         Parameters
         ----------
@@ -283,23 +274,73 @@ class Predictor:
             here, once (seconds to a minute), and again at the first predict of a reloaded predictor. A CPU needs
             a C++ compiler; without one inference runs uncompiled, with a warning.
         """
-        from .inference_setup import optimize_predictor
-
         self._check_fitted()
-        optimize_predictor(self, precision, backend, check_data, max_score_drop, compile)
+        if not isinstance(compile, bool):
+            raise ConfigError(f"compile must be True or False, got {compile!r}.")
+        choice = {"env.inference_precision": str(precision).lower(), "env.inference_backend": str(backend).lower(),
+                  "env.inference_compile": compile}
+        new_config = apply_overrides(self.config_, choice)
+        if check_data is not None:
+            check_data = read_data(check_data, "check_data")
+            self.preprocessor_.check_columns(check_data, need_label=True)
+        old_config, old_runner = self.config_, self._runner
+        try:
+            if check_data is None:
+                self.config_ = new_config
+                mode = self._inference_runner().mode  # export / quantize / compile now, not in the first predict
+                logger.info("Inference now runs as %s; pass check_data= to measure its score and speed change.", mode)
+                return self
+            self.config_ = apply_overrides(old_config, FLOAT32_TORCH)
+            before = self._quiet_warm_evaluate(check_data)
+            self.config_ = new_config
+            mode = self._inference_runner().mode
+            after = self._quiet_warm_evaluate(check_data)
+        except BaseException:
+            self.config_, self._runner = old_config, old_runner
+            raise
+        metric = self.eval_metric_
+        change = after[metric] - before[metric]
+        loss = -change if get_metric(metric, self.problem_type_).greater_is_better else change
+        self.inference_check_ = {"mode": str(mode), "metric": metric, "before": before[metric],
+                                 "after": after[metric], "change": change,
+                                 "speedup": before.timing.seconds / after.timing.seconds}
+        logger.info("Inference %s: %s %.4f -> %.4f (%+.4f) at %.2fx the float32 speed", mode, metric,
+                    before[metric], after[metric], change, self.inference_check_["speedup"])
+        if loss > max_score_drop:
+            warnings.warn(f"Inference as {mode} changed {metric} from {before[metric]:.4f} to {after[metric]:.4f} "
+                          f"on check_data, more than max_score_drop={max_score_drop}; call "
+                          "optimize_for_inference(precision='32') to go back.", stacklevel=2)
         return self
+
+    def _quiet_warm_evaluate(self, data) -> "Scores":
+        """``evaluate`` after a short warm-up (kernel selection and caches of first calls are not the model's
+        speed), without console lines."""
+        verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)
+        try:
+            self.predict(data.head(8))
+            return self.evaluate(data)
+        finally:
+            self.verbosity = verbosity
 
     def export_onnx(self, path):
         """Write the model as an ONNX file (dynamic rows and tokens) and return its path.
 
-        Inputs are the tokenized text (``hf_text.input_ids``, ``hf_text.attention_mask`` and, for BERT-likes,
-        ``hf_text.token_type_ids``) and the preprocessed ``numerical``/``categorical`` arrays; outputs are
-        ``logits`` and ``features``. ``optimize_for_inference(backend="onnx")`` uses the same export.
+        Inputs are each backbone's tensors, named ``<backbone>.<input>``: the tokenized text
+        (``hf_text.input_ids``, ``hf_text.attention_mask`` and, for BERT-likes, ``hf_text.token_type_ids``) and the
+        preprocessed ``tabular_mlp.numerical``/``tabular_mlp.categorical`` arrays; outputs are ``logits`` and
+        ``features``. ``optimize_for_inference(backend="onnx")`` uses the same export.
         """
-        from .inference_setup import export_onnx_file
+        from .inference.onnx import export_file
 
         self._check_fitted()
-        return export_onnx_file(self, path)
+        return export_file(self.model_, path)
+
+    def as_teacher(self):
+        """This fitted predictor as the ``Teacher`` view that a student's fit distils from."""
+        from .distill.teacher import Teacher
+
+        self._check_fitted()
+        return Teacher(self.model_, self.preprocessor_, self.config_.env, self.path)
 
     def _proba_and_values(self, data, need_label=False):
         import numpy as np
@@ -441,24 +482,50 @@ class Predictor:
     @classmethod
     def load(cls, path, verbosity=2):
         """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
-        from .fitting import restore_model
-        from .inference_setup import onnx_backend_or_torch
-        from .io import read_metadata
+        from .inference.onnx import onnxruntime_available
+        from .io import read_metadata, restore_model
 
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
                         verbosity)
         set_console_verbosity(verbosity)
-        predictor.config_ = Config.from_dict(metadata["config"])
+        config = Config.from_dict(metadata["config"])
+        if config.env.inference_backend == "onnx" and not onnxruntime_available():
+            warnings.warn(f"{path} was saved with env.inference_backend='onnx', but onnxruntime is not installed "
+                          "here (pip install 'automm_lite[onnx]'); predicting on torch instead.", stacklevel=2)
+            config = apply_overrides(config, {"env.inference_backend": "torch"})
+        predictor.config_ = config
         predictor.problem_type_ = metadata["problem_type"]
         predictor.eval_metric_ = metadata["eval_metric"]
         predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
-        predictor.model_ = restore_model(predictor.config_, metadata["backbones"], metadata["schema"], path)
-        onnx_backend_or_torch(predictor)
+        predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
         return predictor
 
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"
         return f"Predictor(label={self.label!r}, {state})"
+
+
+def load_teacher(teacher_predictor):
+    """The Teacher view of a fitted Predictor or of the folder of a saved one; a clear error otherwise."""
+    if isinstance(teacher_predictor, (str, os.PathLike)):
+        return Predictor.load(teacher_predictor, verbosity=0).as_teacher()
+    if not isinstance(teacher_predictor, Predictor):
+        raise ConfigError(f"teacher_predictor must be a fitted Predictor or the folder of a saved one, not "
+                          f"{type(teacher_predictor).__name__}.")
+    if not hasattr(teacher_predictor, "model_"):
+        raise ConfigError("teacher_predictor is not fitted: fit it first (teacher.fit(train_df)) or pass the path "
+                          "of a saved predictor.")
+    return teacher_predictor.as_teacher()
+
+
+def load_teachers(teacher_predictor) -> list:
+    """``load_teacher`` for one teacher or each of a list of them (the first is the primary teacher)."""
+    if isinstance(teacher_predictor, (list, tuple)):
+        if not teacher_predictor:
+            raise ConfigError("teacher_predictor is an empty list: pass one or more fitted predictors (or the "
+                              "folders of saved ones), or None to train without a teacher.")
+        return [load_teacher(each) for each in teacher_predictor]
+    return [load_teacher(teacher_predictor)]

@@ -17,8 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main():
     from automm_lite import Predictor
-    from automm_lite.distill.report import AUTOGLUON_RECIPE, our_recipe, run_distillation_table
-    from automm_lite.distill.tasks import TASKS
+    from automm_lite.reports.distill_table import default_recipes, run_task
+    from automm_lite.reports.tasks import TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), default="bbc-short")
@@ -44,17 +44,13 @@ def main():
     task = TASKS[args.task](args.budget)
     student_keys = json.loads(args.student_keys)
     student_hyperparameters = {**task.student_hyperparameters, **student_keys}
-    ours = our_recipe(task.unlabeled is not None)
-    recipes = {} if args.only_extra else {"autogluon": AUTOGLUON_RECIPE, "ours": ours}
+    recipes = {} if args.only_extra else default_recipes(task.unlabeled is not None)
     for item in args.recipe:
         name, keys = item.split("=", 1)
         recipes[name] = json.loads(keys)
     start = time.perf_counter()
-    report = run_distillation_table(task.label, task.train, task.tuning, task.test_sets,
-                                    task.teacher_hyperparameters, student_hyperparameters, recipes,
-                                    seeds=args.seeds, eval_metric=task.eval_metric, unlabeled_data=task.unlabeled,
-                                    path=f"{args.path}/{task.name}",
-                                    teacher=Predictor.load(args.teacher, verbosity=0) if args.teacher else None)
+    report = run_task(task, recipes, seeds=args.seeds, path=args.path, student_keys=student_keys,
+                      teacher=Predictor.load(args.teacher, verbosity=0) if args.teacher else None)
     print(f"\nTask {task.name} ({args.budget} budget), seeds {args.seeds}; " + "; ".join(task.notes))
     print(f"Student: {json.dumps(student_hyperparameters)}")
     print(f"Recipes: {json.dumps(recipes)}")
@@ -68,7 +64,7 @@ def print_saved(files, rename=None):
     """One table from several runs files; a (test set, model, seed) row found twice is taken from the first file."""
     import pandas as pd
 
-    from automm_lite.distill.report import DistillationReport
+    from automm_lite.reports.distill_table import DistillationReport
 
     runs = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
     runs["model"] = runs.model.replace(rename or {})

@@ -58,11 +58,10 @@ def matmul_rate(dtype, hidden=384, intermediate=1536, tokens=4096, seconds=1.5) 
 
 def encoder_flops(predictor, data) -> float:
     """Forward FLOPs of the predictor's text encoder over ``data``'s real tokens (padding not counted)."""
-    from automm_lite.data import build_dataset
+    from automm_lite.data.batching import build_dataset
 
     config = predictor.model_.text_backbone.encoder.config
-    dataset = build_dataset(predictor.model_, predictor.preprocessor_.transform(data),
-                            predictor.config_.model.hf_text.max_text_len)
+    dataset = build_dataset(predictor.model_, predictor.preprocessor_.transform(data))
     h, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     total = 0.0
     for s in dataset.lengths():
@@ -113,7 +112,7 @@ def bare_loop_fit(checkpoint, train, tuning, label, max_len, epochs, batch_size,
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from automm_lite.zoo import resolve_checkpoint
+    from automm_lite.models.zoo import resolve_checkpoint
 
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -194,8 +193,8 @@ def main():
     from sklearn.model_selection import train_test_split
 
     from automm_lite import Predictor, compare_predictors
-    from automm_lite.cpu_memory import keep_freed_memory
-    from automm_lite.inference import InferenceMode
+    from automm_lite.inference.cpu_memory import keep_freed_memory
+    from automm_lite.inference.modes import InferenceMode
     from automm_lite.datasets import load_bbc_news
 
     start = time.perf_counter()

@@ -7,8 +7,8 @@ import torch
 from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
                           GPT2Config, GPT2Model, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
-from automm_lite.inference import bf16_copy
-from automm_lite.models.attention import NAME, use_bmm_attention, wants_bmm_attention
+from automm_lite.inference.modes import bf16_copy
+from automm_lite.inference.attention import NAME, use_bmm_attention, wants_bmm_attention
 
 SMALL = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
              max_position_embeddings=64)
@@ -68,7 +68,7 @@ def test_bf16_copies_use_it_only_on_cpus_without_amx(monkeypatch, fitted_tiny_mo
 
 
 def test_in_bf16_the_operator_matches_the_fused_kernel_and_applies_the_mask():
-    from automm_lite.models.attention import batched_matmul_attention
+    from automm_lite.inference.attention import batched_matmul_attention
 
     torch.manual_seed(0)
     query, key, value = (torch.randn(3, 4, 10, 8).bfloat16() for _ in range(3))

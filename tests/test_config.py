@@ -26,7 +26,7 @@ def test_string_and_list_forms_are_parsed_and_typed():
     assert cfg.model.names == ["hf_text"]
     cfg = apply_overrides(Config(), ["optim.lr=2e-4", "env.deterministic=true", "model.hf_text.freeze_word_embeddings=auto"])
     assert cfg.optimization.learning_rate == 2e-4 and cfg.env.deterministic is True
-    assert cfg.model.hf_text.freeze_word_embeddings is None
+    assert cfg.model.hf_text.freeze_word_embeddings == "auto"
     assert parse_hyperparameters({"optimization": {"max_epochs": 2}}) == {"optimization.max_epochs": 2}
 
 
@@ -40,16 +40,70 @@ def test_precision_given_as_int_like_autogluon_users_write_it():
     ("optimization.max_epochs", 2.5, "whole"),
     ("env.inference_batch_tokens", "many", "number"),
     ("env.inference_batch_tokens", -1, "[0"),
-    ("optimization.learning_rate", -1.0, "[0.0"),
+    ("optimization.learning_rate", -1.0, "(0.0, 1.0]"),
+    ("optimization.learning_rate", 0, "(0.0"),  # an open bound: a learning rate of 0 trains nothing
+    ("distiller.temperature", 0, "(0.0, inf)"),
+    ("env.num_gpus", -2, "[0"),
+    ("env.num_threads", -1, "[1"),
+    ("distiller.soft_label_loss_type", "kl", "'auto'"),
     ("env.precision", "fp8", "one of"),
     ("env.deterministic", "maybe", "true or false"),
     ("optimization.top_k_average_method", "mean", "greedy_soup"),
 ])
 def test_wrong_type_or_range_names_key_value_and_what_is_allowed(key, value, words):
     with pytest.raises(ConfigError) as info:
-        apply_overrides(Config(), {key: value})
+        apply_overrides(Config(), {key: value}, allow_distiller=True)
     message = str(info.value)
     assert key in message and repr(value) in message and words in message
+
+
+def test_wrong_type_errors_say_auto_where_auto_is_allowed():
+    with pytest.raises(ConfigError, match="or auto"):
+        apply_overrides(Config(), {"env.inference_batch_tokens": "many"})
+
+
+def test_one_spelling_of_auto_and_the_older_spellings_read_as_it():
+    defaults = Config()
+    assert (defaults.env.num_gpus, defaults.env.num_threads, defaults.env.inference_batch_tokens,
+            defaults.model.hf_text.freeze_word_embeddings, defaults.distiller.soft_label_loss_type,
+            defaults.optimization.loss_function, defaults.env.strategy) == ("auto",) * 7
+    old = {"env.num_gpus": -1, "env.num_threads": 0, "env.inference_batch_tokens": None,
+           "model.hf_text.freeze_word_embeddings": None, "distiller.soft_label_loss_type": "",
+           "distiller.softmax_regression_loss_type": ""}  # AutoGluon's and earlier saved configs' spellings
+    cfg = apply_overrides(Config(), old, allow_distiller=True)
+    assert all(value == "auto" for key, value in ((k, _get(cfg, k)) for k in old)), cfg
+    kept = apply_overrides(Config(), {"env.num_gpus": 0, "env.num_threads": 2, "env.inference_batch_tokens": 0})
+    assert (kept.env.num_gpus, kept.env.num_threads, kept.env.inference_batch_tokens) == (0, 2, 0)
+    assert apply_overrides(Config(), {"model.hf_text.freeze_word_embeddings": False}).model.hf_text \
+        .freeze_word_embeddings is False  # False is not 0 here
+
+
+def _get(config, key):
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def test_annotations_say_what_each_key_holds():
+    import dataclasses
+    import typing
+
+    from automm_lite import config as module
+
+    for key, field, owner in module._iter_owners(Config()):
+        spec = module._specs(type(owner))[field.name]
+        value = getattr(owner, field.name)
+        annotation = typing.get_type_hints(type(owner))[field.name]
+        assert spec.kind in ("bool", "int", "float", "str", "list"), (key, annotation)
+        if value == "auto":
+            assert spec.or_auto or "auto" in (spec.choices or ()), key
+        elif spec.kind == "list":
+            assert isinstance(value, list) and all(v in spec.choices for v in value) if spec.choices else True, key
+        else:
+            assert type(value).__name__ == spec.kind, (key, value, annotation)
+            assert spec.choices is None or value in spec.choices, key
+        assert dataclasses.is_dataclass(owner)
 
 
 def test_distiller_keys_need_a_teacher():

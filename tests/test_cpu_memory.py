@@ -8,7 +8,7 @@ import pytest
 PAGE_FAULTS_PER_BATCH = """
 import resource, torch
 from transformers import BertConfig, BertModel
-from automm_lite.cpu_memory import keep_freed_memory
+from automm_lite.inference.cpu_memory import keep_freed_memory
 
 # MiniLM-L3's shape on a batch of 16 x 128 tokens: each feed-forward activation is 12.6 MB.
 encoder = BertModel(BertConfig(vocab_size=1000, hidden_size=384, num_hidden_layers=3, num_attention_heads=12,
@@ -43,11 +43,11 @@ def test_kept_memory_stops_page_faults_of_large_activations():
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_fit_on_a_cpu_keeps_freed_memory_unless_told_not_to(bbc_short, tiny_hp, tmp_path, monkeypatch, keep):
-    import automm_lite.cpu_memory
+    import automm_lite.inference.cpu_memory
     from automm_lite import Predictor
 
     calls = []
-    monkeypatch.setattr(automm_lite.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(automm_lite.inference.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
     train, _ = bbc_short
     Predictor(label="label", path=str(tmp_path / "model"), verbosity=0).fit(
         train.head(40), hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "env.num_gpus": 0,

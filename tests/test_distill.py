@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from automm_lite import Predictor
-from automm_lite.augment import augment_text, augmented_copies
+from automm_lite.data.augment import augment_text, augmented_copies
 from automm_lite.distill.teacher import class_alignment, teacher_outputs
 from automm_lite.exceptions import ConfigError, DataError
 
@@ -66,7 +66,7 @@ def test_class_order_is_aligned():
 def test_cached_teacher_outputs_equal_live_teacher_outputs(teacher, bbc_short):
     _, test = bbc_short
     rows = test.head(9)
-    cached = teacher_outputs(teacher, rows, hidden_layers=[0, 2], attention_layers=[1])
+    cached = teacher_outputs(teacher.as_teacher(), rows, hidden_layers=[0, 2], attention_layers=[1])
     live = teacher.model_.backbones["hf_text"]
     logits = teacher.predict_proba(rows).to_numpy()
     assert np.allclose(torch.softmax(torch.from_numpy(cached["teacher_logits"]), 1).numpy(), logits, atol=1e-5)
@@ -125,7 +125,7 @@ def test_student_from_teacher_layers_and_teacher_path(teacher, bbc_short, tiny_h
         train, teacher_predictor=teacher.path,
         hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.hf_text.checkpoint_name": "teacher:layers=1,0"})
     assert student.model_.backbones["hf_text"].encoder.config.num_hidden_layers == 2
-    with pytest.raises(ValueError, match="layer 5"):
+    with pytest.raises(ConfigError, match="layer 5"):
         Predictor(label="label", verbosity=0).fit(train, teacher_predictor=teacher, hyperparameters={
             **tiny_hp, "model.hf_text.checkpoint_name": "teacher:layers=5"})
 
@@ -158,7 +158,7 @@ def test_augmentation_is_deterministic_and_keeps_labels():
 
 
 def test_distillation_ratio_and_table_aggregation():
-    from automm_lite.distill.report import DistillationReport, distillation_ratio
+    from automm_lite.reports.distill_table import DistillationReport, distillation_ratio
 
     assert distillation_ratio(0.9, 0.8, 0.85) == pytest.approx(0.5)
     assert np.isnan(distillation_ratio(0.8, 0.8, 0.85))
@@ -182,7 +182,7 @@ def test_distillation_ratio_and_table_aggregation():
 
 def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     from automm_lite.config import Config, apply_overrides
-    from automm_lite.distill.report import AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, our_recipe
+    from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, our_recipe
 
     with_unlabeled, without = our_recipe(True), our_recipe(False)
     assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)
@@ -219,12 +219,13 @@ def test_several_teachers(teacher, bbc_short, tiny_hp, student_dir, tmp_path):
 
 
 def test_bf16_teacher_pass_is_close_to_float32(teacher, bbc_short):
-    from automm_lite.inference import bf16_supported
+    from automm_lite.inference.modes import bf16_supported
 
     _, test = bbc_short
     rows = test.head(9)
-    exact = teacher_outputs(teacher, rows, hidden_layers=[1], attention_layers=[1])
-    fast = teacher_outputs(teacher, rows, hidden_layers=[1], attention_layers=[1], precision="bf16")
+    view = teacher.as_teacher()
+    exact = teacher_outputs(view, rows, hidden_layers=[1], attention_layers=[1])
+    fast = teacher_outputs(view, rows, hidden_layers=[1], attention_layers=[1], precision="bf16")
     assert set(fast) == set(exact)
     for name in exact:
         assert fast[name].dtype == exact[name].dtype
@@ -236,7 +237,7 @@ def test_bf16_teacher_pass_is_close_to_float32(teacher, bbc_short):
 @pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])
 def test_table_tasks_keep_their_splits_apart(name):
     from automm_lite.config import Config, apply_overrides
-    from automm_lite.distill.tasks import TASKS
+    from automm_lite.reports.tasks import TASKS
 
     task = TASKS[name]("small")
     text = "sentence1" if "sentence1" in task.train else "text"

@@ -3,6 +3,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import torch
 from automm_lite import Predictor, compare_predictors
 from automm_lite.config import apply_overrides
 from automm_lite.exceptions import ConfigError, DataError
-from automm_lite.inference import bf16_supported, resolve_mode
+from automm_lite.inference.modes import bf16_supported, resolve_mode
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,16 @@ def fresh_copy(predictor):
 def test_inference_modes_agree_with_float32(fitted, bbc_short, precision, backend, tolerance):
     _, test = bbc_short
     reference = fitted.predict_proba(test).to_numpy()
-    fast = fresh_copy(fitted).optimize_for_inference(precision, backend)
+    # bf16 runs where the CPU has native bf16 matmuls (AVX-512 bf16, AMX); elsewhere (AVX2 only) it falls back
+    # to float32 with a warning that says so.
+    runs = "32" if precision == "bf16" and not bf16_supported(torch.device("cpu")) else precision
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast = fresh_copy(fitted).optimize_for_inference(precision, backend)
+    fell_back = [w for w in caught if "no native bf16" in str(w.message)]
+    assert len(fell_back) == (1 if runs != precision else 0)
     assert fast.config_.env.inference_precision == precision and fast.config_.env.inference_backend == backend
-    assert fast.inference_mode == (precision if backend == "torch" else f"onnx/{precision}")
+    assert fast.inference_mode == (runs if backend == "torch" else f"onnx/{runs}")
     proba = fast.predict_proba(test)
     assert list(proba.index) == list(test.index)  # length-sorted batches are put back in order
     assert np.abs(proba.to_numpy() - reference).max() < tolerance
@@ -65,8 +73,8 @@ def test_onnx_reads_text_categorical_and_numerical_columns(mixed):
 def test_export_onnx_runs_in_onnxruntime_with_other_shapes(fitted, bbc_short, tmp_path):
     import onnxruntime
 
-    from automm_lite.data import build_dataset
-    from automm_lite.onnx_export import flat_inputs
+    from automm_lite.data.batching import build_dataset
+    from automm_lite.inference.onnx import flat_inputs
 
     _, test = bbc_short
     path = fitted.export_onnx(tmp_path / "out" / "model.onnx")
@@ -74,7 +82,7 @@ def test_export_onnx_runs_in_onnxruntime_with_other_shapes(fitted, bbc_short, tm
     names = [i.name for i in session.get_inputs()]
     assert names[:2] == ["hf_text.input_ids", "hf_text.attention_mask"]
     rows = test.head(5)  # another batch size and text length than the export's example
-    dataset = build_dataset(fitted.model_, fitted.preprocessor_.transform(rows), 32)
+    dataset = build_dataset(fitted.model_, fitted.preprocessor_.transform(rows))
     feeds = {k: v.numpy() for k, v in flat_inputs(dataset.collate(list(range(5)))).items()}
     logits, features = session.run(["logits", "features"], feeds)
     expected = fitted.model_(dataset.collate(list(range(5))))["logits"].detach().numpy()
@@ -90,7 +98,7 @@ def test_inference_mode_is_saved_and_bad_values_are_named(fitted, tmp_path):
     fast.save(tmp_path / "fast")
     loaded = Predictor.load(tmp_path / "fast", verbosity=0)
     assert loaded.config_.env.inference_precision == "int8" and loaded.inference_mode == "int8"
-    assert getattr(loaded, "_inference", None) is None  # reading the mode built nothing
+    assert loaded._runner is None  # reading the mode built nothing
     with pytest.raises(ConfigError, match="fp16"):
         fresh_copy(fitted).optimize_for_inference("fp16")
     with pytest.raises(ConfigError, match="tensorrt"):
@@ -149,7 +157,7 @@ def test_a_compiled_encoder_predicts_like_the_eager_one_without_recompiling(fitt
     assert counters["stats"]["unique_graphs"] == graphs + 2  # every shapes' graph and the one-row graph
     assert fast.inference_mode == f"{precision}+compile" and fast.config_.env.inference_compile
     compiled = torch._dynamo.eval_frame.OptimizedModule
-    assert isinstance(fast._inference[2].text_backbone.encoder, compiled)
+    assert isinstance(fast._runner.model.text_backbone.encoder, compiled)
     assert not isinstance(fast.model_.text_backbone.encoder, compiled)  # the fitted model is untouched
     with torch._dynamo.config.patch(error_on_recompile=True):  # a shape the two graphs do not cover would raise
         proba = fast.predict_proba(test)  # other batch sizes and text lengths than the example batch
@@ -193,7 +201,7 @@ def test_a_failing_compiler_leaves_the_eager_encoder_with_a_warning(fitted, bbc_
 
 
 def test_compile_falls_back_where_it_does_not_apply():
-    from automm_lite.inference import InferenceMode, prepare_model
+    from automm_lite.inference.modes import InferenceMode, prepare_model
 
     tabular_only = torch.nn.Linear(3, 2)
     with pytest.warns(UserWarning, match="no text encoder"):
@@ -260,10 +268,10 @@ def test_speed_benchmark_explains_itself():
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_predict_on_a_cpu_keeps_freed_memory_unless_told_not_to(fitted, bbc_short, monkeypatch, keep):
-    import automm_lite.cpu_memory
+    import automm_lite.inference.cpu_memory
 
     calls = []
-    monkeypatch.setattr(automm_lite.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(automm_lite.inference.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
     predictor = fresh_copy(fitted)
     predictor.config_ = apply_overrides(predictor.config_, {"env.keep_freed_memory": keep})
     predictor.predict(bbc_short[1].head(3))

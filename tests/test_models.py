@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from automm_lite.config import Config, apply_overrides
-from automm_lite.data import RowDataset, tokenize
+from automm_lite.data.batching import ArrayGroup, RowDataset, build_dataset
 from automm_lite.exceptions import ConfigError
 from automm_lite.models import backbone_names, build_model, get_backbone
 
@@ -10,12 +10,10 @@ SCHEMA = {"n_outputs": 3, "n_numerical": 2, "cardinalities": [4, 3]}
 
 
 def text_batch(model, texts):
-    tokens = {"hf_text": tokenize(model.backbones["hf_text"].tokenizer, (texts, None), 32)}
     n = len(texts)
-    arrays = {"numerical": torch.randn(n, 2).numpy(), "categorical": torch.randint(0, 3, (n, 2)).numpy(),
-              "label": torch.randint(0, 3, (n,)).numpy()}
-    data = RowDataset(arrays, tokens)
-    return data.collate(list(range(n)))
+    features = {"text": (texts, None), "numerical": torch.randn(n, 2).numpy(),
+                "categorical": torch.randint(0, 3, (n, 2)).numpy(), "n_rows": n}
+    return build_dataset(model, features, labels=torch.randint(0, 3, (n,)).numpy()).collate(list(range(n)))
 
 
 def config_for(tiny_text_dir, **extra):
@@ -26,8 +24,8 @@ def config_for(tiny_text_dir, **extra):
 def test_forward_backward_reaches_every_trainable_weight(tiny_text_dir, names):
     model = build_model(config_for(tiny_text_dir), names, SCHEMA)
     batch = text_batch(model, ["a short text", "another, longer text with more words in it", "x"]) \
-        if "hf_text" in names else RowDataset({"numerical": torch.randn(3, 2).numpy(),
-                                               "categorical": torch.randint(0, 3, (3, 2)).numpy()}).collate([0, 1, 2])
+        if "hf_text" in names else RowDataset({"tabular_mlp": ArrayGroup({
+            "numerical": torch.randn(3, 2).numpy(), "categorical": torch.randint(0, 3, (3, 2)).numpy()})}).collate([0, 1, 2])
     out = model(batch)
     assert out["logits"].shape == (3, 3) and out["features"].shape[0] == 3
     out["logits"].sum().backward()
@@ -48,7 +46,8 @@ def test_cls_pooling_differs_from_mean(tiny_text_dir):
     mean = build_model(config_for(tiny_text_dir), ["hf_text"], SCHEMA).eval()
     cls = build_model(config_for(tiny_text_dir, **{"model.hf_text.pooling": "cls"}), ["hf_text"], SCHEMA).eval()
     batch = text_batch(mean, ["some words here"])
-    assert not torch.allclose(mean.backbones["hf_text"](batch)["features"], cls.backbones["hf_text"](batch)["features"])
+    assert not torch.allclose(mean.backbones["hf_text"](batch["hf_text"])["features"],
+                              cls.backbones["hf_text"](batch["hf_text"])["features"])
 
 
 def test_word_embedding_freezing(tiny_text_dir):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from automm_lite.exceptions import DataError
-from automm_lite.preprocess import Preprocessor, infer_column_types, infer_problem_type
+from automm_lite.data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 
 
 @pytest.mark.parametrize("values,metric,expected", [

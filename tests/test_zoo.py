@@ -1,4 +1,4 @@
-"""Tests for automm_lite.zoo: offline checkpoints, layer students, the build cache and its lock."""
+"""Tests for automm_lite.models.zoo: offline checkpoints, layer students, the build cache and its lock."""
 
 import dataclasses
 import importlib.metadata
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from automm_lite import zoo
+from automm_lite.models import zoo
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -64,7 +64,7 @@ def test_zoo_entries_are_frozen_and_pinned():
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, automm_lite.zoo; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, automm_lite.models.zoo; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
@@ -170,10 +170,23 @@ def test_me5_student_has_no_invented_pooler():
 @pytest.mark.parametrize("spec, bad", [("", "''"), ("1,,2", "empty"), ("a", "'a'"), ("1.5", "'1.5'"),
                                        ("-1", "'-1'"), ("6", "layer 6"), ("0,3,3", "layer 3 is repeated")])
 def test_bad_layer_spec_explains_the_fix(spec, bad):
-    with pytest.raises(ValueError) as err:
+    from automm_lite.exceptions import ConfigError
+
+    with pytest.raises(ConfigError) as err:
         zoo.resolve_checkpoint(f"minilm-l6:layers={spec}")
     msg = str(err.value)
     assert bad in msg and "6 encoder layers" in msg and "'minilm-l6:layers=0,2,4'" in msg
+    with pytest.raises(ConfigError) as early:  # the same check, without loading anything (before a fit's work)
+        zoo.known_depth(f"minilm-l6:layers={spec}")
+    assert str(early.value) == msg
+
+
+def test_known_depth_reads_no_weights(tmp_path):
+    teacher = tiny_encoder(tmp_path / "t", layers=3)
+    assert zoo.known_depth("minilm-l6") == 6 and zoo.known_depth("me5-small:layers=1,5") == 2
+    assert zoo.known_depth(teacher) == 3 and zoo.known_depth(f"{teacher}:layers=0,2") == 2
+    assert zoo.known_depth("teacher:layers=0,1", teacher_layers=4) == 2
+    assert zoo.known_depth("some-org/some-hub-model") is None  # only loading would tell
 
 
 @pytest.mark.parametrize("kind", ["bert", "xlmr"])
@@ -199,7 +212,7 @@ def test_local_teacher_student_is_rebuilt_when_teacher_changes(tmp_path, monkeyp
     first = zoo.resolve_checkpoint(f"{teacher}:layers=2")
     assert pathlib.Path(first).parent == tmp_path / "cache" / "students"
     assert pathlib.Path(first).name.startswith("my_teacher-") and first.endswith("-layers-2")
-    with pytest.raises(ValueError, match="3 encoder layers"):
+    with pytest.raises(KeyError, match="3 encoder layers"):  # a ConfigError
         zoo.resolve_checkpoint(f"{teacher}:layers=3")
     os.utime(pathlib.Path(teacher, "model.safetensors"), ns=(1, 1))  # a re-saved teacher
     assert zoo.resolve_checkpoint(f"{teacher}:layers=2") != first
@@ -243,7 +256,7 @@ def _race_worker(cache, barrier, results):
 
     try:
         os.environ["AUTOMM_LITE_CACHE"] = cache
-        from automm_lite import zoo as z
+        from automm_lite.models import zoo as z
 
         build = z.build_layer_student
 

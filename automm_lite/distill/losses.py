@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..objective import task_loss
+from ..models.text import mean_pool
 
 _EPS = 1e-12
 _ALIASES = {"mse": "mse", "mean_square_error": "mse", "mean_squared_error": "mse", "cosine": "cosine",
@@ -30,6 +30,37 @@ def normalize_loss_type(name: str, valid=("mse", "cosine")) -> str:
         accepted = sorted(k for k, v in _ALIASES.items() if v in valid)
         raise ValueError(f"Unknown loss type {name!r}; valid here: {', '.join(accepted)}.")
     return canonical
+
+
+def task_loss(logits, labels, problem_type: str, loss_function: str = "auto", label_smoothing: float = 0.0):
+    """Cross entropy for classes, MSE (or MAE/Huber) for a regression label scaled during training.
+
+    Parameters
+    ----------
+    logits : Tensor (rows x outputs)
+    labels : Tensor of class ids (long) or scaled values (float)
+    problem_type : "binary", "multiclass" or "regression"
+    loss_function : "auto", "cross_entropy", "mse", "mae" or "huber"
+    """
+    if problem_type == "regression":
+        prediction = logits.squeeze(-1).float()
+        target = labels.float()
+        if loss_function == "mae":
+            return F.l1_loss(prediction, target)
+        if loss_function == "huber":
+            return F.huber_loss(prediction, target)
+        return F.mse_loss(prediction, target)
+    return F.cross_entropy(logits.float(), labels.long(), label_smoothing=label_smoothing)
+
+
+def soft_loss_type(problem_type: str, requested: str | None = None) -> str:
+    """The loss of the soft-label (and softmax-regression) term: MSE for a regression problem, else the
+    ``requested`` type, cross entropy when none (empty or ``auto``) is given."""
+    if problem_type == "regression":
+        return "mse"
+    if requested in (None, "", "auto"):
+        return "cross_entropy"
+    return normalize_loss_type(requested, ("cross_entropy", "mse"))
 
 
 def _target(teacher: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -284,8 +315,7 @@ class DistillationObjective(nn.Module):
         self.hard_label_weight, self.t2_scaling = float(hard_label_weight), bool(t2_scaling)
         self.rkd_distance_weight, self.rkd_angle_weight = float(rkd_distance_weight), float(rkd_angle_weight)
         self.softmax_regression_weight = float(softmax_regression_weight)
-        sr_type = normalize_loss_type(softmax_regression_loss_type, ("mse", "cross_entropy"))
-        self.softmax_regression_loss_type = "mse" if problem_type == "regression" else sr_type
+        self.softmax_regression_loss_type = soft_loss_type(problem_type, softmax_regression_loss_type)
         if self.softmax_regression_weight > 0 and teacher_head is None:
             raise ValueError("softmax_regression_weight > 0 needs teacher_head (the teacher's features -> logits).")
         object.__setattr__(self, "teacher_head", teacher_head)  # not registered: stays out of state/optimizer
@@ -309,7 +339,7 @@ class DistillationObjective(nn.Module):
         return self.rkd_distance_weight > 0 or self.rkd_angle_weight > 0 or self.softmax_regression_weight > 0
 
     def _soft_type(self, match: Match) -> str:
-        return "mse" if self.problem_type == "regression" else match.loss
+        return soft_loss_type(self.problem_type, match.loss)
 
     def _project(self, key, tensor):
         return self.matchers[key](tensor) if key in self.matchers else tensor
@@ -418,5 +448,4 @@ def _features(outputs: Mapping, mask, side: str):
     if own is None:
         same = mask is not None and tuple(mask.shape) == tuple(states.shape[:2])
         own = mask if same else torch.ones(states.shape[:2], device=states.device)
-    weights = own.to(states.device).unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    return mean_pool(states, own.to(states.device))

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 from ..exceptions import ConfigError
-from .losses import DistillationObjective, Match, parse_layer_mapping, uniform_layer_mapping
+from .losses import DistillationObjective, Match, parse_layer_mapping, soft_loss_type, uniform_layer_mapping
 
 logger = logging.getLogger("automm_lite")
 
@@ -29,7 +30,7 @@ class DistillPlan:
 
 
 def _num_layers(model) -> int:
-    return model.backbones["hf_text"].encoder.config.num_hidden_layers
+    return model.text_backbone.encoder.config.num_hidden_layers
 
 
 def layer_pairs(spec: str, n_student: int, n_teacher: int) -> list:
@@ -49,9 +50,34 @@ def layer_pairs(spec: str, n_student: int, n_teacher: int) -> list:
     return pairs
 
 
+def check_layer_settings(config, teacher=None) -> None:
+    """``:layers=`` lists and ``distiller.layer_mapping`` checked against the depths of the models they name,
+    where those are known without loading anything (a zoo entry, a local folder, the teacher), before any work.
+
+    Parameters
+    ----------
+    config : Config
+    teacher : Teacher, optional
+        The first teacher (``teacher:layers=`` and the mapping's teacher side).
+    """
+    from ..models.zoo import known_depth
+
+    text = teacher.model.text_backbone if teacher is not None else None
+    teacher_layers = text.encoder.config.num_hidden_layers if text is not None else None
+    student_layers = known_depth(config.model.hf_text.checkpoint_name, teacher_layers)
+    d = config.distiller
+    if (d.hidden_state_loss_weight > 0 or d.attention_loss_weight > 0) and student_layers and teacher_layers:
+        layer_pairs(d.layer_mapping, student_layers, teacher_layers)
+    elif d.layer_mapping not in ("uniform", "last"):
+        try:
+            parse_layer_mapping(d.layer_mapping)
+        except ValueError as error:
+            raise ConfigError(f"distiller.layer_mapping={d.layer_mapping!r}: {error}") from None
+
+
 def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool) -> DistillPlan:
     """Turn ``distiller.*`` into match items; token-level terms only when both read the same tokens."""
-    soft_type = distiller.soft_label_loss_type or ("mse" if problem_type == "regression" else "cross_entropy")
+    soft_type = soft_loss_type(problem_type, distiller.soft_label_loss_type)
     matches = []
     if distiller.soft_label_weight > 0:
         matches.append(Match("logits", loss=soft_type, weight=distiller.soft_label_weight,
@@ -113,7 +139,8 @@ class CachedTeacherObjective(torch.nn.Module):
         return teacher
 
     def forward(self, outputs: dict, batch: dict):
-        length = batch["hf_text"]["input_ids"].shape[1] if "hf_text" in batch else None
+        mask = outputs.get("attention_mask")  # from the text backbone: the batch's padded length
+        length = mask.shape[1] if mask is not None else None
         return self.objective(outputs, self.teacher_view(batch, length), labels=batch["label"],
                               attention_mask=outputs.get("attention_mask"))
 
@@ -138,7 +165,67 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
         teacher_widths=widths["teacher"], teacher_head=head, t2_scaling=d.t2_scaling,
         rkd_distance_weight=d.rkd_distance_loss_weight, rkd_angle_weight=d.rkd_angle_loss_weight,
         softmax_regression_weight=d.softmax_regression_weight,
-        softmax_regression_loss_type=d.softmax_regression_loss_type or (
-            "mse" if problem_type == "regression" else "cross_entropy"))
+        softmax_regression_loss_type=soft_loss_type(problem_type, d.softmax_regression_loss_type))
     n_teacher = _num_layers(teacher_model) if teacher_model.text_backbone is not None else 0
     return CachedTeacherObjective(objective, plan, n_teacher)
+
+
+@dataclass
+class DistillationSetup:
+    """What a fit needs to train a student from teachers: the ``objective`` the training system calls, the
+    teacher outputs for every training row (``arrays``, carried in each batch), and the extra outputs the
+    student's forward must return (``forward_kwargs``)."""
+
+    objective: CachedTeacherObjective
+    arrays: dict
+    forward_kwargs: dict
+
+    @property
+    def needs_attention_maps(self) -> bool:
+        return bool(self.forward_kwargs.get("output_attentions"))
+
+
+def prepare_distillation(config, preprocessor, student_model, teachers: list, rows, student_inputs: dict,
+                         cache_folder) -> DistillationSetup:
+    """Run every teacher once over the training ``rows`` and build the objective from ``distiller.*``.
+
+    Parameters
+    ----------
+    config : Config
+    preprocessor : Preprocessor
+        The student's, fitted.
+    student_model : PredictorModel
+    teachers : list of Teacher
+        Aligned to the student's classes; the first provides features and layers, the soft targets of several
+        are averaged (``average_soft_targets``).
+    rows : DataFrame
+        Every training row (labelled rows, augmented copies, transfer rows).
+    student_inputs : dict
+        The student's encoded inputs of ``rows`` by backbone name (its text tokens are reused by a teacher with
+        the same tokenizer).
+    cache_folder : Path
+        Where large teacher arrays are memory-mapped.
+    """
+    from .teacher import average_soft_targets, same_tokenizer, teacher_outputs
+
+    d = config.distiller
+    first = teachers[0]
+    student_text = student_model.text_backbone
+    token_level = (same_tokenizer(first.model, student_model)
+                   and first.preprocessor.columns("text") == preprocessor.columns("text"))
+    plan = plan_distillation(d, preprocessor.problem_type, student_model, first.model, token_level)
+    start = time.perf_counter()
+    arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
+                             shared_inputs=student_inputs[student_text.name] if token_level else None,
+                             cache_folder=cache_folder, precision=d.teacher_precision)
+    soft_targets = [first.in_student_units(arrays["teacher_logits"], preprocessor)]
+    for other in teachers[1:]:
+        logits = teacher_outputs(other, rows, precision=d.teacher_precision)["teacher_logits"]
+        soft_targets.append(other.in_student_units(logits, preprocessor))
+    arrays["teacher_logits"] = soft_targets[0] if len(soft_targets) == 1 else average_soft_targets(
+        soft_targets, d.temperature, soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy")
+    logger.info("Outputs of %d teacher(s) for %d rows computed once in %.1f s.", len(teachers), len(rows),
+                time.perf_counter() - start)
+    objective = build_objective(config, preprocessor.problem_type, student_model, first.model, plan, first.alignment)
+    logger.info("Distillation objective: %s", objective.objective)
+    return DistillationSetup(objective, arrays, plan.student_forward)

@@ -1,8 +1,9 @@
 """The teacher side of distillation: checks against the student, a student from teacher layers, cached outputs."""
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,33 +11,79 @@ import numpy as np
 from ..exceptions import ConfigError, DataError
 
 logger = logging.getLogger("automm_lite")
-TEACHER_PREFIX = "teacher_"
 CACHE_IN_MEMORY_BYTES = 1 << 30  # larger teacher caches go to memory-mapped files in the fit folder
 
 
-def load_teacher(teacher_predictor):
-    """A fitted Predictor from a Predictor or the path of a saved one; a clear error otherwise."""
-    from ..predictor import Predictor
+@dataclass(frozen=True)
+class Teacher:
+    """What distillation needs of a fitted teacher: its model, its preprocessing, its inference settings.
 
-    if isinstance(teacher_predictor, (str, os.PathLike)):
-        return Predictor.load(teacher_predictor, verbosity=0)
-    if not isinstance(teacher_predictor, Predictor):
-        raise ConfigError(f"teacher_predictor must be a fitted Predictor or the folder of a saved one, not "
-                          f"{type(teacher_predictor).__name__}.")
-    if not hasattr(teacher_predictor, "model_"):
-        raise ConfigError("teacher_predictor is not fitted: fit it first (teacher.fit(train_df)) or pass the path "
-                          "of a saved predictor.")
-    return teacher_predictor
+    Built by ``Predictor.as_teacher()``; code below the predictor sees only this view.
 
+    Attributes
+    ----------
+    model : PredictorModel
+        The fitted model (float32; left in eval mode, never trained).
+    preprocessor : Preprocessor
+        Its fitted preprocessing (label, problem type, column kinds, classes, label scaling).
+    env : EnvConfig
+        Its inference batching (``per_gpu_batch_size``, ``eval_batch_size_ratio``, ``inference_batch_tokens``).
+    path : str or None
+        Where it is saved (for the student's fit summary).
+    alignment : numpy array or None
+        Puts the teacher's class columns into the student's order (:meth:`aligned_to`).
+    """
 
-def load_teachers(teacher_predictor) -> list:
-    """``load_teacher`` for one teacher or each of a list of them (the first is the primary teacher)."""
-    if isinstance(teacher_predictor, (list, tuple)):
-        if not teacher_predictor:
-            raise ConfigError("teacher_predictor is an empty list: pass one or more fitted predictors (or the "
-                              "folders of saved ones), or None to train without a teacher.")
-        return [load_teacher(each) for each in teacher_predictor]
-    return [load_teacher(teacher_predictor)]
+    model: object
+    preprocessor: object
+    env: object
+    path: str | None = None
+    alignment: object = None
+
+    @property
+    def label(self) -> str:
+        return self.preprocessor.label
+
+    @property
+    def problem_type(self) -> str:
+        return self.preprocessor.problem_type
+
+    @property
+    def column_types(self) -> dict:
+        return dict(self.preprocessor.column_types)
+
+    @property
+    def class_labels(self):
+        return self.preprocessor.class_labels
+
+    def check_task(self, label: str, problem_type: str, columns) -> None:
+        """Teacher and student must predict the same column, the same kind of problem, from columns the data
+        has."""
+        if self.label != label:
+            raise ConfigError(f"The teacher predicts column {self.label!r} but the student predicts {label!r}; "
+                              "distillation needs the same label column.")
+        if self.problem_type != problem_type:
+            raise ConfigError(f"The teacher solves a {self.problem_type} problem but the student a {problem_type} "
+                              "one; pass problem_type=... so that they agree.")
+        needed = [c for c, kind in self.column_types.items() if kind != "ignore"]
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise DataError(f"The teacher reads column(s) {missing} that the student's training data lacks; the "
+                            f"data has {list(columns)}.")
+
+    def aligned_to(self, student_preprocessor) -> "Teacher":
+        """This teacher with its classes put in the order of the student's (fitted) preprocessor."""
+        return replace(self, alignment=class_alignment(self.class_labels, student_preprocessor.class_labels))
+
+    def in_student_units(self, logits: np.ndarray, student_preprocessor) -> np.ndarray:
+        """Teacher outputs as the student learns them: classes in the student's order; a regression teacher's
+        values moved to the student's label scaling."""
+        if self.alignment is not None:
+            logits = logits[:, self.alignment]
+        if student_preprocessor.problem_type != "regression":
+            return logits
+        (t_mean, t_std), (s_mean, s_std) = self.preprocessor.label_scale, student_preprocessor.label_scale
+        return ((logits * t_std + t_mean - s_mean) / s_std).astype("float32")
 
 
 def average_soft_targets(logits: list, temperature: float, average_probabilities: bool) -> np.ndarray:
@@ -56,21 +103,6 @@ def average_soft_targets(logits: list, temperature: float, average_probabilities
     return (temperature * np.log(probabilities.mean(axis=0) + 1e-12)).astype(np.float32)
 
 
-def check_teacher_task(teacher, label: str, problem_type: str, columns) -> None:
-    """Teacher and student must predict the same column, the same kind of problem, from columns the data has."""
-    if teacher.label != label:
-        raise ConfigError(f"The teacher predicts column {teacher.label!r} but the student predicts {label!r}; "
-                          "distillation needs the same label column.")
-    if teacher.problem_type != problem_type:
-        raise ConfigError(f"The teacher solves a {teacher.problem_type} problem but the student a {problem_type} "
-                          "one; pass problem_type=... so that they agree.")
-    needed = [c for c, kind in teacher.column_types.items() if kind != "ignore"]
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise DataError(f"The teacher reads column(s) {missing} that the student's training data lacks; the data "
-                        f"has {list(columns)}.")
-
-
 def class_alignment(teacher_classes, student_classes):
     """Index array putting the teacher's class columns into the student's order (None when already equal)."""
     if teacher_classes is None:
@@ -83,15 +115,15 @@ def class_alignment(teacher_classes, student_classes):
     return None if order == list(range(len(order))) else np.asarray(order)
 
 
-def student_from_teacher_layers(teacher, spec: str, folder: Path) -> str:
+def student_from_teacher_layers(teacher: Teacher, spec: str, folder: Path) -> str:
     """Build the student folder for ``teacher:layers=i,j,...`` from the fitted teacher's own encoder layers."""
-    from ..zoo import build_layer_student, parse_layers
+    from ..models.zoo import build_layer_student, parse_layers
 
-    if "hf_text" not in teacher.model_.backbones:
+    backbone = teacher.model.text_backbone
+    if backbone is None:
         raise ConfigError(f"{spec!r} needs a teacher with a text encoder; this teacher has "
-                          f"{list(teacher.model_.backbones)}.")
+                          f"{list(teacher.model.backbones)}.")
     source = folder / "teacher_encoder"
-    backbone = teacher.model_.backbones["hf_text"]
     backbone.encoder.save_pretrained(str(source))
     backbone.tokenizer.save_pretrained(str(source))
     layers = parse_layers(spec.split("layers=", 1)[1] if "layers=" in spec else "",
@@ -118,22 +150,21 @@ def _allocate(shape, dtype, folder: Path | None, name: str):
     return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
 
 
-def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens=None, alignment=None,
+def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(), shared_inputs=None,
                     cache_folder: Path | None = None, precision: str = "32") -> dict:
     """Run the frozen teacher once over ``data`` and keep what the objective needs, row by row.
 
     Parameters
     ----------
-    teacher : Predictor
+    teacher : Teacher
     data : DataFrame
         Rows to label (training rows, augmented copies, unlabeled transfer rows).
     hidden_layers, attention_layers : iterable of int
         Teacher hidden-state indices (0 = embeddings) and attention layers (1-based) to keep, padded to the
         longest row, in float16.
-    tokens : dict, optional
-        The student's token group, reused when both share a tokenizer (so token positions line up).
-    alignment : numpy array, optional
-        Reorders the teacher's class columns into the student's order.
+    shared_inputs : encoded group, optional
+        The student's encoded text, given to the teacher's text backbone when both share a tokenizer (so that
+        token positions line up).
     cache_folder : Path, optional
         Where large arrays are memory-mapped instead of held in memory.
     precision : {"32", "bf16"}
@@ -142,39 +173,33 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
 
     Returns
     -------
-    dict of name -> numpy array with rows first: ``teacher_logits``, ``teacher_features``,
-    ``teacher_hidden_<i>``, ``teacher_attention_<i>``.
+    dict of name -> numpy array with rows first: ``teacher_logits`` (in the teacher's own class order and
+    units), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``.
     """
-    import contextlib
-
     import torch
 
-    from ..data import RowDataset, build_dataset, inference_batching, sorted_batches
-    from ..inference import bf16_supported, model_device, to_device
+    from ..data.batching import build_dataset, inference_batching, sorted_batches
+    from ..inference.modes import bf16_supported
+    from ..inference.runner import model_device, to_device
 
-    model = teacher.model_.eval()
-    features = teacher.preprocessor_.transform(data)
-    if tokens is not None:
-        dataset = RowDataset({"numerical": features.get("numerical"), "categorical": features.get("categorical")},
-                             {"hf_text": tokens})
-    else:
-        dataset = build_dataset(model, features, teacher.config_.model.hf_text.max_text_len)
+    model = teacher.model.eval()
+    text = model.text_backbone
+    shared = {text.name: shared_inputs} if shared_inputs is not None and text is not None else None
+    dataset = build_dataset(model, teacher.preprocessor.transform(data), encoded=shared)
     hidden_layers, attention_layers = sorted(set(hidden_layers)), sorted(set(attention_layers))
     n, width = len(dataset), int(dataset.lengths().max())
-    if attention_layers:
-        model.backbones["hf_text"].encoder.set_attn_implementation("eager")
     out = {}
-    env = teacher.config_.env
     device = model_device(model)
     fast = precision == "bf16" and bf16_supported(device)
     if precision == "bf16" and not fast:
         logger.warning("distiller.teacher_precision='bf16' needs native bf16 matmuls, which this %s lacks; the "
                        "teacher runs in float32.", device.type.upper())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
-    with torch.inference_mode(), autocast:
-        for indices in sorted_batches(dataset, *inference_batching(env, device.type == "cuda")):
-            batch = to_device(dataset.collate(indices), model_device(model))
-            result = model(batch, output_hidden_states=bool(hidden_layers), output_attentions=bool(attention_layers))
+    eager = text.attention_implementation("eager") if attention_layers else contextlib.nullcontext()
+    with eager, torch.inference_mode(), autocast:
+        for indices in sorted_batches(dataset, *inference_batching(teacher.env, device.type == "cuda")):
+            result = model(to_device(dataset.collate(indices), device), output_hidden_states=bool(hidden_layers),
+                           output_attentions=bool(attention_layers))
             if not out:
                 out["teacher_logits"] = np.zeros((n, result["logits"].shape[1]), dtype=np.float32)
                 out["teacher_features"] = np.zeros((n, result["features"].shape[1]), dtype=np.float32)
@@ -187,14 +212,10 @@ def teacher_outputs(teacher, data, hidden_layers=(), attention_layers=(), tokens
                                                               f"attention_{i}")
             out["teacher_logits"][indices] = result["logits"].float().cpu().numpy()
             out["teacher_features"][indices] = result["features"].float().cpu().numpy()
-            length = batch["hf_text"]["input_ids"].shape[1] if "hf_text" in batch else 0
+            length = result["attention_mask"].shape[1] if "attention_mask" in result else 0
             for i in hidden_layers:
                 out[f"teacher_hidden_{i}"][indices, :length] = result["hidden_states"][i].float().cpu().numpy()
             for i in attention_layers:
                 attention = result["attentions"][i - 1].float().cpu().numpy()
                 out[f"teacher_attention_{i}"][indices, :, :length, :length] = attention
-    if attention_layers:
-        model.backbones["hf_text"].encoder.set_attn_implementation("sdpa")  # back to fast attention
-    if alignment is not None:
-        out["teacher_logits"] = out["teacher_logits"][:, alignment]
     return out

@@ -1,18 +1,8 @@
-"""The backbone registry and ``build_model``: column kinds + config -> one ``PredictorModel``."""
+"""Models stage: the backbone protocol and registry, and ``build_model`` (column kinds + config -> one model)."""
 from __future__ import annotations
 
 from ..exceptions import ConfigError
-
-BACKBONES = {}
-
-
-def register_backbone(name: str):
-    """Class decorator: make a backbone available under ``name`` (as in ``model.names``)."""
-    def add(cls):
-        BACKBONES[name] = cls
-        cls.name = name
-        return cls
-    return add
+from .registry import BACKBONES, register_backbone  # noqa: F401  (the registry's public names)
 
 
 def get_backbone(name: str):
@@ -23,24 +13,22 @@ def get_backbone(name: str):
 
 
 def _register_builtin():
-    from . import tabular, text  # noqa: F401  (importing registers them)
+    # The built-in backbones, registered by importing them; their order is the default order of a model's parts.
+    from . import text, tabular  # noqa: F401, I001
 
 
 def backbone_names(config, column_kinds: dict) -> list[str]:
-    """``model.names`` if given, else one backbone per kind of column present."""
+    """``model.names`` if given, else every default backbone that reads a kind of column present."""
+    _register_builtin()
     kinds = set(column_kinds.values())
     if config.model.names:
-        reads = {"hf_text": {"text"}, "tabular_mlp": {"numerical", "categorical"}}
         for name in config.model.names:
-            get_backbone(name)
-            if not reads.get(name, kinds) & kinds:
+            reads = set(get_backbone(name).reads)
+            if not reads & kinds:
                 raise ConfigError(f"model.names includes {name!r}, but no column of the data is of a kind it reads "
-                                  f"({', '.join(sorted(reads[name]))}); the columns are {column_kinds}.")
+                                  f"({', '.join(sorted(reads))}); the columns are {column_kinds}.")
         return list(config.model.names)
-    names = ["hf_text"] if "text" in kinds else []
-    if kinds & {"numerical", "categorical"}:
-        names.append("tabular_mlp")
-    return names
+    return [name for name, cls in BACKBONES.items() if cls.default and set(cls.reads) & kinds]
 
 
 def build_model(config, names: list[str], schema: dict, source_dirs: dict | None = None, pretrained: bool = True):

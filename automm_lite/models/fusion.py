@@ -29,14 +29,16 @@ class PredictorModel(nn.Module):
 
     @property
     def text_backbone(self):
-        """The ``hf_text`` backbone, or None when the model reads no text."""
-        return self.backbones["hf_text"] if "hf_text" in self.backbones else None
+        """The backbone that reads text (with layer outputs: hidden states, attentions), or None."""
+        return next((b for b in self.backbones.values() if b.layer_outputs and "text" in b.reads), None)
 
     def forward(self, batch: dict, **extra) -> dict:
+        """``batch[name]`` goes to the backbone ``name``; ``extra`` (e.g. ``output_hidden_states=True``) to the
+        backbones that return layer outputs."""
         outputs = {}
         features = []
         for name, backbone in self.backbones.items():
-            out = backbone(batch, **extra) if extra and name == "hf_text" else backbone(batch)
+            out = backbone(batch[name], **extra) if extra and backbone.layer_outputs else backbone(batch[name])
             features.append(out.pop("features"))
             outputs.update(out)
         outputs["features"] = self.fusion(torch.cat(features, dim=1))

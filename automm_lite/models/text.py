@@ -1,11 +1,14 @@
 """The Hugging Face text encoder backbone (any AutoModel encoder: a zoo name, a local folder or a hub name)."""
 from __future__ import annotations
 
-import torch
-from torch import nn
+import contextlib
 
+import torch
+
+from ..data.tokens import TOKEN_INPUTS, TokenGroup
 from ..exceptions import ConfigError
-from . import register_backbone
+from .backbone import Backbone
+from .registry import register_backbone
 
 BIG_VOCAB = 100_000  # above this the word embeddings dominate the model (me5-small: 96M of 118M weights)
 
@@ -25,7 +28,7 @@ def load_encoder(folder: str, pretrained: bool = True):
         except TypeError:
             return build()
     except OSError as error:
-        from ..zoo import list_zoo
+        from .zoo import list_zoo
         raise ConfigError(
             f"Could not load the text checkpoint {folder!r}: {error}\nWithout internet, use an offline zoo name "
             f"({', '.join(list_zoo())}), a local Hugging Face folder, or '<zoo name>:layers=0,2,4' for a smaller "
@@ -41,7 +44,7 @@ def load_tokenizer(folder: str):
 
 
 @register_backbone("hf_text")
-class HfTextBackbone(nn.Module):
+class HfTextBackbone(Backbone):
     """Token states of a transformer encoder pooled into one vector per row.
 
     Parameters
@@ -50,48 +53,87 @@ class HfTextBackbone(nn.Module):
     tokenizer : transformers.PreTrainedTokenizerFast
     pooling : {"mean", "cls"}
         Mean over real (unpadded) tokens, or the first token's state.
+    max_text_len : int
+        Tokens kept per row (both sentences of a pair together).
+    checkpoint_name : str
+        Where the encoder came from (for the model card).
     """
 
-    def __init__(self, encoder, tokenizer, pooling: str = "mean"):
+    reads = ("text",)
+    layer_outputs = True
+
+    def __init__(self, encoder, tokenizer, pooling: str = "mean", max_text_len: int = 128,
+                 checkpoint_name: str = ""):
         super().__init__()
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.pooling = pooling
+        self.max_text_len = max_text_len
+        self.checkpoint_name = checkpoint_name
         self.out_features = encoder.config.hidden_size
 
     @classmethod
     def from_config(cls, config, schema, source_dir=None, pretrained=True):
-        from ..zoo import resolve_checkpoint
+        from .zoo import resolve_checkpoint
 
         c = config.model.hf_text
         folder = source_dir or resolve_checkpoint(c.checkpoint_name)
-        backbone = cls(load_encoder(folder, pretrained), load_tokenizer(folder), c.pooling)
+        backbone = cls(load_encoder(folder, pretrained), load_tokenizer(folder), c.pooling, c.max_text_len,
+                       c.checkpoint_name)
         embeddings = backbone.encoder.get_input_embeddings()
         freeze = c.freeze_word_embeddings
-        if freeze is None:
+        if freeze == "auto":
             freeze = embeddings.num_embeddings > BIG_VOCAB
         embeddings.weight.requires_grad_(not freeze)
         return backbone
+
+    def encode(self, features: dict) -> TokenGroup:
+        return TokenGroup.from_texts(self.tokenizer, features["text"], self.max_text_len)
+
+    def example_inputs(self) -> TokenGroup:
+        return TokenGroup.from_texts(self.tokenizer, (["an example", "a somewhat longer example text"], None),
+                                     self.max_text_len)
+
+    def dynamic_axes(self) -> dict:
+        return {name: {1: "tokens"} for name in TOKEN_INPUTS}
 
     def save(self, folder: str):
         """Write what rebuilds this backbone without its weights: the encoder config and the tokenizer."""
         self.encoder.config.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
 
-    def forward(self, batch: dict, output_hidden_states: bool = False, output_attentions: bool = False) -> dict:
-        tokens = batch[self.name]
+    def describe(self) -> str:
+        return f"{self.name} (text checkpoint: `{self.checkpoint_name}`)"
+
+    @contextlib.contextmanager
+    def attention_implementation(self, name: str | None):
+        """Run the encoder with attention ``name`` (e.g. ``"eager"``, which can return attention maps) inside the
+        block, and with what was set before after it, whatever happens. ``None`` changes nothing."""
+        before = getattr(self.encoder.config, "_attn_implementation", None)
+        if name is None or name == before:
+            yield
+            return
+        self.encoder.set_attn_implementation(name)
+        try:
+            yield
+        finally:
+            self.encoder.set_attn_implementation(before)
+
+    def forward(self, tokens: dict, output_hidden_states: bool = False, output_attentions: bool = False) -> dict:
         out = self.encoder(**tokens, output_hidden_states=output_hidden_states,
                            output_attentions=output_attentions)
         states = out.last_hidden_state.float()  # pooled in float32 whatever precision the encoder runs in
         mask = tokens["attention_mask"]
-        if self.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        pooled = states[:, 0] if self.pooling == "cls" else mean_pool(states, mask)
         result = {"features": pooled, "attention_mask": mask}
         if output_hidden_states:
             result["hidden_states"] = out.hidden_states
         if output_attentions:
             result["attentions"] = out.attentions
         return result
+
+
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of ``states`` (rows x tokens x width) over the tokens where ``mask`` is 1."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)

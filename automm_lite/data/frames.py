@@ -5,7 +5,7 @@ import logging
 import os
 from pathlib import Path
 
-from .exceptions import DataError
+from ..exceptions import DataError
 
 logger = logging.getLogger(__name__)
 

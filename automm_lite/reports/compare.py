@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 import time
 
-from .exceptions import DataError
+from ..exceptions import DataError
 
 
 def single_row_latency(predictor, data, repeats: int = 20) -> tuple[float, float]:
@@ -53,7 +53,7 @@ def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = 
     """
     import pandas as pd
 
-    from .user_data import read_data
+    from ..data.frames import read_data
 
     if not predictors:
         raise DataError("compare_predictors needs at least one predictor, e.g. {'teacher': t, 'student': s}.")

@@ -1,0 +1,59 @@
+"""The backbone protocol: what every backbone tells the rest of the package, so that nothing else branches on a
+backbone's name or on column kinds."""
+from __future__ import annotations
+
+from torch import nn
+
+
+class Backbone(nn.Module):
+    """Base class of every registered backbone (``@register_backbone(name)`` sets ``name``).
+
+    A backbone reads some kinds of columns, encodes them once per dataset (``encode``: a group with ``len``,
+    ``lengths()`` and ``collate(indices) -> dict of tensors``), and turns a batch of its own inputs (``forward``
+    gets ``batch[name]``) into one feature vector per row. Adding a backbone is a new file plus its line in
+    ``models._register_builtin``.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, also the key of its inputs in a batch and of its folder in a saved predictor.
+    reads : tuple of str
+        Column kinds it reads (``text``, ``numerical``, ``categorical``, ...).
+    default : bool
+        Chosen automatically when the data has a column of a kind it reads (and ``model.names`` is empty).
+    layer_outputs : bool
+        Its forward also returns ``hidden_states``/``attentions`` when asked (layer-wise distillation terms).
+    out_features : int
+        Width of the feature vector.
+    """
+
+    name = "backbone"
+    reads: tuple = ()
+    default = True
+    layer_outputs = False
+    out_features: int
+
+    @classmethod
+    def from_config(cls, config, schema: dict, source_dir=None, pretrained: bool = True) -> "Backbone":
+        """Build from the config, the data schema and, for a saved predictor, its folder."""
+        raise NotImplementedError
+
+    def encode(self, features: dict):
+        """This backbone's inputs for every row of ``Preprocessor.transform``'s ``features``."""
+        raise NotImplementedError
+
+    def example_inputs(self):
+        """Encoded inputs of two made-up rows (of different lengths where lengths vary), for exporting and
+        compiling graphs."""
+        raise NotImplementedError
+
+    def dynamic_axes(self) -> dict:
+        """Input name -> {axis: name} of the axes besides rows whose size varies between batches (ONNX)."""
+        return {}
+
+    def save(self, folder: str) -> None:
+        """Write what rebuilds this backbone without its weights (e.g. a config and tokenizer); default none."""
+
+    def describe(self) -> str:
+        """One line for the saved predictor's model card."""
+        return self.name

@@ -1,0 +1,187 @@
+"""The distillation table: teacher vs. no-distill student vs. distilled students, scores, ratios and speed."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("automm_lite")
+
+# AutoGluon's distiller as it ships: logits + pooled output feature, nothing layer-wise.
+AUTOGLUON_RECIPE = {"distiller.hidden_state_loss_weight": 0.0, "distiller.attention_loss_weight": 0.0,
+                    "distiller.embedding_loss_weight": 0.0}
+DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
+TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
+# This library's recipe: AutoGluon's terms plus layer-wise terms plus data only the teacher can label (README,
+# "The distillation table": the three-seed evidence). With unlabeled rows: learn from them, plus a cosine
+# hidden-state term.
+OUR_RECIPE = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
+# Without unlabeled rows: 3 teacher-labelled augmented copies of each training row, hidden-state MSE and
+# attention KL (compared with a no-distill student trained on the same copies with their gold labels).
+OUR_RECIPE_AUGMENTED = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "mse",
+                        "distiller.attention_loss_weight": 1.0, "data.augment_copies": 3}
+
+
+def our_recipe(has_unlabeled: bool) -> dict:
+    """The table's ``ours`` row: ``OUR_RECIPE`` with the transfer rows, else ``OUR_RECIPE_AUGMENTED``."""
+    return {**OUR_RECIPE, TRANSFER_ROWS: True} if has_unlabeled else dict(OUR_RECIPE_AUGMENTED)
+
+
+def distillation_ratio(teacher: float, no_distill: float, student: float) -> float:
+    """(student - no-distill) / (teacher - no-distill): the share of the teacher's lead the student recovers."""
+    gap = teacher - no_distill
+    return float("nan") if abs(gap) < 1e-12 else (student - no_distill) / gap
+
+
+@dataclass
+class DistillationReport:
+    """Per-run scores (``runs``: one row per model, seed and test set) and the summary ``table``."""
+
+    metric: str
+    runs: list = field(default_factory=list)
+
+    def frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.runs)
+
+    def table(self):
+        """Mean and spread over seeds per test set and model, with the distillation ratio and speed-up."""
+        import pandas as pd
+
+        runs = self.frame()
+        teacher = runs[runs.role == "teacher"].groupby("test_set")
+        rows = []
+        for (test_set, model), group in runs.groupby(["test_set", "model"], sort=False):
+            row = {"test set": test_set, "model": model, "seeds": len(group),
+                   self.metric: group.score.mean(), "spread": group.score.std(ddof=0),
+                   "parameters (M)": group.parameters.iloc[0] / 1e6, "evaluate s": group.seconds.mean(),
+                   "speed-up": teacher.seconds.mean()[test_set] / group.seconds.mean(),
+                   "fit s": group.fit_seconds.mean()}
+            baseline = group.baseline.iloc[0]
+            if baseline:
+                base = runs[(runs.test_set == test_set) & (runs.model == baseline)].set_index("seed").score
+                ratios = [distillation_ratio(teacher.score.mean()[test_set], base.get(seed, base.mean()), score)
+                          for seed, score in zip(group.seed, group.score)]
+                row["ratio"] = float(pd.Series(ratios).mean())
+                row["ratio spread"] = float(pd.Series(ratios).std(ddof=0))
+                base_fit = runs[(runs.test_set == test_set) & (runs.model == baseline)].fit_seconds.mean()
+                row["fit / no-distill fit"] = group.fit_seconds.mean() / base_fit
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __str__(self):
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
+                               "{:.4f}".format):
+            return self.table().to_string(index=False)
+
+
+def _timed_score(predictor, data, metric):
+    start = time.perf_counter()
+    score = predictor.evaluate(data, metrics=metric)[metric]
+    return score, time.perf_counter() - start
+
+
+def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperparameters: dict,
+                           student_hyperparameters: dict, recipes: dict | None = None, seeds=(0, 1, 2),
+                           eval_metric="accuracy", unlabeled_data=None, teacher=None, path="distill_runs",
+                           verbosity=1) -> DistillationReport:
+    """Train a teacher, no-distill students and distilled students on the same data and budget, and score all.
+
+    Parameters
+    ----------
+    label : str
+    train, tuning : DataFrame
+    test_sets : dict of name -> DataFrame
+        e.g. one per language plus ``"all"``.
+    teacher_hyperparameters, student_hyperparameters : dict
+        The student budget (epochs, checkpoint, ...) is shared by every student.
+    recipes : dict of name -> dict, optional
+        Distillation recipes (extra keys on top of the student's). Default: ``autogluon`` (logits + output
+        feature, AutoGluon's keys and defaults) and ``ours`` (``our_recipe``: ``OUR_RECIPE`` with the transfer
+        rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
+    seeds : iterable of int
+        Students are trained once per seed; the teacher once.
+    unlabeled_data : DataFrame, optional
+        Transfer rows for the distilled students whose recipe sets ``"transfer_rows": True`` (a no-distill
+        student cannot use rows without labels).
+    teacher : Predictor, optional
+        Reuse a fitted teacher instead of training one.
+
+    Notes
+    -----
+    A recipe that adds augmented copies (``data.augment_*``) is compared with a no-distill student trained on
+    the same copies with their gold labels, so the ratio measures the teacher, not the extra data.
+    """
+    from ..predictor import Predictor
+
+    if recipes is None:
+        recipes = default_recipes(unlabeled_data is not None)
+    report = DistillationReport(eval_metric)
+    if teacher is None:
+        teacher = Predictor(label, eval_metric=eval_metric, path=f"{path}/teacher", verbosity=verbosity).fit(
+            train, tuning_data=tuning, hyperparameters=teacher_hyperparameters)
+    for name, data in test_sets.items():
+        score, seconds = _timed_score(teacher, data, eval_metric)
+        report.runs.append({"test_set": name, "model": "teacher", "role": "teacher", "seed": 0, "score": score,
+                            "seconds": seconds, "parameters": teacher.total_parameters, "baseline": "",
+                            "fit_seconds": teacher.fit_summary()["training_time"]})
+    baselines = {}
+    for seed in seeds:
+        for recipe_name, recipe in recipes.items():
+            recipe = dict(recipe)
+            transfer = unlabeled_data if recipe.pop(TRANSFER_ROWS, False) else None
+            data_keys = {k: v for k, v in recipe.items() if k in DATA_KEYS}
+            key = tuple(sorted((k, str(v)) for k, v in data_keys.items()))
+            copies = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(data_keys.items()))
+            base_name = "no-distill" + (f" (same augmented copies: {copies}; gold labels)" if data_keys else "")
+            if (key, seed) not in baselines:
+                baselines[(key, seed)] = base_name
+                plain = Predictor(label, eval_metric=eval_metric, path=f"{path}/{base_name}-{seed}",
+                                  verbosity=verbosity).fit(train, tuning_data=tuning, seed=seed,
+                                                           hyperparameters={**student_hyperparameters, **data_keys})
+                _record(report, plain, test_sets, base_name, "no-distill", seed, "", eval_metric)
+            student = Predictor(label, eval_metric=eval_metric, path=f"{path}/{recipe_name}-{seed}",
+                                verbosity=verbosity).fit(
+                train, tuning_data=tuning, seed=seed, teacher_predictor=teacher, unlabeled_data=transfer,
+                hyperparameters={**student_hyperparameters, **recipe})
+            _record(report, student, test_sets, f"distilled: {recipe_name}", "student", seed, base_name,
+                    eval_metric)
+    return report
+
+
+def default_recipes(has_unlabeled: bool) -> dict:
+    """The table's distilled rows: ``autogluon`` (AutoGluon's distiller as it ships) and ``ours``."""
+    return {"autogluon": AUTOGLUON_RECIPE, "ours": our_recipe(has_unlabeled)}
+
+
+def run_task(task, recipes: dict | None = None, seeds=(0,), path="distill_runs", verbosity=1, teacher=None,
+             student_keys: dict | None = None) -> DistillationReport:
+    """``run_distillation_table`` on a bundled ``DistillTask`` (``reports.tasks.TASKS``).
+
+    Parameters
+    ----------
+    task : DistillTask
+    recipes : dict, optional
+        Default: :func:`default_recipes` (with the task's transfer rows when it has unlabeled rows).
+    seeds, verbosity, teacher : as in ``run_distillation_table``.
+    path : str
+        Folder for the trained predictors; the task's runs go to ``<path>/<task name>``.
+    student_keys : dict, optional
+        Keys on top of the task's student hyperparameters, for every student row (the no-distill rows too).
+    """
+    return run_distillation_table(
+        task.label, task.train, task.tuning, task.test_sets, task.teacher_hyperparameters,
+        {**task.student_hyperparameters, **(student_keys or {})},
+        default_recipes(task.unlabeled is not None) if recipes is None else recipes, seeds=seeds,
+        eval_metric=task.eval_metric, unlabeled_data=task.unlabeled, teacher=teacher, path=f"{path}/{task.name}",
+        verbosity=verbosity)
+
+
+def _record(report, predictor, test_sets, model, role, seed, baseline, metric):
+    for name, data in test_sets.items():
+        score, seconds = _timed_score(predictor, data, metric)
+        report.runs.append({"test_set": name, "model": model, "role": role, "seed": seed, "score": score,
+                            "seconds": seconds, "parameters": predictor.total_parameters, "baseline": baseline,
+                            "fit_seconds": predictor.fit_summary()["training_time"]})

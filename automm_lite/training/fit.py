@@ -1,0 +1,211 @@
+"""One fit: build the model and its datasets, train with Lightning, average the best weights, score the result."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("automm_lite")
+
+
+@dataclass
+class FitResult:
+    """What ``fit_model`` returns.
+
+    Attributes
+    ----------
+    model : PredictorModel
+        The trained model, in eval mode, with the averaged weights.
+    backbone_names : list of str
+    schema : dict
+        What the model's shape depends on in the data (saved with the predictor, see :func:`model_schema`).
+    val_score : float
+        The metric of the final model on the tuning rows.
+    checkpoints_averaged, epochs, steps, n_rows_trained : int
+    """
+
+    model: object
+    backbone_names: list
+    schema: dict
+    val_score: float
+    checkpoints_averaged: int
+    epochs: int
+    steps: int
+    n_rows_trained: int
+
+
+def model_schema(preprocessor) -> dict:
+    """What the model's shape depends on in the data (saved with the predictor)."""
+    classes = preprocessor.class_labels
+    return {"n_outputs": 1 if classes is None else len(classes),
+            "n_numerical": len(preprocessor.columns("numerical")), "cardinalities": preprocessor.cardinalities()}
+
+
+def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
+              time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None) -> FitResult:
+    """Train a model for ``preprocessor``'s task on ``train``, selecting on ``tuning``.
+
+    Parameters
+    ----------
+    config : Config
+    preprocessor : Preprocessor
+        Fitted on ``train``.
+    train, tuning : DataFrame
+        Labelled rows.
+    metric_name : str
+        Validation metric (early stopping, weight selection, the reported score).
+    seed : int
+    work_dir : Path
+        The fit's folder: Lightning's metrics log, a teacher cache too large for memory, a student built from
+        teacher layers.
+    time_limit : float, optional
+        Seconds of training at most.
+    verbosity : int
+    teachers : list of Teacher, optional
+        With teachers (aligned to the student's classes), their outputs for every training row (augmented copies
+        and ``unlabeled`` transfer rows included) are computed once, before training, and the model learns from
+        them through the distillation objective; validation scores the model alone.
+    unlabeled : DataFrame, optional
+        Transfer rows without labels (needs teachers).
+    """
+    from ..data.batching import build_dataset
+    from ..exceptions import DataError
+    from ..logs import quiet_libraries
+    from ..metrics import get_metric
+    from ..models import backbone_names, build_model
+    from .objective import TaskObjective
+
+    quiet_libraries(verbosity)
+    _set_up_process(config.env, seed)
+    pre, opt = preprocessor, config.optimization
+    names = backbone_names(config, pre.column_types)
+    if not names:
+        raise DataError(f"No backbone reads these columns: {pre.column_types}.")
+    schema = model_schema(pre)
+    model = build_model(config, names, schema, source_dirs=_student_sources(config, teachers, work_dir))
+    rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
+    train_set = build_dataset(model, pre.transform(rows), labels)
+    tuning_set = build_dataset(model, pre.transform(tuning), pre.encode_labels(tuning[pre.label]))
+    if teachers:
+        from ..distill.recipe import prepare_distillation
+
+        distillation = prepare_distillation(config, pre, model, list(teachers), rows, train_set.inputs,
+                                            work_dir / "teacher_cache")
+        train_set.arrays.update(distillation.arrays)
+        objective, forward_kwargs = distillation.objective, distillation.forward_kwargs
+        attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps
+    else:
+        objective, forward_kwargs, attention = TaskObjective(pre.problem_type, opt.loss_function,
+                                                             opt.label_smoothing), {}, None
+    metric = get_metric(metric_name)
+    text = model.text_backbone
+    with text.attention_implementation(attention) if text is not None else contextlib.nullcontext():
+        trainer, kept = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
+                               seed, work_dir, time_limit, verbosity)
+        averaged, score = _average_kept_weights(config, model, kept, tuning_set, metric, pre)
+    shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
+    return FitResult(model.eval(), names, schema, score, len(averaged), trainer.current_epoch, trainer.global_step,
+                     len(rows))
+
+
+def _set_up_process(env, seed: int):
+    """Seeds, threads and the CPU allocator, before anything random or large happens."""
+    import lightning as L
+    import torch
+
+    from ..inference.cpu_memory import keep_freed_memory
+    from .strategy import uses_gpu
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    if env.num_threads != "auto":
+        torch.set_num_threads(env.num_threads)
+    if env.keep_freed_memory and not uses_gpu(env):
+        keep_freed_memory()
+
+
+def _student_sources(config, teachers, work_dir: Path) -> dict:
+    """Backbone folders to build from instead of the configured checkpoint: a student cut from the first
+    teacher's layers (``teacher:layers=...``)."""
+    spec = config.model.hf_text.checkpoint_name
+    if not spec.startswith("teacher:"):
+        return {}
+    from ..distill.teacher import student_from_teacher_layers
+
+    return {"hf_text": student_from_teacher_layers(teachers[0], spec, work_dir)}
+
+
+def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre, seed, work_dir,
+           time_limit, verbosity):
+    """Lightning's fit of the system; returns the trainer and the kept best weights."""
+    from ..data.batching import eval_loader, inference_batching, train_loader
+    from .strategy import uses_gpu
+    from .system import LitSystem, build_trainer
+
+    env = config.env
+    system = LitSystem(model.train(), objective, config.optimization, metric, pre.problem_type, forward_kwargs,
+                       pre.label_scale)
+    loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
+    rows, tokens = inference_batching(env, uses_gpu(env))
+    trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit)
+    trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens))
+    return trainer, kept
+
+
+def _average_kept_weights(config, model, kept, tuning_set, metric, pre):
+    """Load the average of the kept weights into ``model`` (``optimization.top_k_average_method``); returns the
+    positions averaged and the tuning score of the result."""
+    from ..data.batching import inference_batching
+    from .soup import average_checkpoints
+    from .strategy import uses_gpu
+
+    batching = inference_batching(config.env, uses_gpu(config.env))
+    sign = 1 if metric.greater_is_better else -1
+
+    def tuning_score(candidate) -> float:  # greater is better, whatever the metric
+        return sign * score_dataset(candidate, tuning_set, batching, metric, pre.problem_type, pre.label_scale)
+
+    # In float32 the monitored score of the best weights is exactly what tuning_score would recompute.
+    known = sign * kept.ranked[0][0] if kept.ranked and config.env.precision == "32" else None
+    averaged, final = average_checkpoints(model, [weights for _, weights in kept.ranked],
+                                          config.optimization.top_k_average_method, tuning_score, known)
+    kept.ranked.clear()
+    return averaged, sign * final
+
+
+def training_rows(data_config, preprocessor, model, train, unlabeled, seed):
+    """The rows the model trains on: labelled rows, their augmented copies, then unlabeled transfer rows.
+
+    Returns
+    -------
+    (DataFrame, numpy array of encoded labels; -100 / NaN marks a row without a gold label)
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..data.augment import augmented_copies
+
+    pre, text = preprocessor, model.text_backbone
+    mask = getattr(text.tokenizer, "mask_token", None) if text is not None else None
+    copies = augmented_copies(train, pre.columns("text"), data_config.augment_copies, data_config.augment_ops,
+                              data_config.augment_prob, seed, mask or "")
+    labelled = pd.concat([train, copies], ignore_index=True) if len(copies) else train.reset_index(drop=True)
+    labels = pre.encode_labels(labelled[pre.label])
+    if unlabeled is None or not len(unlabeled):
+        return labelled, labels
+    missing = np.full(len(unlabeled), np.nan if pre.problem_type == "regression" else -100, dtype=labels.dtype)
+    rows = pd.concat([labelled, unlabeled.drop(columns=[pre.label], errors="ignore")], ignore_index=True)
+    return rows, np.concatenate([labels, missing])
+
+
+def score_dataset(model, dataset, batching, metric, problem_type, label_scale=None) -> float:
+    """The metric of ``model`` on a labelled RowDataset, in batches of ``batching`` = (rows, max tokens)."""
+    import torch
+
+    from ..inference.runner import run_model
+    from .system import score_logits
+
+    result, _ = run_model(model, dataset, batching[0], max_tokens=batching[1])
+    return score_logits(metric, problem_type, torch.from_numpy(result["logits"]), dataset.arrays["label"],
+                        label_scale)

@@ -1,0 +1,141 @@
+"""The Lightning system (model + objective + optimizer + validation metric) and the Trainer that fits it."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
+
+from ..metrics import compute_metric
+from .soup import BestWeights
+from .strategy import device_plan
+
+
+class LitSystem(L.LightningModule):
+    """The model plus its objective, optimizer and validation metric; the same with or without a teacher.
+
+    Parameters
+    ----------
+    model : PredictorModel
+    objective : callable ``(outputs, batch) -> (loss, terms)``
+    optimization : OptimizationConfig
+    metric : Metric
+        Validation metric, logged as ``val_<name>`` for early stopping and checkpoint ranking.
+    problem_type : str
+    forward_kwargs : dict
+        Extra outputs the objective needs from the model (e.g. hidden states).
+    label_scale : (mean, std), optional
+        A regression label's training scaling, undone before scoring so scores are in the label's units.
+    """
+
+    def __init__(self, model, objective, optimization, metric, problem_type, forward_kwargs=None,
+                 label_scale=None):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.optimization = optimization
+        self.metric = metric
+        self.problem_type = problem_type
+        self.forward_kwargs = forward_kwargs or {}
+        self.label_scale = label_scale
+        self._val_outputs = []
+
+    def training_step(self, batch, batch_idx):
+        outputs = self.model(batch, **self.forward_kwargs)
+        loss, terms = self.objective(outputs, batch)
+        self.log_dict({f"train_{name}": value for name, value in terms.items()}, on_step=True, on_epoch=False,
+                      batch_size=len(batch["index"]))
+        self.log("train_loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False,
+                 batch_size=len(batch["index"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        logits = self.model(batch)["logits"].float()
+        self._val_outputs.append((logits.cpu(), batch["label"].cpu()))
+
+    def on_validation_epoch_end(self):
+        if not self._val_outputs:
+            return
+        logits = torch.cat([o[0] for o in self._val_outputs])
+        labels = torch.cat([o[1] for o in self._val_outputs]).numpy()
+        self._val_outputs.clear()
+        score = score_logits(self.metric, self.problem_type, logits, labels, self.label_scale)
+        self.log(f"val_{self.metric.name}", score, prog_bar=True, batch_size=len(labels))
+
+    def configure_optimizers(self):
+        opt = self.optimization
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim < 2 else decay).append(param)  # biases and norms: no weight decay
+        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if opt.optim_type == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=opt.learning_rate, momentum=0.9)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=opt.learning_rate)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(opt.warmup_steps * total) if opt.warmup_steps < 1 else int(opt.warmup_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(opt.lr_schedule, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_factor(schedule: str, warmup: int, total: int):
+    """Linear warm-up to the peak rate, then cosine or linear decay to zero (or constant)."""
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine_decay" else 1.0 - progress
+    return factor
+
+
+def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray, label_scale=None) -> float:
+    """The metric on raw model outputs: class ids, or regression values with their training scaling undone."""
+    if problem_type == "regression":
+        mean, std = label_scale or (0.0, 1.0)
+        return compute_metric(metric, labels * std + mean, logits.squeeze(-1).numpy() * std + mean)
+    proba = torch.softmax(logits, dim=-1).numpy()
+    return compute_metric(metric, labels, proba.argmax(1), proba)
+
+
+def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity: int = 2,
+                  time_limit: float | None = None):
+    """A Lightning Trainer with early stopping, the top-k weights kept in memory, gradient accumulation and the
+    progress bar.
+
+    Returns
+    -------
+    (lightning.Trainer, BestWeights)
+    """
+    opt, env = config.optimization, config.env
+    plan = device_plan(env)
+    mode = "max" if metric.greater_is_better else "min"
+    monitor = f"val_{metric.name}"
+    checkpoint = BestWeights(1 if opt.top_k_average_method == "best" else opt.top_k, monitor,
+                             metric.greater_is_better)
+    callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience), checkpoint]
+    if verbosity >= 2:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    interval = opt.val_check_interval
+    # A fraction validates within each epoch; a step count cannot exceed the epoch's batches.
+    interval = float(interval) if interval <= 1 else int(min(interval, n_train_batches))
+    if interval <= 1 and interval * n_train_batches < 1:
+        interval = 1.0
+    trainer = L.Trainer(
+        accelerator=plan.accelerator, devices=plan.devices, strategy=plan.strategy, precision=plan.precision,
+        max_epochs=opt.max_epochs, max_steps=opt.max_steps,
+        max_time=timedelta(seconds=time_limit) if time_limit else None, val_check_interval=interval,
+        accumulate_grad_batches=plan.accumulate, gradient_clip_val=opt.gradient_clip_val or None,
+        callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger(save_dir, name="logs", version=""),
+        enable_progress_bar=verbosity >= 2, enable_model_summary=verbosity >= 3, num_sanity_val_steps=0,
+        enable_checkpointing=False,  # BestWeights keeps what the soup needs; no pickled training state on disk
+        deterministic=env.deterministic, log_every_n_steps=max(1, min(10, n_train_batches)),
+        default_root_dir=save_dir)
+    return trainer, checkpoint
+
+

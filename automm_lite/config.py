@@ -8,12 +8,10 @@ import functools
 import json
 import math
 import typing
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .exceptions import ConfigError
-
 
 AUTO = "auto"  # the one spelling of "decided for you" (older spellings are read as it: see `auto_aliases`)
 

@@ -13,9 +13,9 @@ def run_demo(quick: bool = False):
     quick : bool
         A smaller budget (fewer rows, one epoch, shorter texts) for a smoke run.
     """
-    from .reports.compare import single_row_latency
     from .datasets import load_bbc_news
     from .predictor import Predictor
+    from .reports.compare import single_row_latency
 
     n_train, n_test, epochs, max_len = (240, 120, 1, 64) if quick else (600, 400, 2, 128)
     train, test = load_bbc_news(seed=0)

@@ -180,9 +180,11 @@ class Predictor:
         config = apply_overrides(apply_overrides(Config(), preset_overrides(presets), has_teacher), hyperparameters,
                                  allow_distiller=has_teacher)
         check_fit_config(config, has_teacher)
-        if has_teacher or ":layers=" in config.model.hf_text.checkpoint_name:  # (imports torch)
-            from .distill.recipe import check_layer_settings
-            check_layer_settings(config, teachers[0] if teachers else None)
+        from .distill.recipe import check_layer_settings
+        from .training.strategy import check_batch_size
+
+        check_batch_size(config.env)
+        check_layer_settings(config, teachers[0] if teachers else None)
         train = labelled_rows(read_data(train_data, "train_data"), self.label, "train_data")
         tuning = None
         if tuning_data is not None:

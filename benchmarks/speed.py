@@ -193,9 +193,9 @@ def main():
     from sklearn.model_selection import train_test_split
 
     from automm_lite import Predictor, compare_predictors
+    from automm_lite.datasets import load_bbc_news
     from automm_lite.inference.cpu_memory import keep_freed_memory
     from automm_lite.inference.modes import InferenceMode
-    from automm_lite.datasets import load_bbc_news
 
     start = time.perf_counter()
     # Every fit and predict below runs with the allocator setting automm_lite makes by default, the bare loop too.

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -31,10 +30,10 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys, bbc_short):
     assert "optim.lr" in capsys.readouterr().err
 
 
-def test_readme_documents_every_key_and_starts_with_the_two_commands():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+def test_readme_documents_every_key_and_starts_with_the_two_commands(repo_root):
+    readme = (repo_root / "README.md").read_text()
     assert keys_table() in readme, "README's key table is stale: paste `automm-lite keys` output"
     block = readme.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
     assert len(block) == 2 and "automm-lite demo" in block[0] and "pytest" in block[1]
-    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    ci = (repo_root / ".ci" / "run").read_text()
     assert block[1] in ci

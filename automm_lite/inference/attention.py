@@ -1,9 +1,8 @@
 """Self-attention as two batched matmuls and a softmax, for bf16 inference on CPUs without AMX.
 
 On AVX-512-bf16 CPUs without AMX tiles, torch's fused (flash) attention kernel runs no faster in bf16 than in
-float32, while oneDNN's batched bf16 matmuls run near the machine's bf16 roof. Attention is a fifth of a small
-bf16 encoder's time; in this form the whole bf16 MiniLM encoder runs about 6% faster, compiled or not (2-core
-AMD EPYC, 128-token articles).
+float32, while oneDNN's batched bf16 matmuls run near the machine's bf16 roof; in this form a small bf16 encoder
+runs faster, compiled or not (README, Fast inference, has the measurement).
 """
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ def _(query, key, value, mask, scaling):
 
 
 # Encoders whose attention goes through transformers' AttentionInterface, checked against the fused kernel in
-# tests/test_attention.py; others keep their own attention.
+# tests/inference/test_attention.py; others keep their own attention.
 MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
 
 

@@ -95,7 +95,8 @@ class HfTextBackbone(Backbone):
                                      self.max_text_len)
 
     def dynamic_axes(self) -> dict:
-        return {name: {1: "tokens"} for name in TOKEN_INPUTS}
+        produced = getattr(self.tokenizer, "model_input_names", TOKEN_INPUTS)  # XLM-R-likes: no token types
+        return {name: {1: "tokens"} for name in TOKEN_INPUTS if name in produced}
 
     def save(self, folder: str):
         """Write what rebuilds this backbone without its weights: the encoder config and the tokenizer."""

@@ -58,4 +58,4 @@ def check_batch_size(env) -> None:
         warnings.warn(f"env.batch_size={env.batch_size} is not a multiple of env.per_gpu_batch_size x devices = "
                       f"{env.per_gpu_batch_size} x {plan.devices}; each optimizer step uses "
                       f"{plan.accumulate * per_pass} rows. Set env.batch_size to a multiple of {per_pass}.",
-                      stacklevel=3)
+                      stacklevel=4)  # the user's fit call

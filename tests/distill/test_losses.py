@@ -8,9 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from automm_lite.distill.losses import (DistillationObjective, Match, attention_loss, feature_loss,
-                                        normalize_loss_type, parse_layer_mapping, rkd_angle_loss,
-                                        rkd_distance_loss, soft_label_loss, token_loss, uniform_layer_mapping)
+from automm_lite.distill.losses import (
+    DistillationObjective,
+    Match,
+    attention_loss,
+    feature_loss,
+    normalize_loss_type,
+    parse_layer_mapping,
+    rkd_angle_loss,
+    rkd_distance_loss,
+    soft_label_loss,
+    token_loss,
+    uniform_layer_mapping,
+)
 
 
 def test_package_init_imports_nothing():

@@ -1,27 +1,42 @@
-"""Distillation through Predictor.fit on tiny random encoders: checks, cache, tokenizers, transfer rows."""
+"""Distillation through Predictor.fit on tiny random encoders: checks, cache, every term, tokenizers, teacher
+layers, several teachers, the bf16 teacher pass, regression."""
+import logging
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from automm_lite import Predictor
-from automm_lite.data.augment import augment_text, augmented_copies
 from automm_lite.distill.teacher import class_alignment, teacher_outputs
 from automm_lite.exceptions import ConfigError, DataError
 
 
-@pytest.fixture(scope="module")
-def teacher(bbc_short, tiny_hp, tmp_path_factory):
-    train, _ = bbc_short
-    path = tmp_path_factory.mktemp("teacher") / "t"
-    return Predictor(label="label", eval_metric="accuracy", path=str(path), verbosity=0).fit(
-        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+@pytest.fixture
+def teacher(fitted_text_predictor):
+    """The session's shared fitted text predictor, as the teacher (distillation reads it, never changes it)."""
+    return fitted_text_predictor
 
 
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory, make_tiny_encoder):
     """A narrower, shallower random student with the same tokenizer (so matchers are needed)."""
     return make_tiny_encoder(tmp_path_factory.mktemp("student"), layers=1, hidden=16, heads=2)
+
+
+def logged_terms(folder):
+    """The loss terms a fit logged (``train_*`` columns with a value) in ``folder/logs/metrics.csv``."""
+    metrics = pd.read_csv(folder / "logs" / "metrics.csv")
+    return {c for c in metrics.columns if c.startswith("train_") and metrics[c].notna().any()}
+
+
+def log_message(folder, start):
+    """The message in ``folder/fit.log`` that starts with ``start`` (with its continuation lines)."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", (folder / "fit.log").read_text())
+    found = [record for record in records if f" {start}" in record]
+    assert len(found) == 1, (start, found)
+    return found[0]
 
 
 def student_hp(tiny_hp, student_dir, **extra):
@@ -96,8 +111,7 @@ def test_distilled_student_with_every_term_trains_saves_and_loads_without_teache
         hyperparameters=student_hp(tiny_hp, student_dir, **keys))
     summary = student.fit_summary()
     assert summary["n_rows_trained"] == 2 * 128 + 20 and summary["teacher"] == teacher.path
-    metrics = pd.read_csv(tmp_path / "s" / "logs" / "metrics.csv")
-    logged = {c for c in metrics.columns if c.startswith("train_")}
+    logged = logged_terms(tmp_path / "s")
     for term in ("train_hard_label", "train_soft_label", "train_output_feature", "train_softmax_regression",
                  "train_rkd_distance", "train_rkd_angle"):
         assert term in logged, logged
@@ -116,6 +130,12 @@ def test_different_tokenizers_distill_logits_and_features(teacher, bbc_short, ti
         train, teacher_predictor=teacher,
         hyperparameters=student_hp(tiny_hp, other, **{"distiller.hidden_state_loss_weight": 1.0}))
     assert student.model_.backbones["hf_text"].tokenizer.vocab_size != teacher.model_.backbones["hf_text"].tokenizer.vocab_size
+    logged = logged_terms(tmp_path / "s")
+    assert {"train_hard_label", "train_soft_label", "train_output_feature"} <= logged, logged
+    assert not [c for c in logged if c.startswith(("train_hidden", "train_attention", "train_embedding"))], logged
+    skipped = log_message(tmp_path / "s", "Hidden-state, attention and embedding terms are skipped:")
+    assert "different tokenizers" in skipped, skipped
+    assert "hidden" not in log_message(tmp_path / "s", "Distillation objective:")
     assert len(student.predict(test)) == len(test)
 
 
@@ -140,55 +160,11 @@ def test_regression_distillation(tmp_path):
         data.iloc[:300], teacher_predictor=teacher,
         hyperparameters={**hp, "model.tabular_mlp.hidden_size": 16, "distiller.output_feature_loss_weight": 0.1})
     assert student.problem_type == "regression" and np.isfinite(student.evaluate(data.iloc[300:])["rmse"])
-
-
-def test_augmentation_is_deterministic_and_keeps_labels():
-    rng = np.random.default_rng(0)
-    text = "one two three four five six seven eight nine ten"
-    assert augment_text(text, "mask", 1.0, rng, "[MASK]") == " ".join(["[MASK]"] * 10)
-    assert len(augment_text(text, "delete", 0.5, rng).split()) < 10
-    shuffled = augment_text(text, "shuffle", 0.5, rng)
-    assert sorted(shuffled.split()) == sorted(text.split())
-    with pytest.raises(ValueError, match="mask"):
-        augment_text(text, "rotate", 0.1, rng)
-    frame = pd.DataFrame({"text": [text, "short text here"], "label": ["a", "b"]})
-    a = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
-    b = augmented_copies(frame, ["text"], 3, ["mask", "delete", "shuffle"], 0.3, seed=1)
-    assert a.equals(b) and len(a) == 6 and list(a.label) == ["a", "b"] * 3
-
-
-def test_distillation_ratio_and_table_aggregation():
-    from automm_lite.reports.distill_table import DistillationReport, distillation_ratio
-
-    assert distillation_ratio(0.9, 0.8, 0.85) == pytest.approx(0.5)
-    assert np.isnan(distillation_ratio(0.8, 0.8, 0.85))
-    report = DistillationReport("accuracy")
-    base = {"test_set": "all", "parameters": 10, "fit_seconds": 10.0}
-    report.runs += [{**base, "model": "teacher", "role": "teacher", "seed": 0, "score": 0.9, "seconds": 4.0,
-                     "baseline": "", "parameters": 100, "fit_seconds": 50.0}]
-    for seed, (plain, kd) in enumerate([(0.80, 0.86), (0.82, 0.86)]):
-        report.runs.append({**base, "model": "no-distill", "role": "no-distill", "seed": seed, "score": plain,
-                            "seconds": 1.0, "baseline": ""})
-        report.runs.append({**base, "model": "distilled: ours", "role": "student", "seed": seed, "score": kd,
-                            "seconds": 1.0, "baseline": "no-distill", "fit_seconds": 11.0})
-    table = report.table().set_index("model")
-    assert table.loc["distilled: ours", "accuracy"] == pytest.approx(0.86)
-    assert table.loc["distilled: ours", "ratio"] == pytest.approx((0.6 + 0.5) / 2)
-    assert table.loc["distilled: ours", "speed-up"] == pytest.approx(4.0)
-    assert table.loc["distilled: ours", "fit / no-distill fit"] == pytest.approx(1.1)
-    assert table.loc["no-distill", "spread"] == pytest.approx(0.01)
-    assert "distilled: ours" in str(report)
-
-
-def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
-    from automm_lite.config import Config, apply_overrides
-    from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, our_recipe
-
-    with_unlabeled, without = our_recipe(True), our_recipe(False)
-    assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)
-    assert TRANSFER_ROWS not in without and without["data.augment_copies"] > 0  # gets a same-copies baseline
-    for recipe in (AUTOGLUON_RECIPE, with_unlabeled, without):
-        apply_overrides(Config(), recipe, allow_distiller=True)  # every key exists and its value is allowed
+    logged = logged_terms(tmp_path / "s")
+    assert {"train_hard_label", "train_soft_label", "train_output_feature"} <= logged, logged
+    objective = log_message(tmp_path / "s", "Distillation objective:")
+    assert re.search(r"soft_label\(T=[0-9.]+, mse\)", objective), objective  # a teacher's numbers: matched by MSE
+    assert "cross_entropy" not in objective, objective
 
 
 def test_average_soft_targets_is_the_mean_softened_distribution():
@@ -218,32 +194,38 @@ def test_several_teachers(teacher, bbc_short, tiny_hp, student_dir, tmp_path):
         Predictor(label="label").fit(train, teacher_predictor=[teacher, Predictor(label="label")])
 
 
-def test_bf16_teacher_pass_is_close_to_float32(teacher, bbc_short):
-    from automm_lite.inference.modes import bf16_supported
+@pytest.fixture
+def package_log(caplog, monkeypatch):
+    """caplog, with the package's log records reaching it (a fit's logging set-up stops them at the package)."""
+    monkeypatch.setattr(logging.getLogger("automm_lite"), "propagate", True)
+    return caplog
 
-    _, test = bbc_short
-    rows = test.head(9)
+
+def check_bf16_teacher_pass(teacher, rows, native_bf16, log):
+    """bf16 where the CPU has native bf16 matmuls; elsewhere float32 (the same numbers) and a warning."""
     view = teacher.as_teacher()
     exact = teacher_outputs(view, rows, hidden_layers=[1], attention_layers=[1])
+    log.clear()
     fast = teacher_outputs(view, rows, hidden_layers=[1], attention_layers=[1], precision="bf16")
+    warned = [r.getMessage() for r in log.records if "teacher_precision='bf16'" in r.getMessage()]
     assert set(fast) == set(exact)
     for name in exact:
         assert fast[name].dtype == exact[name].dtype
         assert np.abs(fast[name].astype(np.float32) - exact[name].astype(np.float32)).max() < 0.1, name
-    if bf16_supported(torch.device("cpu")):
+    if native_bf16:
+        assert not warned, warned
         assert not np.array_equal(fast["teacher_logits"], exact["teacher_logits"])  # it did run in bf16
+    else:
+        assert len(warned) == 1 and "runs in float32" in warned[0], warned
+        for name in exact:
+            assert np.array_equal(fast[name], exact[name]), name  # it ran in float32, as the warning says
 
 
-@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])
-def test_table_tasks_keep_their_splits_apart(name):
-    from automm_lite.config import Config, apply_overrides
-    from automm_lite.reports.tasks import TASKS
+def test_bf16_teacher_pass_on_this_cpu(teacher, bbc_short, package_log):
+    from automm_lite.inference.modes import bf16_supported
 
-    task = TASKS[name]("small")
-    text = "sentence1" if "sentence1" in task.train else "text"
-    seen = [set(task.train[text]), set(task.tuning[text]), set(task.test_sets[next(iter(task.test_sets))][text])]
-    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
-    if task.unlabeled is not None:
-        assert task.label not in task.unlabeled and not set(task.unlabeled[text]) & set().union(*seen)
-    for keys in (task.teacher_hyperparameters, task.student_hyperparameters):
-        apply_overrides(Config(), keys)
+    check_bf16_teacher_pass(teacher, bbc_short[1].head(9), bf16_supported(torch.device("cpu")), package_log)
+
+
+def test_bf16_teacher_pass_on_each_kind_of_cpu(teacher, bbc_short, cpu_kind, package_log):
+    check_bf16_teacher_pass(teacher, bbc_short[1].head(9), cpu_kind.native_bf16, package_log)

@@ -63,9 +63,9 @@ def test_zoo_entries_are_frozen_and_pinned():
         zoo.ZOO["minilm-l6"].name = "x"
 
 
-def test_import_does_not_load_torch():
+def test_import_does_not_load_torch(repo_root):
     code = "import sys, automm_lite.models.zoo; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
-    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(__file__).parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(repo_root))
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
 

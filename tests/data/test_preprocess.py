@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automm_lite.exceptions import DataError
 from automm_lite.data.preprocess import Preprocessor, infer_column_types, infer_problem_type
+from automm_lite.exceptions import DataError
 
 
 @pytest.mark.parametrize("values,metric,expected", [

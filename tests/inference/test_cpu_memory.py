@@ -1,3 +1,4 @@
+"""Keeping freed CPU memory for reuse (glibc): fewer page faults, and fit and predict ask for it unless told not to."""
 import platform
 import subprocess
 import sys
@@ -53,3 +54,18 @@ def test_fit_on_a_cpu_keeps_freed_memory_unless_told_not_to(bbc_short, tiny_hp, 
         train.head(40), hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "env.num_gpus": 0,
                                          "env.keep_freed_memory": keep})
     assert len(calls) == (1 if keep else 0)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_predict_on_a_cpu_keeps_freed_memory_unless_told_not_to(fresh_copy, fitted_text_predictor, bbc_short,
+                                                                monkeypatch, keep):
+    import automm_lite.inference.cpu_memory
+    from automm_lite.config import apply_overrides
+
+    calls = []
+    monkeypatch.setattr(automm_lite.inference.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    predictor = fresh_copy(fitted_text_predictor)
+    predictor.config_ = apply_overrides(predictor.config_, {"env.keep_freed_memory": keep})
+    predictor.predict(bbc_short[1].head(3))
+    on_cpu = next(predictor.model_.parameters()).device.type == "cpu"  # a GPU predict leaves the allocator alone
+    assert len(calls) == (1 if keep and on_cpu else 0)

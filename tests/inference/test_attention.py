@@ -4,11 +4,23 @@ import shutil
 
 import pytest
 import torch
-from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
-                          GPT2Config, GPT2Model, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
+from transformers import (
+    BertConfig,
+    BertModel,
+    DistilBertConfig,
+    DistilBertModel,
+    ElectraConfig,
+    ElectraModel,
+    GPT2Config,
+    GPT2Model,
+    RobertaConfig,
+    RobertaModel,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
 
-from automm_lite.inference.modes import bf16_copy
 from automm_lite.inference.attention import NAME, use_bmm_attention, wants_bmm_attention
+from automm_lite.inference.modes import bf16_copy
 
 SMALL = dict(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
              max_position_embeddings=64)
@@ -55,16 +67,14 @@ def test_batched_matmul_attention_matches_the_fused_kernel(kind, rows, monkeypat
     assert not torch.allclose(no_padding[kept], got[kept], atol=1e-3) or rows == 1  # the mask is applied
 
 
-def test_bf16_copies_use_it_only_on_cpus_without_amx(monkeypatch, fitted_tiny_model):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": False})
-    assert wants_bmm_attention(cpu) and not wants_bmm_attention(torch.device("cuda"))
+def test_bf16_copies_use_it_only_on_cpus_with_avx512_bf16_but_no_amx(cpu_kind, fitted_tiny_model):
+    wanted = cpu_kind.native_bf16 and not cpu_kind.amx  # with AMX torch's fused kernel uses the tiles
+    assert wants_bmm_attention(torch.device("cpu")) == wanted and not wants_bmm_attention(torch.device("cuda"))
     fast = bf16_copy(fitted_tiny_model)
-    assert fast.text_backbone.encoder.config._attn_implementation == NAME
+    assert fast.text_backbone.encoder.config._attn_implementation == (NAME if wanted else "sdpa"), cpu_kind.name
+    assert next(fast.text_backbone.encoder.parameters()).dtype == torch.bfloat16
     assert fitted_tiny_model.text_backbone.encoder.config._attn_implementation == "sdpa"  # the original is kept
-    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True, "amx_bf16": True})
-    assert not wants_bmm_attention(cpu)
-    assert bf16_copy(fitted_tiny_model).text_backbone.encoder.config._attn_implementation == "sdpa"
+    assert next(fitted_tiny_model.text_backbone.encoder.parameters()).dtype == torch.float32
 
 
 def test_in_bf16_the_operator_matches_the_fused_kernel_and_applies_the_mask():
@@ -91,7 +101,7 @@ def test_other_model_types_keep_their_attention():
 
 @pytest.fixture
 def fitted_tiny_model(tiny_text_dir):
-    from automm_lite.config import apply_overrides, Config
+    from automm_lite.config import Config, apply_overrides
     from automm_lite.models import build_model
 
     config = apply_overrides(Config(), {"model.hf_text.checkpoint_name": tiny_text_dir})

@@ -179,8 +179,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
-        """Rebuild a config saved with ``to_dict`` (unknown keys are an error, as everywhere)."""
-        return apply_overrides(cls(), flatten(values), allow_distiller=True)
+        """Rebuild a config saved with ``to_dict`` (unknown keys and wrong kinds are an error, as everywhere; the
+        value bounds, which guard a new fit, are not applied: a saved predictor loads whatever its version
+        allowed)."""
+        return apply_overrides(cls(), flatten(values), allow_distiller=True, bounds=False)
 
 
 # Value spellings from AutoGluon's examples: alias -> the value the choices list.
@@ -291,7 +293,24 @@ def _in_bounds(value, meta) -> bool:
                 or (meta["lt"] is not None and value >= meta["lt"]) or (meta["le"] is not None and value > meta["le"]))
 
 
-def _coerce(key: str, value, spec: _Spec):
+def _means_auto(value, aliases) -> bool:
+    """``auto`` itself, or one of a field's older spellings of it, as a value or as text from a command line."""
+    if isinstance(value, bool):
+        return False  # False == 0: a flag is never an alias of a count
+    if not isinstance(value, str):
+        return any(value == alias and type(value) is type(alias) for alias in aliases)
+    text = value.strip().lower()
+    if text == AUTO or (None in aliases and text in ("none", "null")):
+        return True
+    for alias in aliases:
+        if isinstance(alias, str) and text == alias:
+            return True
+        if isinstance(alias, int) and text.lstrip("-").isdigit() and int(text) == alias:
+            return True
+    return False
+
+
+def _coerce(key: str, value, spec: _Spec, bounds: bool = True):
     """Turn ``value`` (maybe a string from a CLI) into the field's kind, or raise a ConfigError saying why."""
     meta = spec.meta
 
@@ -299,10 +318,7 @@ def _coerce(key: str, value, spec: _Spec):
         return ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {allowed}"
                            f"{' or auto' if spec.or_auto else ''}.")
 
-    is_alias = not isinstance(value, bool) and any(value == alias and type(value) is type(alias)
-                                                   for alias in meta["auto_aliases"])
-    if (spec.or_auto or AUTO in (spec.choices or ())) and (is_alias or (isinstance(value, str)
-                                                                        and value.lower() == AUTO)):
+    if (spec.or_auto or AUTO in (spec.choices or ())) and _means_auto(value, meta["auto_aliases"]):
         return AUTO
     kind = spec.kind
     if kind == "bool":
@@ -329,7 +345,7 @@ def _coerce(key: str, value, spec: _Spec):
             value = int(value)
         else:
             value = float(value)
-        if not _in_bounds(value, meta):
+        if bounds and not _in_bounds(value, meta):
             raise bad(f"a value in {_bounds_text(meta)}")
         return value
     if kind == "list":
@@ -361,7 +377,7 @@ def valid_keys() -> list[str]:
     return keys
 
 
-def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = False) -> Config:
+def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = False, bounds: bool = True) -> Config:
     """Return a copy of ``config`` with the dotted-key ``hyperparameters`` applied, strictly.
 
     Parameters
@@ -372,6 +388,8 @@ def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = Fal
         ``{"optimization.max_epochs": 3}``, ``["optim.lr=1e-4"]`` or ``"optim.lr=1e-4 env.batch_size=16"``.
     allow_distiller : bool
         ``distiller.*`` keys only make sense with a teacher; without one they are an error.
+    bounds : bool
+        Check numbers against their bounds (off only when reading a saved config).
 
     Raises
     ------
@@ -391,7 +409,7 @@ def apply_overrides(config: Config, hyperparameters, allow_distiller: bool = Fal
             raise ConfigError(f"Hyperparameter {raw_key!r} configures distillation, which needs a teacher: pass "
                               "fit(..., teacher_predictor=<fitted Predictor or its path>), or drop the key.")
         f, owner = leaves[key]
-        setattr(owner, f.name, _coerce(raw_key, value, _specs(type(owner))[f.name]))
+        setattr(owner, f.name, _coerce(raw_key, value, _specs(type(owner))[f.name], bounds))
     return config
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 logger = logging.getLogger("automm_lite")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config values spelled `auto` (format 1 configs load too)
 METADATA_FILE = "predictor.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -108,23 +108,11 @@ def read_metadata(path) -> dict:
     return metadata
 
 
-def restore_model(config, names, schema, path):
-    """Rebuild a saved predictor's model from its config, then fill in the saved weights (plain safetensors,
-    nothing executed; no hub access)."""
+def load_model_weights(model, path):
+    """Fill ``model`` from the saved safetensors file (plain tensors, nothing executed)."""
     from safetensors.torch import load_model
 
-    from .logs import quiet_libraries
-    from .models import build_model
-    from .training.strategy import uses_gpu
-
-    quiet_libraries(0)
-    folder = Path(path)
-    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
-    model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
-    load_model(model, str(folder / WEIGHTS_FILE))
-    if uses_gpu(config.env):
-        model = model.cuda()
-    return model.eval()
+    load_model(model, str(Path(path) / WEIGHTS_FILE))
 
 
 class FitFolder:

@@ -485,7 +485,7 @@ class Predictor:
     def load(cls, path, verbosity=2):
         """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
         from .inference.onnx import onnxruntime_available
-        from .io import read_metadata, restore_model
+        from .io import read_metadata
 
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
@@ -502,12 +502,30 @@ class Predictor:
         predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
-        predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
+        predictor.model_ = _restore_model(config, metadata["backbones"], metadata["schema"], path)
         return predictor
 
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"
         return f"Predictor(label={self.label!r}, {state})"
+
+
+def _restore_model(config, names, schema, path):
+    """Rebuild a saved predictor's model from its config and the backbones' saved folders (no hub access), then
+    fill in the saved weights."""
+    from pathlib import Path
+
+    from .io import load_model_weights
+    from .logs import quiet_libraries
+    from .models import build_model
+    from .training.strategy import uses_gpu
+
+    quiet_libraries(0)
+    folder = Path(path)
+    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
+    model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
+    load_model_weights(model, folder)
+    return (model.cuda() if uses_gpu(config.env) else model).eval()
 
 
 def load_teacher(teacher_predictor):

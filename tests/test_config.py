@@ -72,6 +72,10 @@ def test_one_spelling_of_auto_and_the_older_spellings_read_as_it():
            "distiller.softmax_regression_loss_type": ""}  # AutoGluon's and earlier saved configs' spellings
     cfg = apply_overrides(Config(), old, allow_distiller=True)
     assert all(value == "auto" for key, value in ((k, _get(cfg, k)) for k in old)), cfg
+    as_text = apply_overrides(Config(), "env.num_gpus=-1 env.num_threads=0 env.inference_batch_tokens=none "
+                                        "model.hf_text.freeze_word_embeddings=null")  # from a command line
+    assert (as_text.env.num_gpus, as_text.env.num_threads, as_text.env.inference_batch_tokens,
+            as_text.model.hf_text.freeze_word_embeddings) == ("auto",) * 4
     kept = apply_overrides(Config(), {"env.num_gpus": 0, "env.num_threads": 2, "env.inference_batch_tokens": 0})
     assert (kept.env.num_gpus, kept.env.num_threads, kept.env.inference_batch_tokens) == (0, 2, 0)
     assert apply_overrides(Config(), {"model.hf_text.freeze_word_embeddings": False}).model.hf_text \
@@ -83,6 +87,19 @@ def _get(config, key):
     for part in key.split("."):
         value = getattr(value, part)
     return value
+
+
+def test_a_saved_config_loads_whatever_its_version_allowed():
+    saved = Config().to_dict()
+    saved["optimization"]["learning_rate"] = 0.0  # valid before the bound became open
+    saved["optimization"]["val_check_interval"] = 0
+    loaded = Config.from_dict(saved)
+    assert (loaded.optimization.learning_rate, loaded.optimization.val_check_interval) == (0.0, 0.0)
+    with pytest.raises(ConfigError, match=r"\(0.0"):
+        apply_overrides(Config(), {"optim.lr": 0})  # a new fit still gets the bound
+    saved["env"]["precision"] = "fp8"
+    with pytest.raises(ConfigError, match="fp8"):  # kinds and choices are still checked
+        Config.from_dict(saved)
 
 
 def test_annotations_say_what_each_key_holds():

@@ -114,6 +114,29 @@ def test_save_load_round_trip_in_a_fresh_process(fitted, fresh_copy, bbc_short, 
     assert "Predictor.load" in (tmp_path / "copy" / "README.md").read_text()
 
 
+def test_a_predictor_saved_in_format_1_loads_and_predicts_the_same(fitted, fresh_copy, bbc_short, tmp_path):
+    """Format 1 (before `auto` had one spelling): -1 GPUs, 0 threads, None / "" for the automatic choices."""
+    import json
+
+    _, test = bbc_short
+    folder = Path(fresh_copy(fitted).save(tmp_path / "old"))
+    metadata = json.loads((folder / "predictor.json").read_text())
+    assert metadata["format_version"] == 2
+    metadata["format_version"] = 1
+    config = metadata["config"]
+    config["env"].update(num_gpus=-1, num_threads=0, inference_batch_tokens=None)
+    config["model"]["hf_text"]["freeze_word_embeddings"] = None
+    config["distiller"].update(soft_label_loss_type="", softmax_regression_loss_type="mse")
+    (folder / "predictor.json").write_text(json.dumps(metadata))
+    old = Predictor.load(folder, verbosity=0)
+    assert (old.config_.env.num_gpus, old.config_.env.inference_batch_tokens) == ("auto", "auto")
+    assert np.array_equal(old.predict_proba(test).to_numpy(), fitted.predict_proba(test).to_numpy())
+    metadata["format_version"] = 3
+    (folder / "predictor.json").write_text(json.dumps(metadata))
+    with pytest.raises(DataError, match="newer automm_lite"):
+        Predictor.load(folder)
+
+
 def test_load_rejects_what_is_not_a_predictor(tmp_path):
     with pytest.raises(DataError, match="predictor.json"):
         Predictor.load(tmp_path)

@@ -296,7 +296,8 @@ class DistillationObjective(nn.Module):
         Multiply the soft-label term by T^2 (Hinton et al.); AutoGluon does not.
     rkd_distance_weight, rkd_angle_weight, softmax_regression_weight : float
         Weights of the pooled-feature terms (RKD, Park et al. 2019; softmax regression, Yang et al. 2021).
-    softmax_regression_loss_type : {"mse", "cross_entropy"}
+    softmax_regression_loss_type : {"mse", "cross_entropy", "auto"}
+        ``auto`` (or empty): cross entropy for classes; a regression problem always uses MSE.
     loss_function, label_smoothing : passed to ``task_loss`` for the hard-label term.
     """
 

@@ -64,15 +64,19 @@ def check_layer_settings(config, teacher=None) -> None:
 
     text = teacher.model.text_backbone if teacher is not None else None
     teacher_layers = text.encoder.config.num_hidden_layers if text is not None else None
-    student_layers = known_depth(config.model.hf_text.checkpoint_name, teacher_layers)
+    name = config.model.hf_text.checkpoint_name
+    student_layers = known_depth(name, teacher_layers)
     d = config.distiller
-    if (d.hidden_state_loss_weight > 0 or d.attention_loss_weight > 0) and student_layers and teacher_layers:
+    if not (d.hidden_state_loss_weight > 0 or d.attention_loss_weight > 0) or d.layer_mapping in ("uniform", "last"):
+        return  # no layer-wise term, or a mapping that fits any depths
+    if name.startswith("teacher:") and student_layers and teacher_layers:
+        # Cut from the teacher: the same tokenizer, so the layer-wise terms will run with this mapping.
         layer_pairs(d.layer_mapping, student_layers, teacher_layers)
-    elif d.layer_mapping not in ("uniform", "last"):
-        try:
-            parse_layer_mapping(d.layer_mapping)
-        except ValueError as error:
-            raise ConfigError(f"distiller.layer_mapping={d.layer_mapping!r}: {error}") from None
+        return
+    try:  # other students: the terms may be skipped (other tokens), so only the spelling is checked here
+        parse_layer_mapping(d.layer_mapping)
+    except ValueError as error:
+        raise ConfigError(f"distiller.layer_mapping={d.layer_mapping!r}: {error}") from None
 
 
 def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool) -> DistillPlan:

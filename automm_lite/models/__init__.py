@@ -28,7 +28,8 @@ def backbone_names(config, column_kinds: dict) -> list[str]:
                 raise ConfigError(f"model.names includes {name!r}, but no column of the data is of a kind it reads "
                                   f"({', '.join(sorted(reads))}); the columns are {column_kinds}.")
         return list(config.model.names)
-    return [name for name, cls in BACKBONES.items() if cls.default and set(cls.reads) & kinds]
+    chosen = [name for name, cls in BACKBONES.items() if cls.default and set(cls.reads) & kinds]
+    return sorted(chosen, key=lambda name: BACKBONES[name].order)  # whatever order they were imported in
 
 
 def build_model(config, names: list[str], schema: dict, source_dirs: dict | None = None, pretrained: bool = True):

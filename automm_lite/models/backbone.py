@@ -21,6 +21,9 @@ class Backbone(nn.Module):
         Column kinds it reads (``text``, ``numerical``, ``categorical``, ...).
     default : bool
         Chosen automatically when the data has a column of a kind it reads (and ``model.names`` is empty).
+    order : int
+        Place among the backbones chosen automatically (a model's parts, and their features in the head, follow
+        it).
     layer_outputs : bool
         Its forward also returns ``hidden_states``/``attentions`` when asked (layer-wise distillation terms).
     out_features : int
@@ -30,6 +33,7 @@ class Backbone(nn.Module):
     name = "backbone"
     reads: tuple = ()
     default = True
+    order = 100
     layer_outputs = False
     out_features: int
 

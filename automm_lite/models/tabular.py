@@ -24,6 +24,7 @@ class TabularMlp(Backbone):
     """
 
     reads = ("numerical", "categorical")
+    order = 10
 
     def __init__(self, n_numerical: int, cardinalities: list, hidden_size=128, num_layers=2, embedding_size=16,
                  dropout=0.1):

@@ -60,6 +60,7 @@ class HfTextBackbone(Backbone):
     """
 
     reads = ("text",)
+    order = 0
     layer_outputs = True
 
     def __init__(self, encoder, tokenizer, pooling: str = "mean", max_text_len: int = 128,

@@ -133,7 +133,7 @@ def _student_sources(config, teachers, work_dir: Path) -> dict:
         return {}
     from ..distill.teacher import student_from_teacher_layers
 
-    return {"hf_text": student_from_teacher_layers(teachers[0], spec, work_dir)}
+    return {"hf_text": student_from_teacher_layers(teachers[0], spec, work_dir)}  # the model.hf_text.* backbone
 
 
 def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre, seed, work_dir,

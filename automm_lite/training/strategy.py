@@ -40,11 +40,15 @@ class DevicePlan:
     accumulate: int
 
 
-def device_plan(env) -> DevicePlan:
-    """The DevicePlan for ``env``."""
+def _devices_and_accumulation(env) -> tuple[bool, int, int]:
     on_gpu = uses_gpu(env)
     devices = (1 if env.num_gpus == "auto" else min(env.num_gpus, torch.cuda.device_count())) if on_gpu else 1
-    accumulate = max(1, env.batch_size // (env.per_gpu_batch_size * devices))
+    return on_gpu, devices, max(1, env.batch_size // (env.per_gpu_batch_size * devices))
+
+
+def device_plan(env) -> DevicePlan:
+    """The DevicePlan for ``env``."""
+    on_gpu, devices, accumulate = _devices_and_accumulation(env)
     return DevicePlan("gpu" if on_gpu else "cpu", devices, env.strategy if devices > 1 else "auto",
                       resolve_precision(env.precision, on_gpu), accumulate)
 
@@ -52,10 +56,9 @@ def device_plan(env) -> DevicePlan:
 def check_batch_size(env) -> None:
     """Warn when ``env.batch_size`` cannot be reached exactly: each optimizer step takes a whole number of
     forward passes of ``per_gpu_batch_size`` rows on every device."""
-    plan = device_plan(env)
-    per_pass = env.per_gpu_batch_size * plan.devices
-    if plan.accumulate * per_pass != env.batch_size:
+    _, devices, accumulate = _devices_and_accumulation(env)
+    per_pass = env.per_gpu_batch_size * devices
+    if accumulate * per_pass != env.batch_size:
         warnings.warn(f"env.batch_size={env.batch_size} is not a multiple of env.per_gpu_batch_size x devices = "
-                      f"{env.per_gpu_batch_size} x {plan.devices}; each optimizer step uses "
-                      f"{plan.accumulate * per_pass} rows. Set env.batch_size to a multiple of {per_pass}.",
-                      stacklevel=4)  # the user's fit call
+                      f"{env.per_gpu_batch_size} x {devices}; each optimizer step uses {accumulate * per_pass} "
+                      f"rows. Set env.batch_size to a multiple of {per_pass}.", stacklevel=4)  # the user's fit call

@@ -72,3 +72,14 @@ def test_missing_hub_checkpoint_offline_names_the_zoo(monkeypatch):
     cfg = apply_overrides(Config(), {"model.hf_text.checkpoint_name": "no-such-org/no-such-model"})
     with pytest.raises(ConfigError, match="minilm-l6"):
         build_model(cfg, ["hf_text"], SCHEMA)
+
+
+def test_the_default_order_of_backbones_does_not_depend_on_import_order():
+    import subprocess
+    import sys
+
+    code = ("import automm_lite.models.tabular, automm_lite.models.text; from automm_lite.config import Config; "
+            "from automm_lite.models import backbone_names; "
+            "print(backbone_names(Config(), {'n': 'numerical', 't': 'text'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['hf_text', 'tabular_mlp']"

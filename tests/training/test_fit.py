@@ -68,6 +68,14 @@ def test_layer_settings_are_checked_against_the_models_without_loading_weights(t
     with pytest.raises(ConfigError, match="layer 2 is out of range"):
         check_layer_settings(apply_overrides(config, {"model.hf_text.checkpoint_name": "teacher:layers=2"}, True),
                              teacher)
-    unread = {"model.hf_text.checkpoint_name": "some-org/a-hub-model", "distiller.layer_mapping": "1:2,x"}
+    unread = {"model.hf_text.checkpoint_name": "some-org/a-hub-model", "distiller.layer_mapping": "1:2,x",
+              "distiller.hidden_state_loss_weight": 1.0}
     with pytest.raises(ConfigError, match="layer_mapping"):  # depths unknown offline: the syntax is still checked
         check_layer_settings(apply_overrides(config, unread, True), teacher)
+    # A student of its own checkpoint may read other tokens, and then the layer-wise terms are skipped: a mapping
+    # beyond its depth is left to the fit (as before); a mapping no term uses is not checked at all.
+    own = {"model.hf_text.checkpoint_name": tiny_text_dir, "distiller.hidden_state_loss_weight": 1.0,
+           "distiller.layer_mapping": "1:9"}
+    check_layer_settings(apply_overrides(config, own, True), teacher)
+    unused = {"model.hf_text.checkpoint_name": "teacher:layers=1", "distiller.layer_mapping": "not read"}
+    check_layer_settings(apply_overrides(config, unused, True), teacher)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,22 @@ def test_a_predictor_saved_in_format_1_loads_and_predicts_the_same(fitted, fresh
     (folder / "predictor.json").write_text(json.dumps(metadata))
     with pytest.raises(DataError, match="newer automm_lite"):
         Predictor.load(folder)
+
+
+def test_a_fit_in_a_fresh_process_prints_no_library_chatter(bbc_short, tiny_hp, tmp_path):
+    """Lightning, imported by the first fit of a process, sets its own log level; the fit quiets it again."""
+    train, _ = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    script = (f"from automm_lite import Predictor; "
+              f"Predictor(label='label', path={str(tmp_path / 'p')!r}, verbosity=1).fit({str(tmp_path / 'train.csv')!r}, "
+              f"hyperparameters={ {**tiny_hp, 'optimization.max_epochs': 1}!r})")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = done.stdout + done.stderr
+    for chatter in ("GPU available", "TPU available", "Trainer.fit", "litlogger"):
+        assert chatter not in said, said[-2000:]
+    assert (tmp_path / "p" / "predictor.json").is_file()
 
 
 def test_load_rejects_what_is_not_a_predictor(tmp_path):

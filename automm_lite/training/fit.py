@@ -77,8 +77,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     from ..models import backbone_names, build_model
     from .objective import TaskObjective
 
+    _set_up_process(config.env, seed)  # imports Lightning, which sets its own log level: quieted after it
     quiet_libraries(verbosity)
-    _set_up_process(config.env, seed)
     pre, opt = preprocessor, config.optimization
     names = backbone_names(config, pre.column_types)
     if not names:

@@ -226,8 +226,9 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     for other in teachers[1:]:
         logits = teacher_outputs(other, rows, precision=d.teacher_precision)["teacher_logits"]
         soft_targets.append(other.in_student_units(logits, preprocessor))
+    averages_probabilities = soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy"
     arrays["teacher_logits"] = soft_targets[0] if len(soft_targets) == 1 else average_soft_targets(
-        soft_targets, d.temperature, soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy")
+        soft_targets, d.temperature, averages_probabilities)
     logger.info("Outputs of %d teacher(s) for %d rows computed once in %.1f s.", len(teachers), len(rows),
                 time.perf_counter() - start)
     objective = build_objective(config, preprocessor.problem_type, student_model, first.model, plan, first.alignment)

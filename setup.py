@@ -26,11 +26,12 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "onnx>=1.15",
+        "optuna>=3.4",
+        "matplotlib>=3.8",
     ],
     extras_require={
-        # The tutorials run as tests: a Jupyter kernel, a notebook runner and matplotlib for their plots.
-        "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                "matplotlib>=3.8"],
+        # The tutorials run as tests: a Jupyter kernel and a notebook runner.
+        "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
         "onnx": ["onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},

@@ -1,4 +1,4 @@
-"""The `automm-lite` command: fit | evaluate | predict | distill | demo | keys | zoo."""
+"""The `automm-lite` command: fit | evaluate | predict | distill | search | demo | keys | zoo."""
 from __future__ import annotations
 
 import argparse
@@ -61,6 +61,28 @@ def _distill(args):
     print(report)
 
 
+def _search(args):
+    from .config import parse_hyperparameters
+    from .search.autodistill import AutoDistiller
+
+    search = AutoDistiller(args.teacher, search_space=args.config, n_trials=args.n_trials, sampler=args.sampler,
+                           seed=args.seed, storage=args.storage, time_limit=args.time_limit,
+                           latency_budget_ms=args.latency_budget_ms, inference_mode=args.inference_mode,
+                           path=args.path, hyperparameters=parse_hyperparameters(args.hyperparameters or {}),
+                           refit=not args.no_refit, keep=args.keep, verbosity=args.verbosity)
+    search.fit(args.train_data, tuning_data=args.tuning_data, unlabeled_data=args.unlabeled_data)
+    import pandas as pd
+
+    columns = ["trial", "state", "shape", "tuning_score", "latency_ms", "rows_per_s", "parameters", "fit_s",
+               "on_front"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(search.results_[columns].to_string(index=False))
+    print(f"\nChosen: trial {search.best_trial_} {search.best_params_}")
+    if search.best_predictor_ is not None:
+        print(f"Its predictor: {search.best_predictor_.path}")
+    print(f"Table: {search.path_ / 'results.csv'}; plot: {search.path_ / 'front.png'}")
+
+
 def _demo(args):
     from .demo import run_demo
 
@@ -112,21 +134,42 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--verbosity", type=int, default=1)
     distill.set_defaults(run=_distill)
 
+    search = commands.add_parser("search", help="search the small, fast student of a fitted teacher "
+                                 "(accuracy vs latency)")
+    search.add_argument("train_data", help="training data (.csv or .parquet)")
+    search.add_argument("--teacher", required=True, help="folder of a fitted (saved) teacher predictor")
+    search.add_argument("--tuning", dest="tuning_data", help="rows every trial is scored on (default: a holdout)")
+    search.add_argument("--unlabeled", dest="unlabeled_data", help="rows without labels for the teacher to label")
+    search.add_argument("--config", help="search space as a YAML/JSON file (default: derived from the teacher)")
+    search.add_argument("--n-trials", type=int, default=20)
+    search.add_argument("--sampler", choices=["tpe", "random", "grid", "nsga2"], default="tpe")
+    search.add_argument("--storage", help="Optuna storage URL (default: sqlite in the search folder)")
+    search.add_argument("--path", help="search folder (pass the same one again to resume)")
+    search.add_argument("--time-limit", type=float, help="seconds after which no trial starts")
+    search.add_argument("--latency-budget-ms", type=float, help="choose the most accurate student within this")
+    search.add_argument("--inference-mode", choices=["32", "bf16", "int8", "onnx"], default="32")
+    search.add_argument("--hyperparameters", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="the students' fit keys, e.g. optim.lr=3e-4 optimization.max_epochs=6")
+    search.add_argument("--keep", choices=["all", "front"], default="all", help="which trials' predictors to keep")
+    search.add_argument("--no-refit", action="store_true", help="keep the chosen trial's flash-trained predictor")
+    search.add_argument("--seed", type=int, default=0)
+    search.set_defaults(run=_search)
+
     commands.add_parser("keys", help="every hyperparameter key with its default and meaning").set_defaults(
         run=_keys)
     commands.add_parser("zoo", help="the offline model checkpoints").set_defaults(run=_zoo)
-    for sub in (fit, evaluate, predict):
+    for sub in (fit, evaluate, predict, search):
         sub.add_argument("--verbosity", type=int, default=2)
     return parser
 
 
 def main(argv=None) -> int:
-    from .exceptions import ConfigError, DataError
+    from .exceptions import ConfigError, DataError, NotFittedError
 
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, NotFittedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -2,6 +2,7 @@
 residual width with them), fewer feed-forward neurons; what is kept keeps its weights."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -11,9 +12,12 @@ from ..exceptions import ConfigError
 # Encoders whose weights follow BERT's names (embeddings.*, encoder.layer.<i>.attention.self.query, ...).
 MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
 _LAYER = re.compile(r"^(?P<prefix>.*\bencoder\.layer\.)(?P<index>\d+)\.(?P<rest>.+)$")
+# Written next to a pruned encoder: which source layers, heads and residual dimensions it kept.
+RECORD_FILE = "pruning.json"
 
 
-def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, intermediate_size=None) -> str:
+def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, intermediate_size=None,
+                  hidden_size=None) -> str:
     """Save a smaller encoder made from ``source_dir``'s weights.
 
     Parameters
@@ -25,10 +29,14 @@ def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, i
     layers : list of int, optional
         Source layers to keep, in order (default: all).
     num_attention_heads : int, optional
-        Heads kept in every layer (default: all). Each head keeps its width, so the residual width becomes
-        ``num_attention_heads x head width`` and the model's hidden dimensions are pruned to match.
+        Heads kept in every layer (default: all). Without ``hidden_size`` each head keeps its width, so the
+        residual width becomes ``num_attention_heads x head width`` and the hidden dimensions are pruned to match.
     intermediate_size : int, optional
         Feed-forward neurons kept in every layer (default: all).
+    hidden_size : int, optional
+        Residual width (default: ``num_attention_heads x head width``). A multiple of the kept head count; when
+        smaller than that product, every kept head is narrowed to ``hidden_size / num_attention_heads`` of its
+        dimensions too.
 
     Returns
     -------
@@ -62,22 +70,30 @@ def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, i
     heads = n_heads if num_attention_heads is None else _count("num_attention_heads", num_attention_heads, n_heads)
     neurons = config.intermediate_size if intermediate_size is None else _count(
         "intermediate_size", intermediate_size, config.intermediate_size)
+    width = head_width if hidden_size is None else _head_width(hidden_size, heads, head_width)
     state = {key: value for key, value in model.state_dict().items()
              if not key.startswith("pooler.")}  # the backbone pools itself
     by_layer = _split_layers(state)
     kept_state = {key: value for key, value in state.items() if _LAYER.match(key) is None}
-    hidden = _keep_residual(state, by_layer, layers, heads * head_width)
+    hidden = _keep_residual(state, by_layer, layers, heads * width)
+    kept_heads = []
     for new_index, old_index in enumerate(layers):
         weights = by_layer[old_index]
-        head_rows = _top(_head_scores(weights, n_heads, head_width), heads, head_width)
+        head_ids = _top(_head_scores(weights, n_heads, head_width), heads)
+        kept_heads.append(head_ids.tolist())
+        head_rows = _head_dimensions(weights, head_ids, head_width, width)
         ffn_rows = _top(_neuron_scores(weights), neurons)
         for (prefix, rest), value in weights.items():
             kept_state[f"{prefix}{new_index}.{rest}"] = _slice(rest, value, hidden, head_rows, ffn_rows)
+        if width != head_width:  # q.k over fewer dimensions, divided by a smaller sqrt(width): same scale
+            for part in ("weight", "bias"):
+                key = f"{_prefix(weights)}{new_index}.attention.self.query.{part}"
+                kept_state[key] = kept_state[key] * (width / head_width) ** 0.5
     for key in list(kept_state):
         if _LAYER.match(key) is None and hidden is not None:
             kept_state[key] = _slice_outside_layers(key, kept_state[key], hidden)
     config.num_hidden_layers, config.num_attention_heads = len(layers), heads
-    config.hidden_size, config.intermediate_size = heads * head_width, neurons
+    config.hidden_size, config.intermediate_size = heads * width, neurons
     student = type(model)(config, add_pooling_layer=False) if "add_pooling_layer" in _init_args(model) else \
         type(model)(config)
     missing, unexpected = student.load_state_dict(kept_state, strict=False)
@@ -87,6 +103,9 @@ def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, i
     dest = pathlib.Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     student.save_pretrained(dest)
+    record = {"source": source, "layers": layers, "heads": kept_heads, "head_width": width,
+              "hidden": None if hidden is None else hidden.tolist()}
+    (dest / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
     if not _copy_tokenizer_files(source, dest):
         from transformers import AutoTokenizer
 
@@ -98,6 +117,20 @@ def _count(name: str, value, available: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= available:
         raise ConfigError(f"{name}={value!r}: the source has {available}; give a whole number from 1 to {available}.")
     return value
+
+
+def _head_width(hidden_size, heads: int, head_width: int) -> int:
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < heads or \
+            hidden_size % heads or hidden_size // heads > head_width:
+        raise ConfigError(f"hidden_size={hidden_size!r} with {heads} heads: give a multiple of {heads} from {heads} "
+                          f"to {heads * head_width} (each head is at most {head_width} wide).")
+    return hidden_size // heads
+
+
+def read_record(folder) -> dict | None:
+    """What ``prune_encoder`` kept for the encoder in ``folder`` (None for an encoder it did not make)."""
+    path = pathlib.Path(folder) / RECORD_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _init_args(model) -> tuple:
@@ -114,6 +147,10 @@ def _split_layers(state: dict) -> dict:
         if hit:
             by_layer.setdefault(int(hit.group("index")), {})[(hit.group("prefix"), hit.group("rest"))] = value
     return by_layer
+
+
+def _prefix(weights: dict) -> str:
+    return next(iter(weights))[0]
 
 
 def _get(weights: dict, rest: str):
@@ -137,12 +174,30 @@ def _neuron_scores(weights: dict):
     return rows.norm(dim=1) * columns.norm(dim=0)
 
 
-def _top(scores, count: int, group: int = 1):
-    """Indices of the ``count`` best-scored units (each ``group`` consecutive rows wide), in their first order."""
+def _top(scores, count: int):
+    """Indices of the ``count`` best-scored units, in their first order."""
     import torch
 
-    best = torch.topk(scores, count).indices.sort().values
-    return (best[:, None] * group + torch.arange(group)[None, :]).reshape(-1)
+    return torch.topk(scores, count).indices.sort().values
+
+
+def _head_dimensions(weights: dict, head_ids, head_width: int, width: int) -> dict:
+    """Rows kept in the query/key and value projections: every dimension of the kept heads, or the ``width``
+    best of each (query and key share theirs: a score sums their products)."""
+    import torch
+
+    whole = (head_ids[:, None] * head_width + torch.arange(head_width)[None, :]).reshape(-1)
+    if width == head_width:
+        return {"qk": whole, "v": whole}
+    q, k, v = (_get(weights, f"attention.self.{part}.weight") for part in ("query", "key", "value"))
+    out = _get(weights, "attention.output.dense.weight")
+    qk_score, v_score = q.pow(2).sum(1) + k.pow(2).sum(1), v.pow(2).sum(1) + out.pow(2).sum(0)
+    kept = {"qk": [], "v": []}
+    for head in head_ids.tolist():
+        rows = torch.arange(head * head_width, (head + 1) * head_width)
+        for name, score in (("qk", qk_score), ("v", v_score)):
+            kept[name].append(rows[torch.topk(score[rows], width).indices.sort().values])
+    return {name: torch.cat(parts) for name, parts in kept.items()}
 
 
 def _keep_residual(state: dict, by_layer: dict, layers: list, width: int):
@@ -163,8 +218,8 @@ def _slice(rest: str, value, hidden, head_rows, ffn_rows):
     """One layer weight cut to the kept residual dimensions, head rows and feed-forward neurons."""
     module = rest.rsplit(".", 1)[0]
     # Each Linear: (kept output rows, kept input columns); None keeps all.
-    linears = {"attention.self.query": (head_rows, hidden), "attention.self.key": (head_rows, hidden),
-               "attention.self.value": (head_rows, hidden), "attention.output.dense": (hidden, head_rows),
+    linears = {"attention.self.query": (head_rows["qk"], hidden), "attention.self.key": (head_rows["qk"], hidden),
+               "attention.self.value": (head_rows["v"], hidden), "attention.output.dense": (hidden, head_rows["v"]),
                "intermediate.dense": (ffn_rows, hidden), "output.dense": (hidden, ffn_rows)}
     if module in linears:
         rows, columns = linears[module]

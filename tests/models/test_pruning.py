@@ -97,3 +97,27 @@ def test_bad_sizes_and_other_model_types_are_named(source, tmp_path):
         distil)
     with pytest.raises(ConfigError, match="BERT-like"):
         prune_encoder(distil, tmp_path / "bad")
+
+
+def test_narrower_heads_keep_the_attention_scale_and_the_record_says_what_was_kept(source, tmp_path):
+    from automm_lite.models.pruning import read_record
+
+    folder = prune_encoder(source, tmp_path / "narrow", layers=[0, 2], num_attention_heads=4, hidden_size=16)
+    got, model = hidden_states(folder)
+    config = model.config
+    assert (config.num_attention_heads, config.hidden_size) == (4, 16) and torch.isfinite(got).all()
+    record = read_record(folder)
+    assert record["layers"] == [0, 2] and record["head_width"] == 4 and len(record["hidden"]) == 16
+    assert all(sorted(heads) == [0, 1, 2, 3] for heads in record["heads"])
+    original = AutoModel.from_pretrained(source)
+    # Each kept query row is a source row on the kept residual dims, scaled by sqrt(4 / 8).
+    query = model.encoder.layer[0].attention.self.query.weight
+    source_rows = original.encoder.layer[0].attention.self.query.weight[:, record["hidden"]] * 0.5 ** 0.5
+    assert all(any(torch.allclose(row, candidate, atol=1e-6) for candidate in source_rows) for row in query)
+    assert read_record(source) is None
+
+
+@pytest.mark.parametrize("hidden_size", [10, 40, 0, True])
+def test_a_hidden_size_the_heads_cannot_give_is_a_config_error(source, tmp_path, hidden_size):
+    with pytest.raises(ConfigError, match="hidden_size"):
+        prune_encoder(source, tmp_path / "bad", num_attention_heads=4, hidden_size=hidden_size)

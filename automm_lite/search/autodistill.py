@@ -1,0 +1,631 @@
+"""AutoDistiller: a search over student shapes cut from a fitted teacher, each trained by a short flash
+distillation and scored on tuning accuracy and measured latency; the chosen student then gets the full recipe."""
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import shutil
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+from ..exceptions import ConfigError, NotFittedError
+from .space import SearchSpace, TeacherShape
+
+logger = logging.getLogger("automm_lite")
+
+# Objective name -> (results column, larger is better); "accuracy" is the teacher's eval_metric, whatever it is.
+OBJECTIVES = {"accuracy": ("tuning_score", None), "latency": ("latency_ms", False),
+              "throughput": ("rows_per_s", True), "parameters": ("parameters", False)}
+INFERENCE_MODES = {"32": ("32", "torch"), "bf16": ("bf16", "torch"), "int8": ("int8", "torch"),
+                   "onnx": ("32", "onnx")}
+SAMPLERS = ("tpe", "random", "grid", "nsga2")
+FLASH_DEFAULTS = {"steps_per_layer": 20, "attention_weight": 1.0, "hidden_weight": 1.0, "learning_rate": 3e-4,
+                  "batch_size": 32, "epochs": 1}
+STUDY_NAME = "autodistill"
+
+
+class AutoDistiller:
+    """Search for a small, fast student of a fitted teacher (Intel's AutoDistillation, on Optuna).
+
+    Each trial samples a student shape (which teacher layers, how many heads, how wide), cuts it from the
+    teacher's fine-tuned weights by structured pruning, trains it briefly (flash distillation: the student's
+    layers taught one by one to match their teacher layers, then a short regular distillation), and measures its
+    tuning score and its one-row latency on this machine. The study is stored (SQLite in the search folder by
+    default), so running the same search again resumes it.
+
+    Parameters
+    ----------
+    teacher : Predictor or str
+        A fitted predictor with a BERT-like text encoder (or the folder of a saved one).
+    search_space : dict or str, optional
+        Dimension -> choices (see :class:`~automm_lite.search.space.SearchSpace`), or a YAML/JSON file. Default:
+        derived from the teacher (fewer layers and how they are picked, a quarter/half/all of the heads and of
+        the feed-forward neurons).
+    n_trials : int
+        Trials the study holds in the end: finished ones of an earlier run count, so a rerun runs the rest.
+    objectives : tuple of str
+        From ``accuracy`` (the teacher's ``eval_metric`` on the tuning rows), ``latency`` (one-row predict
+        p50, ms), ``throughput`` (batch rows/s), ``parameters``.
+    sampler : {"tpe", "random", "grid", "nsga2"} or optuna.samplers.BaseSampler
+    seed : int
+        Seeds the sampler and every trial's fit.
+    storage : str, optional
+        An Optuna storage URL (e.g. ``postgresql://...`` to share one study between processes or machines).
+        Default ``sqlite:///<path>/study.db``.
+    time_limit : float, optional
+        Seconds from the start of ``fit``; no trial starts after this (a running one finishes; a study with no
+        finished trial still runs one). The chosen student's full fit comes after.
+    latency_budget_ms : float, optional
+        Pick the most accurate student whose latency is within this; without it (or if none is), the knee of
+        the front.
+    inference_mode : {"32", "bf16", "int8", "onnx"}
+        How each student is timed (``optimize_for_inference``), and how the chosen one is returned.
+    path : str, optional
+        The search folder; default ``automm_lite_search/<timestamp>``. Pass the same one to resume.
+    hyperparameters : dict, optional
+        The students' fit keys (e.g. ``optim.lr``, ``distiller.*``). Default: the teacher's ``max_text_len`` and
+        ``max_epochs``. The chosen student is trained with them in full; trials with ``flash["epochs"]``.
+    flash : dict, optional
+        Flash distillation settings: ``steps_per_layer`` (20), ``attention_weight`` (1), ``hidden_weight`` (1),
+        ``learning_rate`` (3e-4) and ``batch_size`` (32) of the layer-by-layer transfer; ``epochs`` (1) of the
+        short regular distillation. ``steps_per_layer=0`` skips the transfer.
+    refit : bool
+        Train the chosen student with the full recipe (``hyperparameters``), from its flash-trained weights.
+    keep : {"all", "front"}
+        Keep every trial's predictor, or only those on the front (and the chosen one).
+    model_builder : callable, optional
+        ``model_builder(params, folder) -> checkpoint or dict``: the student for the sampled ``params``, as a
+        text checkpoint (name or folder, for ``model.hf_text.checkpoint_name``) or a dict of fit hyperparameters.
+    train_func : callable, optional
+        ``train_func(student, train_data, tuning_data, folder) -> model``: train what ``model_builder`` returned.
+        Default: flash distillation into a Predictor.
+    eval_func : callable, optional
+        ``eval_func(model, tuning_data) -> dict`` with a value per objective name. Default: tuning score, latency,
+        throughput and parameters of a Predictor, measured as ``compare_predictors`` does.
+    verbosity : int
+        2 shows a progress bar over trials; trials' own fits stay quiet below 3.
+    """
+
+    def __init__(self, teacher, search_space=None, n_trials=20, objectives=("accuracy", "latency"),
+                 sampler="tpe", seed=0, storage=None, time_limit=None, latency_budget_ms=None, inference_mode="32",
+                 path=None, hyperparameters=None, flash=None, refit=True, keep="all", model_builder=None,
+                 train_func=None, eval_func=None, verbosity=2):
+        self.teacher = teacher
+        self.search_space = search_space
+        self.n_trials = n_trials
+        self.objectives = objectives
+        self.sampler = sampler
+        self.seed = seed
+        self.storage = storage
+        self.time_limit = time_limit
+        self.latency_budget_ms = latency_budget_ms
+        self.inference_mode = inference_mode
+        self.path = path
+        self.hyperparameters = hyperparameters
+        self.flash = flash
+        self.refit = refit
+        self.keep = keep
+        self.model_builder = model_builder
+        self.train_func = train_func
+        self.eval_func = eval_func
+        self.verbosity = verbosity
+
+    # ------------------------------------------------------------------ checks
+    def _check_arguments(self) -> None:
+        """Every argument a user can get wrong, before any trial (or teacher pass) runs."""
+        from ..predictor import Predictor, load_teacher
+
+        teacher = Predictor.load(self.teacher, verbosity=0) if isinstance(self.teacher, (str, Path)) else \
+            self.teacher
+        load_teacher(teacher)  # a ConfigError unless a fitted Predictor
+        self.teacher_ = teacher
+        whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
+        if not whole(self.n_trials) or self.n_trials < 1:
+            raise ConfigError(f"n_trials must be a whole number >= 1, got {self.n_trials!r}.")
+        objectives = (self.objectives,) if isinstance(self.objectives, str) else tuple(self.objectives)
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        if not objectives or unknown or len(set(objectives)) != len(objectives):
+            raise ConfigError(f"objectives {self.objectives!r}: choose distinct names from {', '.join(OBJECTIVES)}.")
+        self.objectives_ = objectives
+        if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler {self.sampler!r}: one of {', '.join(SAMPLERS)}, or an optuna sampler.")
+        for name in ("time_limit", "latency_budget_ms"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or
+                                      not value > 0):
+                raise ConfigError(f"{name} must be a number > 0 (or None), got {value!r}.")
+        if str(self.inference_mode) not in INFERENCE_MODES:
+            raise ConfigError(f"inference_mode {self.inference_mode!r}: one of {', '.join(INFERENCE_MODES)}.")
+        if self.keep not in ("all", "front"):
+            raise ConfigError(f"keep must be 'all' or 'front', got {self.keep!r}.")
+        for name in ("model_builder", "train_func", "eval_func"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise ConfigError(f"{name} must be a callable, got {type(getattr(self, name)).__name__}.")
+        unknown = set(self.flash or {}) - set(FLASH_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"Unknown flash setting(s) {sorted(unknown)}; valid: {', '.join(FLASH_DEFAULTS)}.")
+        self.flash_ = {**FLASH_DEFAULTS, **(self.flash or {})}
+        encoder = self._teacher_encoder()
+        if encoder is None and self.model_builder is None:
+            raise ConfigError("The built-in student builder prunes the teacher's text encoder, and this teacher has "
+                              "none; pass model_builder=... to search your own students.")
+        shape = TeacherShape.of(encoder.config) if encoder is not None else TeacherShape(1, 1, 1, 1)
+        if encoder is not None and self.model_builder is None:
+            from ..models.pruning import MODEL_TYPES
+
+            if encoder.config.model_type not in MODEL_TYPES:
+                raise ConfigError(f"The built-in student builder prunes BERT-like encoders ({', '.join(MODEL_TYPES)});"
+                                  f" the teacher's is {encoder.config.model_type!r}. Pass model_builder=....")
+        if self.search_space is None and self.model_builder is not None:
+            raise ConfigError("A custom model_builder needs its own search_space: the default one describes pruned "
+                              "teachers.")
+        self.space_ = SearchSpace(self.search_space, shape, free_names=self.model_builder is not None)
+        self._hyperparameters = self._student_hyperparameters()
+        if self.sampler == "grid":
+            self.space_.grid()  # ranges cannot be a grid: fail now
+
+    def _teacher_encoder(self):
+        backbone = self.teacher_.model_.text_backbone
+        return None if backbone is None else backbone.encoder
+
+    def _student_hyperparameters(self) -> dict:
+        """The students' fit keys: the teacher's text length and epochs unless given, checked now."""
+        from ..config import apply_overrides
+
+        teacher = self.teacher_.config_
+        base = {"model.hf_text.max_text_len": teacher.model.hf_text.max_text_len,
+                "optimization.max_epochs": teacher.optimization.max_epochs}
+        given = dict(self.hyperparameters or {})
+        if "model.hf_text.checkpoint_name" in given:
+            raise ConfigError("hyperparameters must not name model.hf_text.checkpoint_name: each trial's student is "
+                              "the search's (use model_builder to search your own).")
+        merged = {**base, **given}
+        apply_overrides(teacher, merged, allow_distiller=True)  # a ConfigError names a bad key or value
+        return merged
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train_data, tuning_data=None, unlabeled_data=None):
+        """Run the search (or resume it) and set ``results_``, ``pareto_front_``, ``best_params_`` and
+        ``best_predictor_``; returns ``self``.
+
+        Parameters
+        ----------
+        train_data : DataFrame or path
+            Labelled rows with the teacher's label and feature columns.
+        tuning_data : DataFrame or path, optional
+            Rows every trial is scored on; a holdout of ``train_data`` (the same for every trial) when not given.
+        unlabeled_data : DataFrame or path, optional
+            Rows without labels: the teacher labels them for every student (transfer rows) and the layer-by-layer
+            transfer learns on them too.
+        """
+        from ..data.frames import holdout_split, labelled_rows, read_data
+        from ..logs import add_log_file, remove_log_file, set_console_verbosity
+
+        start = time.perf_counter()
+        set_console_verbosity(self.verbosity)
+        self._check_arguments()
+        label = self.teacher_.label
+        train = labelled_rows(read_data(train_data, "train_data"), label, "train_data")
+        tuning = None if tuning_data is None else labelled_rows(read_data(tuning_data, "tuning_data"), label,
+                                                                "tuning_data")
+        unlabeled = None if unlabeled_data is None else read_data(unlabeled_data, "unlabeled_data")
+        for frame, what in ((train, "train_data"), (tuning, "tuning_data"), (unlabeled, "unlabeled_data")):
+            if frame is not None:
+                self.teacher_.preprocessor_.check_columns(frame, need_label=what != "unlabeled_data")
+        if tuning is None:
+            train, tuning = holdout_split(train, label, self.teacher_.problem_type, None, self.seed)
+        self._data = {"train": train, "tuning": tuning, "unlabeled": unlabeled}
+        folder = Path(self.path or f"automm_lite_search/{datetime.now().strftime('%Y%m%d_%H%M%S')}").resolve()
+        (folder / "trials").mkdir(parents=True, exist_ok=True)
+        self.path_ = folder
+        handler = add_log_file(folder / "search.log")
+        try:
+            study = self._study()
+            self.study_ = study
+            self.teacher_scores_ = self._measure_teacher()
+            logger.info("Search %s: %d trials, objectives %s, teacher %s %.4f at %.2f ms", folder, self.n_trials,
+                        ", ".join(self.objectives_), self.teacher_.eval_metric, self.teacher_scores_["score"],
+                        self.teacher_scores_["latency_ms"])
+            self._run_trials(study, start)
+            self._collect(study)
+            self._choose_and_refit()
+            self._write_results()
+        finally:
+            remove_log_file(handler)
+            set_console_verbosity(self.verbosity)
+        return self
+
+    def _study(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING if self.verbosity < 3 else optuna.logging.INFO)
+        directions = ["maximize" if self._maximize(name) else "minimize" for name in self.objectives_]
+        own_file = self.storage is None
+        if own_file:
+            storage = f"sqlite:///{self.path_ / 'study.db'}"
+        elif isinstance(self.storage, str):
+            # A shared study: a worker that dies stops beating, and its trial is failed by the next one to start.
+            storage = optuna.storages.RDBStorage(self.storage, heartbeat_interval=60, grace_period=180)
+        else:
+            storage = self.storage
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=directions,
+                                    sampler=self._sampler(), load_if_exists=True)
+        if [d.name.lower() for d in study.directions] != directions:
+            raise ConfigError(f"The study in {self.storage or self.path_} was made for other objectives; use a new "
+                              "path (or storage) for these.")
+        if own_file:
+            # The search folder's own study belongs to one process: a trial still "running" there was killed.
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        elif isinstance(storage, optuna.storages.RDBStorage):
+            optuna.storages.fail_stale_trials(study)
+        if self.sampler == "grid":
+            self._queue_grid(study)
+        return study
+
+    def _queue_grid(self, study) -> None:
+        """Queue every grid point the study has not finished or queued yet (a killed trial's point again)."""
+        import itertools
+
+        import optuna
+
+        states = optuna.trial.TrialState
+        grid = self.space_.grid()
+        seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
+                if t.state == states.COMPLETE or (t.state == states.FAIL and "error" in t.user_attrs)}
+        seen |= {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values))
+            if tuple(sorted(point.items())) not in seen:
+                study.enqueue_trial(point)
+
+    def _sampler(self):
+        import optuna
+
+        if not isinstance(self.sampler, str):
+            return self.sampler
+        if self.sampler in ("grid", "random"):  # a grid: its points are queued (``_queue_grid``), in order
+            return optuna.samplers.RandomSampler(seed=self.seed)
+        if self.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=self.seed)
+        return optuna.samplers.TPESampler(seed=self.seed)
+
+    def _maximize(self, objective: str) -> bool:
+        from ..metrics import get_metric
+
+        column, larger = OBJECTIVES[objective]
+        if larger is None:
+            return get_metric(self.teacher_.eval_metric, self.teacher_.problem_type).greater_is_better
+        return larger
+
+    def _measure_teacher(self) -> dict:
+        metrics = self._evaluate_predictor(self.teacher_, self._data["tuning"], set_mode=False)
+        return {"score": metrics["accuracy"], "latency_ms": metrics["latency"], "rows_per_s": metrics["throughput"],
+                "parameters": metrics["parameters"]}
+
+    # ------------------------------------------------------------------ trials
+    def _run_trials(self, study, start: float) -> None:
+        from tqdm.auto import tqdm
+
+        limit = self.n_trials
+        if self.sampler == "grid":
+            limit = min(limit, _grid_size(self.space_.grid()))
+        done = _finished(study)
+        bar = tqdm(total=limit, initial=min(done, limit), desc="student search", unit="trial",
+                   disable=self.verbosity < 2)
+        try:
+            while _finished(study) + _running(study) < limit:
+                over = self.time_limit is not None and time.perf_counter() - start > self.time_limit
+                if over and _finished(study) > 0:  # with nothing finished yet, one trial still runs
+                    logger.info("time_limit (%g s) reached: no more trials.", self.time_limit)
+                    break
+                trial = study.ask()
+                self._run_one(study, trial)
+                bar.update(1)
+                bar.set_postfix_str(_best_so_far(study, self.teacher_.eval_metric, self._maximize("accuracy")))
+        finally:
+            bar.close()
+
+    def _run_one(self, study, trial) -> None:
+        import optuna
+
+        folder = self.path_ / "trials" / f"{trial.number:03d}"
+        shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
+        folder.mkdir(parents=True)
+        fit_start = time.perf_counter()
+        try:
+            params = self.space_.suggest(trial)
+            shape = self.space_.student(params) if self.model_builder is None else None
+            trial.set_user_attr("shape", str(shape) if shape else json.dumps(params, default=str))
+            student = (self.model_builder or self._build_student)(params, folder)
+            model = (self.train_func or self._train_student)(student, self._data["train"], self._data["tuning"],
+                                                            folder)
+            fit_seconds = time.perf_counter() - fit_start
+            metrics = (self.eval_func or self._evaluate_predictor)(model, self._data["tuning"])
+            missing = [name for name in self.objectives_ if name not in metrics]
+            if missing:
+                raise ConfigError(f"eval_func returned {sorted(metrics)}; it must return every objective: "
+                                  f"{', '.join(missing)}.")
+        except Exception as error:  # a failed trial is recorded and the search goes on
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
+            return
+        for name, value in metrics.items():
+            trial.set_user_attr(OBJECTIVES.get(name, (name,))[0], float(value))
+        trial.set_user_attr("fit_s", fit_seconds)
+        trial.set_user_attr("predictor", str(folder / "predictor") if (folder / "predictor").is_dir() else None)
+        study.tell(trial, [float(metrics[name]) for name in self.objectives_])
+        logger.info("Trial %d: %s -> %s %.4f, %.2f ms, %.0f rows/s, %.1fM parameters, fit %.0f s", trial.number,
+                    trial.user_attrs["shape"], self.teacher_.eval_metric, metrics.get("accuracy", float("nan")),
+                    metrics.get("latency", float("nan")), metrics.get("throughput", float("nan")),
+                    metrics.get("parameters", float("nan")) / 1e6, fit_seconds)
+
+    def _build_student(self, params: dict, folder: Path) -> dict:
+        """The built-in model builder: the sampled shape pruned from the teacher's fine-tuned encoder."""
+        from ..models.pruning import prune_encoder
+
+        shape = self.space_.student(params)
+        checkpoint = prune_encoder(self._teacher_encoder_dir(), folder / "student", layers=list(shape.layers),
+                                   num_attention_heads=shape.num_attention_heads,
+                                   intermediate_size=shape.intermediate_size, hidden_size=shape.hidden_size)
+        return {"model.hf_text.checkpoint_name": checkpoint, **SearchSpace.fit_keys(params)}
+
+    def _teacher_encoder_dir(self) -> str:
+        """The teacher's fine-tuned encoder as a Hugging Face folder, written once per search folder."""
+        target = self.path_ / "teacher_encoder"
+        if not (target / "config.json").is_file():
+            backbone = self.teacher_.model_.text_backbone
+            staging = self.path_ / ".teacher_encoder.writing"
+            shutil.rmtree(staging, ignore_errors=True)
+            backbone.encoder.save_pretrained(str(staging))
+            backbone.tokenizer.save_pretrained(str(staging))
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        return str(target)
+
+    def _train_student(self, student, train, tuning, folder: Path, full: bool = False):
+        """The built-in train function: layer-by-layer transfer, then a short distillation fit (the flash
+        distillation), or with ``full`` the whole recipe."""
+        from ..predictor import Predictor
+
+        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        if not full:
+            self._transfer_layers(keys.get("model.hf_text.checkpoint_name"))
+        hyperparameters = {**self._hyperparameters, **keys}
+        if not full:
+            hyperparameters["optimization.max_epochs"] = int(self.flash_["epochs"])
+        predictor = Predictor(self.teacher_.label, self.teacher_.problem_type, self.teacher_.eval_metric,
+                              path=str(folder / ("best" if full else "predictor")),
+                              verbosity=self.verbosity if self.verbosity >= 3 else 0)
+        return predictor.fit(train, tuning, hyperparameters=hyperparameters, teacher_predictor=self.teacher_,
+                             unlabeled_data=self._data["unlabeled"], seed=self.seed)
+
+    def _transfer_layers(self, checkpoint) -> None:
+        """Teach a pruned student folder's layers their teacher layers in place (skipped for other students)."""
+        from transformers import AutoModel
+
+        from ..models.pruning import read_record
+        from ..training.transfer import TransferSettings, progressive_transfer
+
+        record = read_record(checkpoint) if checkpoint and Path(checkpoint).is_dir() else None
+        steps = int(self.flash_["steps_per_layer"])
+        if record is None or steps <= 0:
+            return
+        settings = TransferSettings(**{k: v for k, v in self.flash_.items() if k != "epochs"})
+        student = AutoModel.from_pretrained(checkpoint)
+        teacher = self._teacher_encoder()
+        losses = progressive_transfer(student, teacher, self._transfer_tokens(), record["layers"], settings,
+                                      seed=self.seed, kept_dims=record["hidden"])
+        student.save_pretrained(checkpoint)
+        logger.info("Layer-by-layer transfer (%d steps per layer): last losses %s", steps,
+                    ", ".join(f"{loss:.3f}" for loss in losses))
+
+    def _transfer_tokens(self):
+        """The rows the layer-by-layer transfer learns on (training and unlabeled rows), tokenized once."""
+        if getattr(self, "_tokens", None) is None:
+            import pandas as pd
+
+            frames = [self._data["train"].drop(columns=[self.teacher_.label])]
+            if self._data["unlabeled"] is not None:
+                frames.append(self._data["unlabeled"])
+            rows = pd.concat(frames, ignore_index=True)
+            features = self.teacher_.preprocessor_.transform(rows)
+            self._tokens = self.teacher_.model_.text_backbone.encode(features)
+        return self._tokens
+
+    def _evaluate_predictor(self, predictor, tuning, set_mode: bool = True) -> dict:
+        """The built-in eval function: tuning score, one-row p50 latency, batch rows/s and parameters, timed in
+        the search's inference mode, as ``compare_predictors`` times."""
+        from ..reports.compare import single_row_latency, warm_evaluate
+
+        if set_mode and str(self.inference_mode) != "32":
+            precision, backend = INFERENCE_MODES[str(self.inference_mode)]
+            predictor.optimize_for_inference(precision=precision, backend=backend)
+        verbosity, predictor.verbosity = predictor.verbosity, 0
+        try:
+            scores = warm_evaluate(predictor, tuning)
+            latency, _ = single_row_latency(predictor, tuning)
+        finally:
+            predictor.verbosity = verbosity
+        return {"accuracy": scores[predictor.eval_metric], "latency": latency,
+                "throughput": scores.timing.rows_per_second, "parameters": predictor.total_parameters}
+
+    # ------------------------------------------------------------------ results
+    def _collect(self, study) -> None:
+        import pandas as pd
+
+        from .front import non_dominated
+
+        rows = []
+        for trial in study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            state = trial.state.name.lower()
+            if state == "fail" and "error" not in attrs:
+                state = "interrupted"
+            rows.append({"trial": trial.number, "state": {"fail": "failed"}.get(state, state),
+                         "shape": attrs.get("shape"), **trial.params,
+                         **{column: attrs.get(column) for column, _ in OBJECTIVES.values()},
+                         "fit_s": attrs.get("fit_s"), "predictor": attrs.get("predictor"), "error": attrs.get("error")})
+        results = pd.DataFrame(rows)
+        if results.empty:
+            raise NotFittedError("The search ran no trial (time_limit too short?); nothing to choose from.")
+        done = results.state == "complete"
+        columns = [OBJECTIVES[name][0] for name in self.objectives_]
+        maximize = [self._maximize(name) for name in self.objectives_]
+        results["on_front"] = False
+        if done.any():
+            values = results.loc[done, columns].to_numpy(dtype=float)
+            results.loc[done, "on_front"] = non_dominated(values, maximize)
+        self.results_ = results
+        self.pareto_front_ = results[results.on_front].sort_values(columns[-1]).reset_index(drop=True)
+        self._columns, self._maximize_flags = columns, maximize
+        if not done.any():
+            errors = "; ".join(sorted(set(results.error.dropna())))[:500]
+            raise NotFittedError(f"Every trial failed ({errors}); see {self.path_ / 'search.log'}.")
+
+    def _choose(self) -> int:
+        """The chosen trial: the most accurate within ``latency_budget_ms``, else the knee of the front."""
+        from .front import knee
+
+        done = self.results_[self.results_.state == "complete"]
+        if self.latency_budget_ms is not None:
+            within = done[done.latency_ms <= self.latency_budget_ms]
+            if len(within):
+                ascending = not self._maximize("accuracy")
+                ranked = within.sort_values(["tuning_score", "latency_ms"], ascending=[ascending, True])
+                return int(ranked.trial.iloc[0])
+            warnings.warn(f"No student is within latency_budget_ms={self.latency_budget_ms} (fastest: "
+                          f"{done.latency_ms.min():.2f} ms); choosing the knee of the front instead.", stacklevel=3)
+        front = self.pareto_front_
+        return int(front.trial.iloc[knee(front[self._columns].to_numpy(dtype=float), self._maximize_flags)])
+
+    def _choose_and_refit(self) -> None:
+        from ..predictor import Predictor
+
+        chosen = self._choose()
+        self.best_trial_ = chosen
+        row = self.results_[self.results_.trial == chosen].iloc[0]
+        self.best_params_ = dict(self.study_.trials[chosen].params)
+        if self.refit and self.train_func is None:
+            predictor = self.fit_trial(chosen)
+        elif row.predictor:
+            predictor = Predictor.load(row.predictor, verbosity=self.verbosity)
+        else:
+            predictor = None  # a user train_func's model: not a Predictor folder
+        if predictor is not None and str(self.inference_mode) != "32":
+            precision, backend = INFERENCE_MODES[str(self.inference_mode)]
+            predictor.optimize_for_inference(precision=precision, backend=backend)
+        self.best_predictor_ = predictor
+        (self.path_ / "best.json").write_text(json.dumps({"trial": chosen, "params": self.best_params_},
+                                                         default=str))
+        if self.keep == "front":
+            keep = set(self.pareto_front_.trial) | {chosen}
+            for other in self.results_.trial:
+                if other not in keep:
+                    shutil.rmtree(self.path_ / "trials" / f"{other:03d}", ignore_errors=True)
+
+    def fit_trial(self, trial: int):
+        """Train one finished trial's student with the full recipe (``hyperparameters``), starting from its
+        flash-trained encoder; what ``refit`` does for the chosen trial.
+
+        Parameters
+        ----------
+        trial : int
+            A trial number of ``results_``.
+
+        Returns
+        -------
+        Predictor
+            Saved at ``<search folder>/trials/<trial>/best``; loaded from there if it is already trained.
+        """
+        from ..predictor import Predictor
+
+        if not hasattr(self, "results_"):
+            raise NotFittedError("The search has not run: call fit(train_data) first.")
+        if trial not in set(self.results_.trial[self.results_.state == "complete"]):
+            raise ConfigError(f"Trial {trial!r} is not a finished trial of this search; finished: "
+                              f"{sorted(self.results_.trial[self.results_.state == 'complete'])}.")
+        folder = self.path_ / "trials" / f"{trial:03d}"
+        if (folder / "best" / "predictor.json").is_file():
+            return Predictor.load(folder / "best", verbosity=self.verbosity)
+        params = self.study_.trials[trial].params
+        logger.info("Full distillation of trial %d (%s)", trial, self.study_.trials[trial].user_attrs.get("shape"))
+        if self.model_builder is None and (folder / "student" / "config.json").is_file():
+            student = {"model.hf_text.checkpoint_name": str(folder / "student"), **SearchSpace.fit_keys(params)}
+        else:  # the student folder is gone (keep="front") or is the user's to build
+            folder.mkdir(parents=True, exist_ok=True)
+            student = (self.model_builder or self._build_student)(params, folder)
+            if self.model_builder is None:
+                self._transfer_layers(student["model.hf_text.checkpoint_name"])
+        return self._train_student(student, self._data["train"], self._data["tuning"], folder, full=True)
+
+    def _write_results(self) -> None:
+        self.results_.to_csv(self.path_ / "results.csv", index=False)
+        try:
+            self.plot(self.path_ / "front.png")
+        except ImportError as error:  # matplotlib missing: the table is still there
+            logger.warning("No plot: %s", error)
+
+    def plot(self, path=None) -> str:
+        """Save tuning score against latency (every trial, the front, the teacher, the chosen student) as PNG.
+
+        Parameters
+        ----------
+        path : str, optional
+            Default ``<search folder>/front.png``.
+
+        Returns
+        -------
+        str
+            The PNG's path.
+        """
+        from .front import plot_front
+
+        if not hasattr(self, "results_"):
+            raise NotFittedError("The search has not run: call fit(train_data) first.")
+        title = (f"{len(self.results_[self.results_.state == 'complete'])} students of the teacher, timed with "
+                 f"inference mode {self.inference_mode}")
+        return plot_front(self.results_, "tuning_score", self.teacher_scores_, getattr(self, "best_trial_", None),
+                          path or self.path_ / "front.png", title, f"tuning {self.teacher_.eval_metric}")
+
+
+def _finished(study) -> int:
+    """Trials that count towards ``n_trials``: completed ones and real failures (not killed runs)."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state == states.COMPLETE or (t.state == states.FAIL and "error" in t.user_attrs))
+
+
+def _running(study) -> int:
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def _grid_size(grid: dict) -> int:
+    size = 1
+    for choices in grid.values():
+        size *= len(choices)
+    return size
+
+
+def _best_so_far(study, metric: str, maximize: bool) -> str:
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
+        return "no finished trial yet"
+    parts = []
+    scores = [t.user_attrs["tuning_score"] for t in done if t.user_attrs.get("tuning_score") is not None]
+    if scores:
+        parts.append(f"best {metric} {(max if maximize else min)(scores):.4f}")
+    latencies = [t.user_attrs.get("latency_ms") for t in done if t.user_attrs.get("latency_ms") is not None]
+    if latencies:
+        parts.append(f"fastest {min(latencies):.2f} ms")
+    return ", ".join(parts)

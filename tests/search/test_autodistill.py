@@ -1,0 +1,226 @@
+"""AutoDistiller on tiny random models: the search, its table and plot, resuming, the rules, user callables."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm_lite import AutoDistiller, Predictor
+from automm_lite.exceptions import ConfigError
+from automm_lite.search.front import non_dominated
+
+SPACE = {"num_layers": [1, 2], "layer_choice": ["spread"], "num_attention_heads": [2, 4],
+         "intermediate_size": [16, 64]}
+
+
+def test_a_three_trial_search_writes_its_table_and_plot_and_returns_a_student(search_teacher, bbc_short, quick,
+                                                                            tmp_path):
+    train, test = bbc_short
+    search = AutoDistiller(search_teacher, search_space=SPACE, n_trials=3, path=str(tmp_path / "search"),
+                           verbosity=0, **quick).fit(train)
+    results = search.results_
+    assert list(results.state) == ["complete"] * 3
+    for column in ("trial", "shape", "num_layers", "num_attention_heads", "intermediate_size", "tuning_score",
+                   "latency_ms", "rows_per_s", "parameters", "fit_s", "on_front"):
+        assert results[column].notna().all(), column
+    assert (results.latency_ms > 0).all() and (results.rows_per_s > 0).all()
+    # A student is smaller than the teacher, and its parameter count follows its shape.
+    assert (results.parameters < search_teacher.total_parameters).all()
+    assert pd.read_csv(tmp_path / "search" / "results.csv").shape[0] == 3
+    assert (tmp_path / "search" / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "search" / "search.log").read_text().count("Trial ") >= 3
+    # The front: no finished trial dominates one of its points, and every point off it is dominated.
+    front = search.pareto_front_
+    values = results[["tuning_score", "latency_ms"]].to_numpy()
+    for _, row in results.iterrows():
+        beaten = [(s >= row.tuning_score and lat <= row.latency_ms) and (s > row.tuning_score or lat < row.latency_ms)
+                  for s, lat in values]
+        assert row.on_front == (not any(beaten))
+    assert set(front.trial) == set(results.trial[results.on_front])
+    assert search.best_trial_ in set(front.trial)
+    assert search.best_params_ == {k: results.set_index("trial").loc[search.best_trial_, k] for k in SPACE}
+    assert len(search.best_predictor_.predict(test)) == len(test)
+    assert search.plot(tmp_path / "again.png").endswith("again.png")
+
+
+def test_pruned_students_load_and_predict_without_the_teacher_or_the_search_folder(search_teacher, bbc_short, quick,
+                                                                                  tmp_path):
+    import shutil
+
+    train, test = bbc_short
+    search = AutoDistiller(search_teacher, search_space={"num_layers": [1], "num_attention_heads": [2]}, n_trials=1,
+                           path=str(tmp_path / "search"), refit=False, verbosity=0, **quick).fit(train)
+    saved = search.results_.predictor.iloc[0]
+    expected = search.best_predictor_.predict_proba(test)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(saved, moved)
+    shutil.rmtree(tmp_path / "search")  # the teacher's encoder and the pruned student folder go with it
+    student = Predictor.load(moved, verbosity=0)
+    assert student.model_.text_backbone.encoder.config.num_attention_heads == 2
+    assert student.model_.text_backbone.encoder.config.hidden_size == 16
+    np.testing.assert_allclose(student.predict_proba(test).to_numpy(), expected.to_numpy(), atol=1e-5)
+
+
+def test_a_bad_search_space_fails_before_any_trial(search_teacher, bbc_short, tmp_path):
+    train, _ = bbc_short
+    with pytest.raises(ConfigError, match="its num_layers is 4"):
+        AutoDistiller(search_teacher, search_space={"num_layers": [2, 9]}, path=str(tmp_path / "s")).fit(train)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"teacher": "not/a/folder"}, "not/a/folder"),
+    ({"teacher": 3}, "teacher_predictor must be a fitted Predictor"),
+    ({"n_trials": 0}, "n_trials"),
+    ({"objectives": ("accuracy", "speed")}, "objectives"),
+    ({"sampler": "bayes"}, "sampler 'bayes'"),
+    ({"time_limit": 0}, "time_limit"),
+    ({"latency_budget_ms": -1}, "latency_budget_ms"),
+    ({"inference_mode": "fp16"}, "inference_mode"),
+    ({"keep": "best"}, "keep"),
+    ({"flash": {"step": 3}}, "Unknown flash setting"),
+    ({"hyperparameters": {"optim.lr": "fast"}}, "optim.lr"),
+    ({"hyperparameters": {"model.hf_text.checkpoint_name": "minilm-l3"}}, "model_builder"),
+    ({"model_builder": lambda params, folder: "x"}, "needs its own search_space"),
+    ({"sampler": "grid", "search_space": {"num_layers": {"low": 1, "high": 2}}}, "grid"),
+])
+def test_bad_arguments_fail_before_any_work(search_teacher, bbc_short, tmp_path, arguments, message):
+    train, _ = bbc_short
+    arguments = {"teacher": search_teacher, "path": str(tmp_path / "s"), **arguments}
+    with pytest.raises(Exception, match=message) as caught:
+        AutoDistiller(**arguments).fit(train)
+    assert type(caught.value).__name__ in ("ConfigError", "DataError")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_user_model_builder_train_func_and_eval_func_are_used(search_teacher, bbc_short, make_tiny_encoder, quick,
+                                                                tmp_path):
+    train, _ = bbc_short
+    built, trained = [], []
+
+    def model_builder(params, folder):
+        built.append(params)
+        if params["depth"] == 3:
+            raise RuntimeError("this family has no 3-layer model")
+        return make_tiny_encoder(folder / "encoder", layers=params["depth"], hidden=16, heads=2)
+
+    def eval_func(model, tuning):
+        return {"accuracy": model.evaluate(tuning)["accuracy"], "latency": float(model.total_parameters)}
+
+    search = AutoDistiller(search_teacher, search_space={"depth": [1, 2, 3]}, n_trials=3, sampler="grid",
+                           path=str(tmp_path / "own"), model_builder=model_builder, eval_func=eval_func, verbosity=0,
+                           **quick)
+    search.fit(train)
+    assert sorted(p["depth"] for p in built[:3]) == [1, 2, 3]
+    results = search.results_.set_index("depth")
+    assert results.loc[3, "state"] == "failed" and "no 3-layer model" in results.loc[3, "error"]
+    assert results.loc[1, "latency_ms"] < results.loc[2, "latency_ms"]  # eval_func's "latency" is what was stored
+    assert search.best_predictor_ is not None
+
+    def train_func(student, train_data, tuning_data, folder):
+        trained.append(student)
+        return {"layers": 1}
+
+    custom = AutoDistiller(search_teacher, search_space={"depth": [1]}, n_trials=1, path=str(tmp_path / "custom"),
+                           model_builder=lambda params, folder: f"student-{params['depth']}",
+                           train_func=train_func, eval_func=lambda model, tuning: {"accuracy": 0.5, "latency": 1.0},
+                           verbosity=0).fit(train)
+    assert trained == ["student-1"] and custom.best_predictor_ is None and custom.best_params_ == {"depth": 1}
+
+
+def test_the_latency_budget_picks_the_most_accurate_student_within_it(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    search = AutoDistiller(search_teacher, search_space=SPACE, n_trials=4, sampler="random", refit=False,
+                           keep="front", path=str(tmp_path / "budget"), verbosity=0, **quick).fit(train)
+    results = search.results_
+    budget = float(results.latency_ms.median())
+    search.latency_budget_ms = budget
+    within = results[results.latency_ms <= budget]
+    best = within.sort_values(["tuning_score", "latency_ms"], ascending=[False, True]).trial.iloc[0]
+    assert search._choose() == best
+    search.latency_budget_ms = float(results.latency_ms.min()) / 10
+    with pytest.warns(UserWarning, match="No student is within"):
+        assert search._choose() in set(search.pareto_front_.trial)
+    # keep="front": the folders of trials off the front (and not chosen) are gone.
+    kept = {int(p.name) for p in (tmp_path / "budget" / "trials").iterdir()}
+    assert kept == set(search.pareto_front_.trial) | {search.best_trial_}
+
+
+def test_time_limit_stops_between_trials(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    search = AutoDistiller(search_teacher, search_space=SPACE, n_trials=5, time_limit=1e-3, refit=False,
+                           path=str(tmp_path / "t"), verbosity=0, **quick)
+    search.fit(train)  # over the limit before the first trial: that one still runs, no other
+    assert list(search.results_.state) == ["complete"] and search.best_predictor_ is not None
+
+
+def test_a_search_killed_mid_trial_resumes_without_redoing_finished_trials(search_teacher, bbc_short, quick,
+                                                                          tmp_path):
+    train, _ = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    marker = tmp_path / "second-trial-started"
+    arguments = dict(search_space=SPACE, n_trials=3, path=str(tmp_path / "search"), refit=False, verbosity=0,
+                     **quick)
+    script = f"""
+import json, pathlib, time
+from automm_lite.search.autodistill import AutoDistiller
+run_one = AutoDistiller._run_one
+def slow_second(self, study, trial):
+    if trial.number == 1:
+        pathlib.Path({str(marker)!r}).write_text("started")
+        time.sleep(300)
+    return run_one(self, study, trial)
+AutoDistiller._run_one = slow_second
+arguments = json.loads({json.dumps(json.dumps(arguments))})
+AutoDistiller({search_teacher.path!r}, **arguments).fit({str(tmp_path / "train.csv")!r})
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), process.communicate()[0].decode()[-3000:]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    first = (tmp_path / "search" / "trials" / "000" / "predictor" / "model.safetensors").stat().st_mtime_ns
+
+    resumed = AutoDistiller(search_teacher, **arguments).fit(train)
+    states = dict(zip(resumed.results_.trial, resumed.results_.state))
+    assert states == {0: "complete", 1: "interrupted", 2: "complete", 3: "complete"}
+    assert (tmp_path / "search" / "trials" / "000" / "predictor" / "model.safetensors").stat().st_mtime_ns == first
+    log = (tmp_path / "search" / "search.log").read_text()
+    assert log.count("Trial 0:") == 1 and log.count("Trial 2:") == 1
+    # Run again: the study is complete, nothing more runs.
+    again = AutoDistiller(search_teacher, **arguments).fit(train)
+    assert len(again.results_) == 4
+
+
+def test_non_dominated_and_knee():
+    from automm_lite.search.front import knee
+
+    values = np.array([[0.9, 10.0], [0.8, 5.0], [0.85, 12.0], [0.7, 1.0], [0.9, 11.0]])
+    assert non_dominated(values, [True, False]).tolist() == [True, True, False, True, False]
+    front = values[[3, 1, 0]]
+    assert knee(front, [True, False]) == 1  # 0.8 at 5 ms: the most balanced point
+    assert knee(np.array([[0.5, 3.0]]), [True, False]) == 0
+
+
+def test_the_command_line_search(search_teacher, bbc_short, tmp_path):
+    train, _ = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "space.yaml").write_text("num_layers: [1]\nnum_attention_heads: [2, 4]\n")
+    command = [sys.executable, "-m", "automm_lite.cli", "search", "--teacher", search_teacher.path,
+               str(tmp_path / "train.csv"), "--config", str(tmp_path / "space.yaml"), "--n-trials", "2",
+               "--path", str(tmp_path / "cli"), "--no-refit", "--verbosity", "0", "--hyperparameters",
+               "optimization.max_epochs=1", "env.batch_size=16"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tuning_score" in done.stdout and "Chosen: trial" in done.stdout
+    assert (tmp_path / "cli" / "front.png").is_file()
+    bad = subprocess.run([*command[:7], "--config", str(tmp_path / "nope.yaml")], capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr

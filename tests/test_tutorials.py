@@ -92,3 +92,15 @@ def test_pawsx_multilingual(tmp_path, monkeypatch):
     assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5])
     speedup = float(re.search(r"evaluates ([0-9.]+)x faster than the teacher", text).group(1))
     assert speedup > 1, speedup  # 3 of the teacher's 12 layers
+
+
+def test_student_search(tmp_path, monkeypatch):
+    nb = run_tutorial("student_search.ipynb", tmp_path, monkeypatch)
+    text = text_of(nb)
+    assert "ConfigError: num_layers=8 is more than the teacher can give" in text
+    assert re.search(r"default space: \{'num_layers': \[1, 2, 3, 4\]", text)
+    trials = re.findall(r"^ +(\d) +layers [\d,]+ \| heads \d+ \| hidden \d+ \| ffn \d+ +[01]\.\d+ ", text, flags=re.M)
+    assert len(set(trials)) == 3, text[-3000:]
+    assert "chosen trial:" in text and re.search(r"searched student +[01]\.\d+ ", text)
+    assert len(images_in(nb)) == 1  # the front, rendered inline
+    assert (tmp_path / "search_models" / "search" / "study.db").is_file()

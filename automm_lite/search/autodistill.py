@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..exceptions import ConfigError, NotFittedError
+from .flash import FLASH_DEFAULTS, INFERENCE_MODES, FlashDistillation
 from .space import SearchSpace, TeacherShape
 
 logger = logging.getLogger("automm_lite")
@@ -19,11 +20,7 @@ logger = logging.getLogger("automm_lite")
 # Objective name -> (results column, larger is better); "accuracy" is the teacher's eval_metric, whatever it is.
 OBJECTIVES = {"accuracy": ("tuning_score", None), "latency": ("latency_ms", False),
               "throughput": ("rows_per_s", True), "parameters": ("parameters", False)}
-INFERENCE_MODES = {"32": ("32", "torch"), "bf16": ("bf16", "torch"), "int8": ("int8", "torch"),
-                   "onnx": ("32", "onnx")}
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
-FLASH_DEFAULTS = {"steps_per_layer": 20, "attention_weight": 1.0, "hidden_weight": 1.0, "learning_rate": 3e-4,
-                  "batch_size": 32, "epochs": 1}
 STUDY_NAME = "autodistill"
 
 
@@ -221,6 +218,9 @@ class AutoDistiller:
         folder = Path(self.path or f"automm_lite_search/{datetime.now().strftime('%Y%m%d_%H%M%S')}").resolve()
         (folder / "trials").mkdir(parents=True, exist_ok=True)
         self.path_ = folder
+        self._flash = FlashDistillation(self.teacher_, self.space_, self._data, folder, self._hyperparameters,
+                                        self.flash_, self.inference_mode, self.latency_budget_ms, self.seed,
+                                        self.verbosity)
         handler = add_log_file(folder / "search.log")
         try:
             study = self._study()
@@ -275,7 +275,7 @@ class AutoDistiller:
         states = optuna.trial.TrialState
         grid = self.space_.grid()
         seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
-                if t.state == states.COMPLETE or (t.state == states.FAIL and "error" in t.user_attrs)}
+                if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and "error" in t.user_attrs)}
         seen |= {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
@@ -302,7 +302,7 @@ class AutoDistiller:
         return larger
 
     def _measure_teacher(self) -> dict:
-        metrics = self._evaluate_predictor(self.teacher_, self._data["tuning"], set_mode=False)
+        metrics = self._flash.evaluate(self.teacher_, self._data["tuning"], set_mode=False)
         return {"score": metrics["accuracy"], "latency_ms": metrics["latency"], "rows_per_s": metrics["throughput"],
                 "parameters": metrics["parameters"]}
 
@@ -340,11 +340,18 @@ class AutoDistiller:
             params = self.space_.suggest(trial)
             shape = self.space_.student(params) if self.model_builder is None else None
             trial.set_user_attr("shape", str(shape) if shape else json.dumps(params, default=str))
-            student = (self.model_builder or self._build_student)(params, folder)
-            model = (self.train_func or self._train_student)(student, self._data["train"], self._data["tuning"],
+            if self._reuse_duplicate(study, trial, params):
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            student = (self.model_builder or self._flash.build)(params, folder)
+            builtin = self.train_func is None and self.eval_func is None
+            if builtin and self.latency_budget_ms is not None and self._flash.too_slow(student, trial, folder):
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return
+            model = (self.train_func or self._flash.train)(student, self._data["train"], self._data["tuning"],
                                                             folder)
             fit_seconds = time.perf_counter() - fit_start
-            metrics = (self.eval_func or self._evaluate_predictor)(model, self._data["tuning"])
+            metrics = (self.eval_func or self._flash.evaluate)(model, self._data["tuning"])
             missing = [name for name in self.objectives_ if name not in metrics]
             if missing:
                 raise ConfigError(f"eval_func returned {sorted(metrics)}; it must return every objective: "
@@ -364,95 +371,21 @@ class AutoDistiller:
                     metrics.get("latency", float("nan")), metrics.get("throughput", float("nan")),
                     metrics.get("parameters", float("nan")) / 1e6, fit_seconds)
 
-    def _build_student(self, params: dict, folder: Path) -> dict:
-        """The built-in model builder: the sampled shape pruned from the teacher's fine-tuned encoder."""
-        from ..models.pruning import prune_encoder
+    def _reuse_duplicate(self, study, trial, params: dict) -> bool:
+        """A point the study has already scored (samplers repeat points of small spaces): its result again,
+        at no cost."""
+        import optuna
 
-        shape = self.space_.student(params)
-        checkpoint = prune_encoder(self._teacher_encoder_dir(), folder / "student", layers=list(shape.layers),
-                                   num_attention_heads=shape.num_attention_heads,
-                                   intermediate_size=shape.intermediate_size, hidden_size=shape.hidden_size)
-        return {"model.hf_text.checkpoint_name": checkpoint, **SearchSpace.fit_keys(params)}
-
-    def _teacher_encoder_dir(self) -> str:
-        """The teacher's fine-tuned encoder as a Hugging Face folder, written once per search folder."""
-        target = self.path_ / "teacher_encoder"
-        if not (target / "config.json").is_file():
-            backbone = self.teacher_.model_.text_backbone
-            staging = self.path_ / ".teacher_encoder.writing"
-            shutil.rmtree(staging, ignore_errors=True)
-            backbone.encoder.save_pretrained(str(staging))
-            backbone.tokenizer.save_pretrained(str(staging))
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-        return str(target)
-
-    def _train_student(self, student, train, tuning, folder: Path, full: bool = False):
-        """The built-in train function: layer-by-layer transfer, then a short distillation fit (the flash
-        distillation), or with ``full`` the whole recipe."""
-        from ..predictor import Predictor
-
-        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
-        if not full:
-            self._transfer_layers(keys.get("model.hf_text.checkpoint_name"))
-        hyperparameters = {**self._hyperparameters, **keys}
-        if not full:
-            hyperparameters["optimization.max_epochs"] = int(self.flash_["epochs"])
-        predictor = Predictor(self.teacher_.label, self.teacher_.problem_type, self.teacher_.eval_metric,
-                              path=str(folder / ("best" if full else "predictor")),
-                              verbosity=self.verbosity if self.verbosity >= 3 else 0)
-        return predictor.fit(train, tuning, hyperparameters=hyperparameters, teacher_predictor=self.teacher_,
-                             unlabeled_data=self._data["unlabeled"], seed=self.seed)
-
-    def _transfer_layers(self, checkpoint) -> None:
-        """Teach a pruned student folder's layers their teacher layers in place (skipped for other students)."""
-        from transformers import AutoModel
-
-        from ..models.pruning import read_record
-        from ..training.transfer import TransferSettings, progressive_transfer
-
-        record = read_record(checkpoint) if checkpoint and Path(checkpoint).is_dir() else None
-        steps = int(self.flash_["steps_per_layer"])
-        if record is None or steps <= 0:
-            return
-        settings = TransferSettings(**{k: v for k, v in self.flash_.items() if k != "epochs"})
-        student = AutoModel.from_pretrained(checkpoint)
-        teacher = self._teacher_encoder()
-        losses = progressive_transfer(student, teacher, self._transfer_tokens(), record["layers"], settings,
-                                      seed=self.seed, kept_dims=record["hidden"])
-        student.save_pretrained(checkpoint)
-        logger.info("Layer-by-layer transfer (%d steps per layer): last losses %s", steps,
-                    ", ".join(f"{loss:.3f}" for loss in losses))
-
-    def _transfer_tokens(self):
-        """The rows the layer-by-layer transfer learns on (training and unlabeled rows), tokenized once."""
-        if getattr(self, "_tokens", None) is None:
-            import pandas as pd
-
-            frames = [self._data["train"].drop(columns=[self.teacher_.label])]
-            if self._data["unlabeled"] is not None:
-                frames.append(self._data["unlabeled"])
-            rows = pd.concat(frames, ignore_index=True)
-            features = self.teacher_.preprocessor_.transform(rows)
-            self._tokens = self.teacher_.model_.text_backbone.encode(features)
-        return self._tokens
-
-    def _evaluate_predictor(self, predictor, tuning, set_mode: bool = True) -> dict:
-        """The built-in eval function: tuning score, one-row p50 latency, batch rows/s and parameters, timed in
-        the search's inference mode, as ``compare_predictors`` times."""
-        from ..reports.compare import single_row_latency, warm_evaluate
-
-        if set_mode and str(self.inference_mode) != "32":
-            precision, backend = INFERENCE_MODES[str(self.inference_mode)]
-            predictor.optimize_for_inference(precision=precision, backend=backend)
-        verbosity, predictor.verbosity = predictor.verbosity, 0
-        try:
-            scores = warm_evaluate(predictor, tuning)
-            latency, _ = single_row_latency(predictor, tuning)
-        finally:
-            predictor.verbosity = verbosity
-        return {"accuracy": scores[predictor.eval_metric], "latency": latency,
-                "throughput": scores.timing.rows_per_second, "parameters": predictor.total_parameters}
+        for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if done.params == params and "duplicate_of" not in done.user_attrs:
+                for key, value in done.user_attrs.items():
+                    trial.set_user_attr(key, value)
+                trial.set_user_attr("duplicate_of", done.number)
+                study.tell(trial, list(done.values))
+                logger.info("Trial %d: the point of trial %d again; its result is reused.", trial.number,
+                            done.number)
+                return True
+        return False
 
     # ------------------------------------------------------------------ results
     def _collect(self, study) -> None:
@@ -466,14 +399,15 @@ class AutoDistiller:
             state = trial.state.name.lower()
             if state == "fail" and "error" not in attrs:
                 state = "interrupted"
-            rows.append({"trial": trial.number, "state": {"fail": "failed"}.get(state, state),
+            rows.append({"trial": trial.number, "state": {"fail": "failed", "pruned": "over budget"}.get(state, state),
                          "shape": attrs.get("shape"), **trial.params,
                          **{column: attrs.get(column) for column, _ in OBJECTIVES.values()},
-                         "fit_s": attrs.get("fit_s"), "predictor": attrs.get("predictor"), "error": attrs.get("error")})
+                         "fit_s": attrs.get("fit_s"), "duplicate_of": attrs.get("duplicate_of"),
+                         "predictor": attrs.get("predictor"), "error": attrs.get("error")})
         results = pd.DataFrame(rows)
         if results.empty:
             raise NotFittedError("The search ran no trial (time_limit too short?); nothing to choose from.")
-        done = results.state == "complete"
+        done = (results.state == "complete") & results.duplicate_of.isna()
         columns = [OBJECTIVES[name][0] for name in self.objectives_]
         maximize = [self._maximize(name) for name in self.objectives_]
         results["on_front"] = False
@@ -484,6 +418,11 @@ class AutoDistiller:
         self.pareto_front_ = results[results.on_front].sort_values(columns[-1]).reset_index(drop=True)
         self._columns, self._maximize_flags = columns, maximize
         if not done.any():
+            slow = results[results.state == "over budget"]
+            if len(slow):
+                raise NotFittedError(f"No student was within latency_budget_ms={self.latency_budget_ms:g} (the "
+                                     f"fastest took {slow.latency_ms.min():.2f} ms): raise the budget, or search "
+                                     "smaller students.")
             errors = "; ".join(sorted(set(results.error.dropna())))[:500]
             raise NotFittedError(f"Every trial failed ({errors}); see {self.path_ / 'search.log'}.")
 
@@ -516,9 +455,8 @@ class AutoDistiller:
             predictor = Predictor.load(row.predictor, verbosity=self.verbosity)
         else:
             predictor = None  # a user train_func's model: not a Predictor folder
-        if predictor is not None and str(self.inference_mode) != "32":
-            precision, backend = INFERENCE_MODES[str(self.inference_mode)]
-            predictor.optimize_for_inference(precision=precision, backend=backend)
+        if predictor is not None:
+            self._flash.set_inference_mode(predictor)
         self.best_predictor_ = predictor
         (self.path_ / "best.json").write_text(json.dumps({"trial": chosen, "params": self.best_params_},
                                                          default=str))
@@ -558,10 +496,10 @@ class AutoDistiller:
             student = {"model.hf_text.checkpoint_name": str(folder / "student"), **SearchSpace.fit_keys(params)}
         else:  # the student folder is gone (keep="front") or is the user's to build
             folder.mkdir(parents=True, exist_ok=True)
-            student = (self.model_builder or self._build_student)(params, folder)
+            student = (self.model_builder or self._flash.build)(params, folder)
             if self.model_builder is None:
-                self._transfer_layers(student["model.hf_text.checkpoint_name"])
-        return self._train_student(student, self._data["train"], self._data["tuning"], folder, full=True)
+                self._flash.transfer_layers(student["model.hf_text.checkpoint_name"])
+        return self._flash.train(student, self._data["train"], self._data["tuning"], folder, full=True)
 
     def _write_results(self) -> None:
         self.results_.to_csv(self.path_ / "results.csv", index=False)
@@ -599,7 +537,7 @@ def _finished(study) -> int:
 
     states = optuna.trial.TrialState
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state == states.COMPLETE or (t.state == states.FAIL and "error" in t.user_attrs))
+               if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and "error" in t.user_attrs))
 
 
 def _running(study) -> int:

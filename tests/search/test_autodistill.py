@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from automm_lite import AutoDistiller, Predictor
-from automm_lite.exceptions import ConfigError
+from automm_lite.exceptions import ConfigError, NotFittedError
 from automm_lite.search.front import non_dominated
 
 SPACE = {"num_layers": [1, 2], "layer_choice": ["spread"], "num_attention_heads": [2, 4],
@@ -224,3 +224,23 @@ def test_the_command_line_search(search_teacher, bbc_short, tmp_path):
     bad = subprocess.run([*command[:7], "--config", str(tmp_path / "nope.yaml")], capture_output=True, text=True,
                          timeout=600)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_a_latency_budget_skips_training_students_that_are_too_slow(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    search = AutoDistiller(search_teacher, search_space={"num_layers": [1, 4]}, n_trials=2, sampler="grid",
+                           latency_budget_ms=1e-3, refit=False, path=str(tmp_path / "b"), verbosity=0, **quick)
+    with pytest.raises(NotFittedError, match="No student was within latency_budget_ms=0.001"):
+        search.fit(train)  # nothing is fast enough: every student is timed, none trained
+    states = [t.state.name for t in search.study_.trials]
+    assert states == ["PRUNED", "PRUNED"] and all(t.user_attrs["latency_ms"] > 1e-3 for t in search.study_.trials)
+    assert not any((tmp_path / "b" / "trials" / f"{n:03d}" / "predictor").exists() for n in (0, 1))
+
+
+def test_a_point_sampled_again_reuses_its_result(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    search = AutoDistiller(search_teacher, search_space={"num_layers": [1]}, n_trials=2, refit=False,
+                           path=str(tmp_path / "d"), verbosity=0, **quick).fit(train)
+    first, second = search.results_.iloc[0], search.results_.iloc[1]
+    assert second.duplicate_of == 0 and second.tuning_score == first.tuning_score
+    assert list(search.results_.on_front) == [True, False]

@@ -1,0 +1,167 @@
+"""The built-in steps of a student search trial: cut the student from the teacher, flash-distil it (layer by
+layer, then a short distillation fit) or distil it in full, and time it as ``compare_predictors`` does."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from .space import SearchSpace
+
+logger = logging.getLogger("automm_lite")
+
+INFERENCE_MODES = {"32": ("32", "torch"), "bf16": ("bf16", "torch"), "int8": ("int8", "torch"),
+                   "onnx": ("32", "onnx")}
+FLASH_DEFAULTS = {"steps_per_layer": 20, "attention_weight": 1.0, "hidden_weight": 1.0, "learning_rate": 3e-4,
+                  "batch_size": 32, "epochs": 1}
+
+
+class FlashDistillation:
+    """What a trial does unless the user's ``model_builder``, ``train_func`` or ``eval_func`` replace it.
+
+    Parameters
+    ----------
+    teacher : Predictor
+        The fitted teacher.
+    space : SearchSpace
+    data : dict
+        ``train``, ``tuning`` and ``unlabeled`` (or None) frames.
+    folder : Path
+        The search folder (the teacher's encoder is written there once).
+    hyperparameters : dict
+        The students' fit keys (the full recipe).
+    settings : dict
+        ``FLASH_DEFAULTS`` with the user's ``flash`` settings.
+    inference_mode : str
+        A key of ``INFERENCE_MODES``.
+    latency_budget_ms : float or None
+    seed, verbosity : int
+    """
+
+    def __init__(self, teacher, space: SearchSpace, data: dict, folder: Path, hyperparameters: dict, settings: dict,
+                 inference_mode: str, latency_budget_ms, seed: int, verbosity: int):
+        self.teacher, self.space, self.data, self.folder = teacher, space, data, folder
+        self.hyperparameters, self.settings = hyperparameters, settings
+        self.inference_mode, self.latency_budget_ms = str(inference_mode), latency_budget_ms
+        self.seed, self.verbosity = seed, verbosity
+        self._tokens = None
+
+    def too_slow(self, student, trial, folder: Path) -> bool:
+        """Whether the untrained student is over ``latency_budget_ms`` (timed after a one-step fit on a few rows
+        per class): then it is not worth training. Records the latency and parameters on ``trial``."""
+        from ..predictor import Predictor
+        from ..reports.compare import single_row_latency
+
+        label = self.teacher.label
+        train = self.data["train"]
+        few = train.groupby(label, group_keys=False).head(2) if self.teacher.problem_type != "regression" else \
+            train.head(8)
+        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        probe = Predictor(label, self.teacher.problem_type, self.teacher.eval_metric, path=str(folder / "probe"),
+                          verbosity=0).fit(few, few, hyperparameters={**self.hyperparameters, **keys,
+                                                                      "optimization.max_steps": 1,
+                                                                      "optimization.top_k": 1})
+        self.set_inference_mode(probe)
+        latency, _ = single_row_latency(probe, self.data["tuning"])
+        shutil.rmtree(folder / "probe", ignore_errors=True)
+        if self.latency_budget_ms is None or latency <= self.latency_budget_ms:
+            return False
+        trial.set_user_attr("latency_ms", latency)
+        trial.set_user_attr("parameters", float(probe.total_parameters))
+        logger.info("Trial %d: %s takes %.2f ms, over latency_budget_ms=%g: not trained.", trial.number,
+                    trial.user_attrs["shape"], latency, self.latency_budget_ms)
+        return True
+
+    def build(self, params: dict, folder: Path) -> dict:
+        """the sampled shape pruned from the teacher's fine-tuned encoder."""
+        from ..models.pruning import prune_encoder
+
+        shape = self.space.student(params)
+        checkpoint = prune_encoder(self.teacher_encoder_dir(), folder / "student", layers=list(shape.layers),
+                                   num_attention_heads=shape.num_attention_heads,
+                                   intermediate_size=shape.intermediate_size, hidden_size=shape.hidden_size)
+        return {"model.hf_text.checkpoint_name": checkpoint, **SearchSpace.fit_keys(params)}
+
+    def teacher_encoder_dir(self) -> str:
+        """The teacher's fine-tuned encoder as a Hugging Face folder, written once per search folder."""
+        target = self.folder / "teacher_encoder"
+        if not (target / "config.json").is_file():
+            backbone = self.teacher.model_.text_backbone
+            staging = self.folder / ".teacher_encoder.writing"
+            shutil.rmtree(staging, ignore_errors=True)
+            backbone.encoder.save_pretrained(str(staging))
+            backbone.tokenizer.save_pretrained(str(staging))
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        return str(target)
+
+    def train(self, student, train, tuning, folder: Path, full: bool = False):
+        """Layer-by-layer transfer, then a short distillation fit (the flash
+        distillation), or with ``full`` the whole recipe."""
+        from ..predictor import Predictor
+
+        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        if not full:
+            self.transfer_layers(keys.get("model.hf_text.checkpoint_name"))
+        hyperparameters = {**self.hyperparameters, **keys}
+        if not full:
+            hyperparameters["optimization.max_epochs"] = int(self.settings["epochs"])
+        predictor = Predictor(self.teacher.label, self.teacher.problem_type, self.teacher.eval_metric,
+                              path=str(folder / ("best" if full else "predictor")),
+                              verbosity=self.verbosity if self.verbosity >= 3 else 0)
+        return predictor.fit(train, tuning, hyperparameters=hyperparameters, teacher_predictor=self.teacher,
+                             unlabeled_data=self.data["unlabeled"], seed=self.seed)
+
+    def transfer_layers(self, checkpoint) -> None:
+        """Teach a pruned student folder's layers their teacher layers in place (skipped for other students)."""
+        from transformers import AutoModel
+
+        from ..models.pruning import read_record
+        from ..training.transfer import TransferSettings, progressive_transfer
+
+        record = read_record(checkpoint) if checkpoint and Path(checkpoint).is_dir() else None
+        steps = int(self.settings["steps_per_layer"])
+        if record is None or steps <= 0:
+            return
+        settings = TransferSettings(**{k: v for k, v in self.settings.items() if k != "epochs"})
+        student = AutoModel.from_pretrained(checkpoint)
+        teacher = self.teacher.model_.text_backbone.encoder
+        losses = progressive_transfer(student, teacher, self._transfer_tokens(), record["layers"], settings,
+                                      seed=self.seed, kept_dims=record["hidden"])
+        student.save_pretrained(checkpoint)
+        logger.info("Layer-by-layer transfer (%d steps per layer): last losses %s", steps,
+                    ", ".join(f"{loss:.3f}" for loss in losses))
+
+    def _transfer_tokens(self):
+        """The rows the layer-by-layer transfer learns on (training and unlabeled rows), tokenized once."""
+        if self._tokens is None:
+            import pandas as pd
+
+            frames = [self.data["train"].drop(columns=[self.teacher.label])]
+            if self.data["unlabeled"] is not None:
+                frames.append(self.data["unlabeled"])
+            rows = pd.concat(frames, ignore_index=True)
+            features = self.teacher.preprocessor_.transform(rows)
+            self._tokens = self.teacher.model_.text_backbone.encode(features)
+        return self._tokens
+
+    def set_inference_mode(self, predictor) -> None:
+        if self.inference_mode != "32":
+            precision, backend = INFERENCE_MODES[self.inference_mode]
+            predictor.optimize_for_inference(precision=precision, backend=backend)
+
+    def evaluate(self, predictor, tuning, set_mode: bool = True) -> dict:
+        """Tuning score, one-row p50 latency, batch rows/s and parameters, timed in
+        the search's inference mode, as ``compare_predictors`` times."""
+        from ..reports.compare import single_row_latency, warm_evaluate
+
+        if set_mode:
+            self.set_inference_mode(predictor)
+        verbosity, predictor.verbosity = predictor.verbosity, 0
+        try:
+            scores = warm_evaluate(predictor, tuning)
+            latency, _ = single_row_latency(predictor, tuning)
+        finally:
+            predictor.verbosity = verbosity
+        return {"accuracy": scores[predictor.eval_metric], "latency": latency,
+                "throughput": scores.timing.rows_per_second, "parameters": predictor.total_parameters}

@@ -36,6 +36,8 @@ def main():
     parser.add_argument("--task", choices=sorted(TASKS), default="bbc-short")
     parser.add_argument("--budget", choices=["small", "full"], default="full")
     parser.add_argument("--teacher", help="folder of a teacher already fitted on this task (skips its training)")
+    parser.add_argument("--hand-picked", help="folder of the hand-picked student already fitted by this script "
+                        "(its fit time, from its fit summary, is the budget unit)")
     parser.add_argument("--path", default="search_runs")
     parser.add_argument("--n-trials", type=int, default=30)
     parser.add_argument("--budget-factor", type=float, default=4.0,
@@ -65,10 +67,15 @@ def main():
         return rank_shapes(args, task, teacher, test, root, student_keys)
 
     start = time.perf_counter()
-    hand_picked = Predictor(task.label, eval_metric=task.eval_metric, path=str(root / "hand_picked"), verbosity=1).fit(
-        task.train, tuning_data=task.tuning, hyperparameters=student_keys, teacher_predictor=teacher,
-        unlabeled_data=task.unlabeled, seed=args.seed)
-    unit = time.perf_counter() - start
+    if args.hand_picked:
+        hand_picked = Predictor.load(args.hand_picked, verbosity=0)
+        unit = hand_picked.fit_summary()["training_time"]
+    else:
+        hand_picked = Predictor(task.label, eval_metric=task.eval_metric, path=str(root / "hand_picked"),
+                                verbosity=1).fit(task.train, tuning_data=task.tuning, hyperparameters=student_keys,
+                                                 teacher_predictor=teacher, unlabeled_data=task.unlabeled,
+                                                 seed=args.seed)
+        unit = time.perf_counter() - start
     print(f"hand-picked student ({task.student_hyperparameters['model.hf_text.checkpoint_name']}): full fit "
           f"{unit:.0f} s", flush=True)
 

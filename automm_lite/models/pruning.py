@@ -183,7 +183,7 @@ def _top(scores, count: int):
 
 def _head_dimensions(weights: dict, head_ids, head_width: int, width: int) -> dict:
     """Rows kept in the query/key and value projections: every dimension of the kept heads, or the ``width``
-    best of each (query and key share theirs: a score sums their products)."""
+    best of each (query and key keep the same dimensions, scored by their squared rows together)."""
     import torch
 
     whole = (head_ids[:, None] * head_width + torch.arange(head_width)[None, :]).reshape(-1)

@@ -70,7 +70,8 @@ class AutoDistiller:
         ``learning_rate`` (3e-4) and ``batch_size`` (32) of the layer-by-layer transfer; ``epochs`` (1) of the
         short regular distillation. ``steps_per_layer=0`` skips the transfer.
     refit : bool
-        Train the chosen student with the full recipe (``hyperparameters``), from its flash-trained weights.
+        Train the chosen student with the full recipe (``hyperparameters``), from its layer-transferred encoder
+        (not with a user ``train_func``: its model is returned as it is).
     keep : {"all", "front"}
         Keep every trial's predictor, or only those on the front (and the chosen one).
     model_builder : callable, optional
@@ -122,13 +123,22 @@ class AutoDistiller:
         whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
         if not whole(self.n_trials) or self.n_trials < 1:
             raise ConfigError(f"n_trials must be a whole number >= 1, got {self.n_trials!r}.")
+        if not whole(self.seed) or self.seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}.")
+        if not whole(self.verbosity) or self.verbosity < 0:
+            raise ConfigError(f"verbosity must be a whole number >= 0, got {self.verbosity!r}.")
         objectives = (self.objectives,) if isinstance(self.objectives, str) else tuple(self.objectives)
         unknown = [o for o in objectives if o not in OBJECTIVES]
         if not objectives or unknown or len(set(objectives)) != len(objectives):
             raise ConfigError(f"objectives {self.objectives!r}: choose distinct names from {', '.join(OBJECTIVES)}.")
         self.objectives_ = objectives
-        if isinstance(self.sampler, str) and self.sampler not in SAMPLERS:
+        import optuna
+
+        if not (self.sampler in SAMPLERS or isinstance(self.sampler, optuna.samplers.BaseSampler)):
             raise ConfigError(f"sampler {self.sampler!r}: one of {', '.join(SAMPLERS)}, or an optuna sampler.")
+        if self.storage is not None and not isinstance(self.storage, (str, optuna.storages.BaseStorage)):
+            raise ConfigError(f"storage must be an Optuna storage URL (e.g. 'sqlite:///study.db') or storage, not "
+                              f"{type(self.storage).__name__}.")
         for name in ("time_limit", "latency_budget_ms"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or
@@ -144,18 +154,18 @@ class AutoDistiller:
         unknown = set(self.flash or {}) - set(FLASH_DEFAULTS)
         if unknown:
             raise ConfigError(f"Unknown flash setting(s) {sorted(unknown)}; valid: {', '.join(FLASH_DEFAULTS)}.")
-        self.flash_ = {**FLASH_DEFAULTS, **(self.flash or {})}
+        self.flash_ = _check_flash({**FLASH_DEFAULTS, **(self.flash or {})})
         encoder = self._teacher_encoder()
         if encoder is None and self.model_builder is None:
             raise ConfigError("The built-in student builder prunes the teacher's text encoder, and this teacher has "
                               "none; pass model_builder=... to search your own students.")
-        shape = TeacherShape.of(encoder.config) if encoder is not None else TeacherShape(1, 1, 1, 1)
-        if encoder is not None and self.model_builder is None:
+        if self.model_builder is None:
             from ..models.pruning import MODEL_TYPES
 
             if encoder.config.model_type not in MODEL_TYPES:
                 raise ConfigError(f"The built-in student builder prunes BERT-like encoders ({', '.join(MODEL_TYPES)});"
                                   f" the teacher's is {encoder.config.model_type!r}. Pass model_builder=....")
+        shape = TeacherShape.of(encoder.config) if self.model_builder is None else None
         if self.search_space is None and self.model_builder is not None:
             raise ConfigError("A custom model_builder needs its own search_space: the default one describes pruned "
                               "teachers.")
@@ -186,7 +196,7 @@ class AutoDistiller:
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, unlabeled_data=None):
         """Run the search (or resume it) and set ``results_``, ``pareto_front_``, ``best_params_`` and
-        ``best_predictor_``; returns ``self``.
+        ``best_predictor_``.
 
         Parameters
         ----------
@@ -197,6 +207,11 @@ class AutoDistiller:
         unlabeled_data : DataFrame or path, optional
             Rows without labels: the teacher labels them for every student (transfer rows) and the layer-by-layer
             transfer learns on them too.
+
+        Returns
+        -------
+        AutoDistiller
+            ``self``.
         """
         from ..data.frames import holdout_split, labelled_rows, read_data
         from ..logs import add_log_file, remove_log_file, set_console_verbosity
@@ -226,6 +241,7 @@ class AutoDistiller:
             study = self._study()
             self.study_ = study
             self.teacher_scores_ = self._measure_teacher()
+            set_console_verbosity(self.verbosity)
             logger.info("Search %s: %d trials, objectives %s, teacher %s %.4f at %.2f ms", folder, self.n_trials,
                         ", ".join(self.objectives_), self.teacher_.eval_metric, self.teacher_scores_["score"],
                         self.teacher_scores_["latency_ms"])
@@ -246,28 +262,30 @@ class AutoDistiller:
         own_file = self.storage is None
         if own_file:
             storage = f"sqlite:///{self.path_ / 'study.db'}"
-        elif isinstance(self.storage, str):
-            # A shared study: a worker that dies stops beating, and its trial is failed by the next one to start.
-            storage = optuna.storages.RDBStorage(self.storage, heartbeat_interval=60, grace_period=180)
         else:
             storage = self.storage
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=directions,
                                     sampler=self._sampler(), load_if_exists=True)
-        if [d.name.lower() for d in study.directions] != directions:
-            raise ConfigError(f"The study in {self.storage or self.path_} was made for other objectives; use a new "
-                              "path (or storage) for these.")
+        settings = {"objectives": list(self.objectives_), "metric": self.teacher_.eval_metric,
+                    "space": {name: optuna.distributions.distribution_to_json(d)
+                              for name, d in self.space_.distributions.items()}}
+        stored = study.user_attrs.get("settings")
+        if stored is None:
+            study.set_user_attr("settings", settings)
+        elif stored != settings or [d.name.lower() for d in study.directions] != directions:
+            raise ConfigError(f"The study in {self.storage or self.path_} was made for other objectives, metric or "
+                              f"search space ({stored['objectives']}, {stored['metric']}, dimensions "
+                              f"{sorted(stored['space'])}); resume it with those, or use a new path (or storage).")
         if own_file:
             # The search folder's own study belongs to one process: a trial still "running" there was killed.
             for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        elif isinstance(storage, optuna.storages.RDBStorage):
-            optuna.storages.fail_stale_trials(study)
         if self.sampler == "grid":
             self._queue_grid(study)
         return study
 
     def _queue_grid(self, study) -> None:
-        """Queue every grid point the study has not finished or queued yet (a killed trial's point again)."""
+        """Queue every grid point the study has not finished or queued yet (a failed or killed point again)."""
         import itertools
 
         import optuna
@@ -275,8 +293,10 @@ class AutoDistiller:
         states = optuna.trial.TrialState
         grid = self.space_.grid()
         seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
-                if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and "error" in t.user_attrs)}
-        seen |= {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
+                if t.state in (states.COMPLETE, states.PRUNED)}  # failed and killed points are tried again
+        # A queued trial has no params yet: its point is in the system attributes.
+        seen |= {tuple(sorted(t.system_attrs.get("fixed_params", {}).items()))
+                 for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
         for values in itertools.product(*grid.values()):
             point = dict(zip(grid, values))
             if tuple(sorted(point.items())) not in seen:
@@ -308,18 +328,21 @@ class AutoDistiller:
 
     # ------------------------------------------------------------------ trials
     def _run_trials(self, study, start: float) -> None:
+        import uuid
+
         from tqdm.auto import tqdm
 
         limit = self.n_trials
         if self.sampler == "grid":
             limit = min(limit, _grid_size(self.space_.grid()))
-        done = _finished(study)
+        self._run_id = uuid.uuid4().hex  # failures of an earlier run do not count: a rerun tries again
+        done = _finished(study, self._run_id)
         bar = tqdm(total=limit, initial=min(done, limit), desc="student search", unit="trial",
                    disable=self.verbosity < 2)
         try:
-            while _finished(study) + _running(study) < limit:
+            while _finished(study, self._run_id) < limit:
                 over = self.time_limit is not None and time.perf_counter() - start > self.time_limit
-                if over and _finished(study) > 0:  # with nothing finished yet, one trial still runs
+                if over and _finished(study, self._run_id) > 0:  # with nothing finished yet, one trial still runs
                     logger.info("time_limit (%g s) reached: no more trials.", self.time_limit)
                     break
                 trial = study.ask()
@@ -331,6 +354,8 @@ class AutoDistiller:
 
     def _run_one(self, study, trial) -> None:
         import optuna
+
+        from ..logs import set_console_verbosity
 
         folder = self.path_ / "trials" / f"{trial.number:03d}"
         shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
@@ -351,21 +376,21 @@ class AutoDistiller:
             model = (self.train_func or self._flash.train)(student, self._data["train"], self._data["tuning"],
                                                             folder)
             fit_seconds = time.perf_counter() - fit_start
-            metrics = (self.eval_func or self._flash.evaluate)(model, self._data["tuning"])
-            missing = [name for name in self.objectives_ if name not in metrics]
-            if missing:
-                raise ConfigError(f"eval_func returned {sorted(metrics)}; it must return every objective: "
-                                  f"{', '.join(missing)}.")
+            metrics = _objective_values((self.eval_func or self._flash.evaluate)(model, self._data["tuning"]),
+                                        self.objectives_)
         except Exception as error:  # a failed trial is recorded and the search goes on
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            trial.set_user_attr("run", self._run_id)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
             return
+        finally:
+            set_console_verbosity(self.verbosity)  # the trial's own fits set the console to theirs
         for name, value in metrics.items():
-            trial.set_user_attr(OBJECTIVES.get(name, (name,))[0], float(value))
+            trial.set_user_attr(OBJECTIVES.get(name, (name,))[0], value)
         trial.set_user_attr("fit_s", fit_seconds)
         trial.set_user_attr("predictor", str(folder / "predictor") if (folder / "predictor").is_dir() else None)
-        study.tell(trial, [float(metrics[name]) for name in self.objectives_])
+        study.tell(trial, [metrics[name] for name in self.objectives_])
         logger.info("Trial %d: %s -> %s %.4f, %.2f ms, %.0f rows/s, %.1fM parameters, fit %.0f s", trial.number,
                     trial.user_attrs["shape"], self.teacher_.eval_metric, metrics.get("accuracy", float("nan")),
                     metrics.get("latency", float("nan")), metrics.get("throughput", float("nan")),
@@ -376,8 +401,13 @@ class AutoDistiller:
         at no cost."""
         import optuna
 
+        def point(trial_params, shape):  # two layer choices can pick the same layers: the same student
+            return (shape, tuple(sorted(SearchSpace.fit_keys(trial_params).items()))) if self.model_builder is None \
+                else tuple(sorted(trial_params.items()))
+
+        here = point(params, trial.user_attrs.get("shape"))
         for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if done.params == params and "duplicate_of" not in done.user_attrs:
+            if point(done.params, done.user_attrs.get("shape")) == here and "duplicate_of" not in done.user_attrs:
                 for key, value in done.user_attrs.items():
                     trial.set_user_attr(key, value)
                 trial.set_user_attr("duplicate_of", done.number)
@@ -389,12 +419,15 @@ class AutoDistiller:
 
     # ------------------------------------------------------------------ results
     def _collect(self, study) -> None:
+        import optuna
         import pandas as pd
 
         from .front import non_dominated
 
         rows = []
         for trial in study.get_trials(deepcopy=False):
+            if trial.state == optuna.trial.TrialState.WAITING:
+                continue  # a queued grid point not reached (n_trials or time_limit)
             attrs = trial.user_attrs
             state = trial.state.name.lower()
             if state == "fail" and "error" not in attrs:
@@ -430,7 +463,7 @@ class AutoDistiller:
         """The chosen trial: the most accurate within ``latency_budget_ms``, else the knee of the front."""
         from .front import knee
 
-        done = self.results_[self.results_.state == "complete"]
+        done = self.results_[(self.results_.state == "complete") & self.results_.duplicate_of.isna()]
         if self.latency_budget_ms is not None:
             within = done[done.latency_ms <= self.latency_budget_ms]
             if len(within):
@@ -468,7 +501,7 @@ class AutoDistiller:
 
     def fit_trial(self, trial: int):
         """Train one finished trial's student with the full recipe (``hyperparameters``), starting from its
-        flash-trained encoder; what ``refit`` does for the chosen trial.
+        layer-transferred encoder; what ``refit`` does for the chosen trial.
 
         Parameters
         ----------
@@ -505,8 +538,8 @@ class AutoDistiller:
         self.results_.to_csv(self.path_ / "results.csv", index=False)
         try:
             self.plot(self.path_ / "front.png")
-        except ImportError as error:  # matplotlib missing: the table is still there
-            logger.warning("No plot: %s", error)
+        except Exception as error:  # e.g. a user eval_func without latency: the table is still there
+            logger.warning("No plot: %s: %s", type(error).__name__, error)
 
     def plot(self, path=None) -> str:
         """Save tuning score against latency (every trial, the front, the teacher, the chosen student) as PNG.
@@ -531,19 +564,55 @@ class AutoDistiller:
                           path or self.path_ / "front.png", title, f"tuning {self.teacher_.eval_metric}")
 
 
-def _finished(study) -> int:
-    """Trials that count towards ``n_trials``: completed ones and real failures (not killed runs)."""
+def _finished(study, run_id: str) -> int:
+    """Trials that count towards ``n_trials``: completed and over-budget ones, and this run's failures (an
+    earlier run's failures and killed trials are tried again)."""
     import optuna
 
     states = optuna.trial.TrialState
     return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and "error" in t.user_attrs))
+               if t.state in (states.COMPLETE, states.PRUNED)
+               or (t.state == states.FAIL and t.user_attrs.get("run") == run_id))
 
 
-def _running(study) -> int:
-    import optuna
+def _check_flash(settings: dict) -> dict:
+    """The flash settings as numbers in range, or a ConfigError naming the bad one."""
+    for name in ("steps_per_layer", "batch_size", "epochs"):
+        value, least = settings[name], 0 if name == "steps_per_layer" else 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ConfigError(f"flash[{name!r}] must be a whole number >= {least}, got {value!r}.")
+    for name in ("attention_weight", "hidden_weight", "learning_rate"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or \
+                (name == "learning_rate" and not value > 0):
+            raise ConfigError(f"flash[{name!r}] must be a number {'> 0' if name == 'learning_rate' else '>= 0'}, "
+                              f"got {value!r}.")
+    if settings["steps_per_layer"] > 0 and settings["attention_weight"] + settings["hidden_weight"] <= 0:
+        raise ConfigError("flash: attention_weight and hidden_weight are both 0, so the layer-by-layer transfer "
+                          "has nothing to learn; set one > 0, or steps_per_layer=0 to skip it.")
+    return settings
 
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+def _objective_values(metrics, objectives) -> dict:
+    """``eval_func``'s result as finite floats, every objective present; a ConfigError otherwise (the trial fails)."""
+    import math
+
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"eval_func must return a dict of objective -> value, got {type(metrics).__name__}.")
+    missing = [name for name in objectives if name not in metrics]
+    if missing:
+        raise ConfigError(f"eval_func returned {sorted(metrics)}; it must return every objective: "
+                          f"{', '.join(missing)}.")
+    values = {}
+    for name, value in metrics.items():
+        try:
+            values[name] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"eval_func's {name!r} is {value!r}, not a number.") from None
+        if name in objectives and not math.isfinite(values[name]):
+            raise ConfigError(f"The trial's {name} is {value!r}: a student that cannot be scored (e.g. it predicts a "
+                              "constant) counts as failed.")
+    return values
 
 
 def _grid_size(grid: dict) -> int:

@@ -57,8 +57,11 @@ class FlashDistillation:
         few = train.groupby(label, group_keys=False).head(2) if self.teacher.problem_type != "regression" else \
             train.head(8)
         keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        # The probe has no teacher: distillation keys (which only a teacher's fit accepts) leave; speed is the same.
+        no_teacher = {k: v for k, v in self.hyperparameters.items() if not k.startswith("distiller.")}
+        keys = {k: v for k, v in keys.items() if not k.startswith("distiller.")}
         probe = Predictor(label, self.teacher.problem_type, self.teacher.eval_metric, path=str(folder / "probe"),
-                          verbosity=0).fit(few, few, hyperparameters={**self.hyperparameters, **keys,
+                          verbosity=0).fit(few, few, hyperparameters={**no_teacher, **keys,
                                                                       "optimization.max_steps": 1,
                                                                       "optimization.top_k": 1})
         self.set_inference_mode(probe)
@@ -121,13 +124,14 @@ class FlashDistillation:
 
         record = read_record(checkpoint) if checkpoint and Path(checkpoint).is_dir() else None
         steps = int(self.settings["steps_per_layer"])
-        if record is None or steps <= 0:
-            return
+        own = record is not None and Path(record["source"]).resolve() == Path(self.teacher_encoder_dir()).resolve()
+        if not own or steps <= 0:
+            return  # not cut from this teacher: no layer maps to teach from
         settings = TransferSettings(**{k: v for k, v in self.settings.items() if k != "epochs"})
         student = AutoModel.from_pretrained(checkpoint)
         teacher = self.teacher.model_.text_backbone.encoder
         losses = progressive_transfer(student, teacher, self._transfer_tokens(), record["layers"], settings,
-                                      seed=self.seed, kept_dims=record["hidden"])
+                                      seed=self.seed, kept_dims=record["hidden"], kept_heads=record["heads"])
         student.save_pretrained(checkpoint)
         logger.info("Layer-by-layer transfer (%d steps per layer): last losses %s", steps,
                     ", ".join(f"{loss:.3f}" for loss in losses))

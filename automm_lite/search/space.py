@@ -126,6 +126,9 @@ class SearchSpace:
                 hint = f" Did you mean {' or '.join(close)}?" if close else ""
                 raise ConfigError(f"Unknown search dimension {name!r}.{hint} Shape dimensions: "
                                   f"{', '.join(SHAPE_DIMENSIONS)}; or a fit hyperparameter key such as 'optim.lr'.")
+            if name in ("model.hf_text.checkpoint_name", "optimization.max_epochs"):
+                raise ConfigError(f"{name!r} cannot be a search dimension: the student is the search's own (use "
+                                  "model_builder to search other checkpoints) and trials train for flash['epochs'].")
             self.distributions[name] = _distribution(name, value)
         if "layers" in self.distributions and {"num_layers", "layer_choice"} & set(self.distributions):
             raise ConfigError("search_space: give either 'layers' (explicit layer lists) or 'num_layers' with "
@@ -146,14 +149,19 @@ class SearchSpace:
         if name == "layers":
             layers = _layer_list(value)
             if not layers or any(not 0 <= i < s.num_layers for i in layers) or len(set(layers)) != len(layers):
-                raise ConfigError(f"layers {value!r}: the teacher has layers 0..{s.num_layers - 1}; give distinct "
-                                  "indices in that range, e.g. '0,2,4'.")
+                raise ConfigError(f"layers {value!r}: each choice is a list of distinct teacher layers in 0.."
+                                  f"{s.num_layers - 1}, e.g. [[0, 3], [0, 2, 4]] or ['0,3', '0,2,4'].")
             return
         limit = {"num_layers": s.num_layers, "num_attention_heads": s.num_attention_heads,
                  "hidden_size": s.hidden_size, "intermediate_size": s.intermediate_size}[name]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
             raise ConfigError(f"{name}={value!r} is more than the teacher can give (or not a whole number >= 1): "
                               f"its {name} is {limit}.")
+        heads = self.distributions.get("num_attention_heads")
+        most_heads = max(_extremes(heads)) if heads is not None else s.num_attention_heads
+        if name == "hidden_size" and value < most_heads:
+            raise ConfigError(f"hidden_size={value} is below the {most_heads} heads it must be shared by: give at "
+                              f"least {most_heads} (a multiple of the head count).")
 
     def names(self) -> list:
         return list(self.distributions)
@@ -215,7 +223,12 @@ def _layer_list(value) -> list:
 
 def _distribution(name: str, value):
     """One dimension's Optuna distribution from a list, a scalar, a range mapping or a distribution."""
-    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        BaseDistribution,
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if isinstance(value, BaseDistribution):
         return value
@@ -235,6 +248,9 @@ def _distribution(name: str, value):
     choices = value if isinstance(value, (list, tuple)) else [value]
     if not choices:
         raise ConfigError(f"search_space[{name!r}] is an empty list: give at least one choice.")
+    if name == "layers" and choices and all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+        raise ConfigError(f"search_space['layers'] = {value!r} is one list of layers; give a list of choices, e.g. "
+                          f"[{list(choices)!r}] to keep exactly those, or [[0, 3], [0, 2, 4]].")
     if name == "layers":  # Optuna's choices are scalars: a layer list is kept as its "0,2,4" spelling
         choices = [",".join(map(str, _layer_list(c))) if not isinstance(c, str) else c for c in choices]
     if any(isinstance(c, (list, tuple, dict, set)) for c in choices):

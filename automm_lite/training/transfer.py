@@ -35,7 +35,7 @@ class TransferSettings:
 
 
 def progressive_transfer(student, teacher, tokens, layer_map: list, settings: TransferSettings, seed: int = 0,
-                         kept_dims: list | None = None) -> list:
+                         kept_dims: list | None = None, kept_heads: list | None = None) -> list:
     """Teach ``student``'s encoder layers in order, each to match its teacher layer; changes ``student`` in place.
 
     Student layer ``i`` (0-based) is taught for ``settings.steps_per_layer`` steps while the layers below it stay
@@ -56,6 +56,10 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
         When the student is narrower, the teacher's residual dimensions it kept (``pruning.json``): its hidden
         states then learn those dimensions of the teacher's. Without them a trainable linear matcher maps the
         student's width to the teacher's.
+    kept_heads : list of list of int, optional
+        For each student layer, the teacher heads its heads were cut from (``pruning.json``): each head's
+        attention map then learns its own teacher head's. Without them, with fewer heads than the teacher, both
+        sides' maps are averaged over heads first.
 
     Returns
     -------
@@ -89,6 +93,10 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
                     target = dict(teacher(**batch, output_hidden_states=True, output_attentions=True))
                     if kept_dims is not None:
                         target["hidden_states"] = [state[..., kept_dims] for state in target["hidden_states"]]
+                    if kept_heads is not None:  # only the mapped layer's maps are read
+                        maps = list(target["attentions"])
+                        maps[teacher_index] = maps[teacher_index][:, kept_heads[index]]
+                        target["attentions"] = maps
                 out = student(**batch, output_hidden_states=True, output_attentions=True)
                 loss, _ = objective(out, target, attention_mask=batch["attention_mask"])
                 optimizer.zero_grad(set_to_none=True)
@@ -106,9 +114,9 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
 def _eager_attention(*models):
     """Attention maps need the eager implementation; put back what each model had."""
     before = [getattr(model.config, "_attn_implementation", None) for model in models]
-    for model in models:
-        model.set_attn_implementation("eager")
     try:
+        for model in models:
+            model.set_attn_implementation("eager")
         yield
     finally:
         for model, name in zip(models, before):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from automm_lite import AutoDistiller, Predictor
-from automm_lite.exceptions import ConfigError, NotFittedError
+from automm_lite.exceptions import ConfigError, DataError, NotFittedError
 from automm_lite.search.front import non_dominated
 
 SPACE = {"num_layers": [1, 2], "layer_choice": ["spread"], "num_attention_heads": [2, 4],
@@ -88,13 +88,20 @@ def test_a_bad_search_space_fails_before_any_trial(search_teacher, bbc_short, tm
     ({"hyperparameters": {"model.hf_text.checkpoint_name": "minilm-l3"}}, "model_builder"),
     ({"model_builder": lambda params, folder: "x"}, "needs its own search_space"),
     ({"sampler": "grid", "search_space": {"num_layers": {"low": 1, "high": 2}}}, "grid"),
+    ({"seed": -1}, "seed"),
+    ({"seed": "0"}, "seed"),
+    ({"storage": 5}, "storage"),
+    ({"flash": {"batch_size": 0}}, "batch_size"),
+    ({"flash": {"learning_rate": -1e-3}}, "learning_rate"),
+    ({"flash": {"attention_weight": 0, "hidden_weight": 0}}, "nothing to learn"),
+    ({"search_space": {"num_layers": [1], "model.hf_text.checkpoint_name": ["x"]}}, "cannot be a search dimension"),
 ])
 def test_bad_arguments_fail_before_any_work(search_teacher, bbc_short, tmp_path, arguments, message):
     train, _ = bbc_short
     arguments = {"teacher": search_teacher, "path": str(tmp_path / "s"), **arguments}
     with pytest.raises(Exception, match=message) as caught:
         AutoDistiller(**arguments).fit(train)
-    assert type(caught.value).__name__ in ("ConfigError", "DataError")
+    assert isinstance(caught.value, (ConfigError, DataError))
     assert not (tmp_path / "s").exists()
 
 
@@ -244,3 +251,37 @@ def test_a_point_sampled_again_reuses_its_result(search_teacher, bbc_short, quic
     first, second = search.results_.iloc[0], search.results_.iloc[1]
     assert second.duplicate_of == 0 and second.tuning_score == first.tuning_score
     assert list(search.results_.on_front) == [True, False]
+
+
+def test_a_student_that_cannot_be_scored_fails_and_a_rerun_tries_again(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    arguments = dict(search_space={"num_layers": [1, 2]}, n_trials=2, sampler="grid", refit=False,
+                     path=str(tmp_path / "nan"), verbosity=0, **quick)
+    nan = AutoDistiller(search_teacher, eval_func=lambda model, tuning: {"accuracy": float("nan"), "latency": 1.0},
+                        **arguments)
+    with pytest.raises(NotFittedError, match="Every trial failed.*accuracy is nan"):
+        nan.fit(train)
+    assert list(nan.study_.trials[i].state.name for i in (0, 1)) == ["FAIL", "FAIL"]
+    fixed = AutoDistiller(search_teacher, **arguments).fit(train)  # the earlier run's failures do not count
+    assert sorted(fixed.results_.state) == ["complete", "complete", "failed", "failed"]
+
+
+def test_a_grid_resumes_with_the_points_it_has_not_run(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    arguments = dict(search_space={"num_layers": [1, 2]}, sampler="grid", refit=False, path=str(tmp_path / "g"),
+                     verbosity=0, **quick)
+    first = AutoDistiller(search_teacher, n_trials=1, **arguments).fit(train)
+    assert list(first.results_.num_layers) == [1] and set(first.results_.state) == {"complete"}
+    second = AutoDistiller(search_teacher, n_trials=2, **arguments).fit(train)
+    assert sorted(second.results_.num_layers) == [1, 2] and len(second.results_) == 2
+    with pytest.raises(ConfigError, match="made for other objectives"):
+        AutoDistiller(search_teacher, n_trials=2, objectives=("accuracy", "parameters"), **arguments).fit(train)
+
+
+def test_a_latency_budget_with_distillation_keys_in_the_space(search_teacher, bbc_short, quick, tmp_path):
+    train, _ = bbc_short
+    search = AutoDistiller(search_teacher, search_space={"num_layers": [1], "distiller.temperature": [2.0]},
+                           n_trials=1, latency_budget_ms=1e6, refit=False, path=str(tmp_path / "k"), verbosity=0,
+                           **quick).fit(train)
+    assert list(search.results_.state) == ["complete"]
+    assert search.best_predictor_.config_.distiller.temperature == 2.0

@@ -411,6 +411,7 @@ class AutoDistiller:
                 for key, value in done.user_attrs.items():
                     trial.set_user_attr(key, value)
                 trial.set_user_attr("duplicate_of", done.number)
+                trial.set_user_attr("fit_s", 0.0)  # nothing was trained
                 study.tell(trial, list(done.values))
                 logger.info("Trial %d: the point of trial %d again; its result is reused.", trial.number,
                             done.number)

@@ -249,7 +249,7 @@ def test_a_point_sampled_again_reuses_its_result(search_teacher, bbc_short, quic
     search = AutoDistiller(search_teacher, search_space={"num_layers": [1]}, n_trials=2, refit=False,
                            path=str(tmp_path / "d"), verbosity=0, **quick).fit(train)
     first, second = search.results_.iloc[0], search.results_.iloc[1]
-    assert second.duplicate_of == 0 and second.tuning_score == first.tuning_score
+    assert second.duplicate_of == 0 and second.tuning_score == first.tuning_score and second.fit_s == 0
     assert list(search.results_.on_front) == [True, False]
 
 

@@ -128,7 +128,18 @@ def _head_width(hidden_size, heads: int, head_width: int) -> int:
 
 
 def read_record(folder) -> dict | None:
-    """What ``prune_encoder`` kept for the encoder in ``folder`` (None for an encoder it did not make)."""
+    """What ``prune_encoder`` kept for the encoder in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    dict or None
+        ``source``, ``layers``, ``heads`` (per kept layer), ``head_width``, ``hidden`` (kept residual dimensions,
+        None when all were kept); None for an encoder it did not make.
+    """
     path = pathlib.Path(folder) / RECORD_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 

@@ -48,7 +48,21 @@ class FlashDistillation:
 
     def too_slow(self, student, trial, folder: Path) -> bool:
         """Whether the untrained student is over ``latency_budget_ms`` (timed after a one-step fit on a few rows
-        per class): then it is not worth training. Records the latency and parameters on ``trial``."""
+        per class): then it is not worth training.
+
+        Parameters
+        ----------
+        student : dict or str
+            What ``build`` (or the user's builder) returned.
+        trial : optuna.trial.Trial
+            Gets the measured ``latency_ms`` and ``parameters`` when the student is too slow.
+        folder : Path
+            The trial's folder (the probe is written there and removed).
+
+        Returns
+        -------
+        bool
+        """
         from ..predictor import Predictor
         from ..reports.compare import single_row_latency
 
@@ -76,7 +90,20 @@ class FlashDistillation:
         return True
 
     def build(self, params: dict, folder: Path) -> dict:
-        """the sampled shape pruned from the teacher's fine-tuned encoder."""
+        """Prune the sampled shape from the teacher's fine-tuned encoder into ``folder/student``.
+
+        Parameters
+        ----------
+        params : dict
+            A sampled point of the search space.
+        folder : Path
+            The trial's folder.
+
+        Returns
+        -------
+        dict
+            Fit keys: the student's ``model.hf_text.checkpoint_name`` and the sampled fit hyperparameters.
+        """
         from ..models.pruning import prune_encoder
 
         shape = self.space.student(params)
@@ -99,8 +126,22 @@ class FlashDistillation:
         return str(target)
 
     def train(self, student, train, tuning, folder: Path, full: bool = False):
-        """Layer-by-layer transfer, then a short distillation fit (the flash
-        distillation), or with ``full`` the whole recipe."""
+        """Flash-distil the student (layer-by-layer transfer, then a short distillation fit), or with ``full``
+        distil it with the whole recipe.
+
+        Parameters
+        ----------
+        student : dict or str
+            Fit keys (or a text checkpoint) from ``build`` or the user's builder.
+        train, tuning : DataFrame
+        folder : Path
+            The trial's folder: the predictor is saved to ``predictor`` (flash) or ``best`` (full).
+        full : bool
+
+        Returns
+        -------
+        Predictor
+        """
         from ..predictor import Predictor
 
         keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
@@ -150,13 +191,27 @@ class FlashDistillation:
         return self._tokens
 
     def set_inference_mode(self, predictor) -> None:
+        """Put ``predictor`` in the search's inference mode (nothing to do for float32)."""
         if self.inference_mode != "32":
             precision, backend = INFERENCE_MODES[self.inference_mode]
             predictor.optimize_for_inference(precision=precision, backend=backend)
 
     def evaluate(self, predictor, tuning, set_mode: bool = True) -> dict:
-        """Tuning score, one-row p50 latency, batch rows/s and parameters, timed in
-        the search's inference mode, as ``compare_predictors`` times."""
+        """Tuning score, one-row p50 latency, batch rows/s and parameters, timed in the search's inference mode,
+        as ``compare_predictors`` times.
+
+        Parameters
+        ----------
+        predictor : Predictor
+        tuning : DataFrame
+        set_mode : bool
+            Switch the predictor to the search's inference mode first (not for the teacher).
+
+        Returns
+        -------
+        dict
+            ``accuracy``, ``latency`` (ms), ``throughput`` (rows/s), ``parameters``.
+        """
         from ..reports.compare import single_row_latency, warm_evaluate
 
         if set_mode:

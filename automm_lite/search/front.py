@@ -12,6 +12,10 @@ def non_dominated(values: np.ndarray, maximize: list) -> np.ndarray:
     values : array (rows x objectives)
     maximize : list of bool
         Per objective, whether larger is better.
+
+    Returns
+    -------
+    numpy.ndarray of bool
     """
     values = np.asarray(values, dtype=float)
     if not len(values):
@@ -29,6 +33,17 @@ def knee(values: np.ndarray, maximize: list) -> int:
     With two objectives it is the point farthest above the line joining the front's two ends (largest scaled
     accuracy minus scaled latency); ties go to the first objective. One point (or equal values) gives the best
     on the first objective.
+
+    Parameters
+    ----------
+    values : array (points x objectives)
+        The front's points.
+    maximize : list of bool
+
+    Returns
+    -------
+    int
+        The knee's row.
     """
     oriented = np.asarray(values, dtype=float) * np.where(maximize, 1.0, -1.0)
     span = oriented.max(0) - oriented.min(0)

@@ -124,8 +124,7 @@ def student_from_teacher_layers(teacher: Teacher, spec: str, folder: Path) -> st
         raise ConfigError(f"{spec!r} needs a teacher with a text encoder; this teacher has "
                           f"{list(teacher.model.backbones)}.")
     source = folder / "teacher_encoder"
-    backbone.encoder.save_pretrained(str(source))
-    backbone.tokenizer.save_pretrained(str(source))
+    backbone.save_encoder(source)
     layers = parse_layers(spec.split("layers=", 1)[1] if "layers=" in spec else "",
                           backbone.encoder.config.num_hidden_layers, "teacher")
     import torch

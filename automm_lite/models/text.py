@@ -107,19 +107,15 @@ class HfTextBackbone(Backbone):
     def describe(self) -> str:
         return f"{self.name} (text checkpoint: `{self.checkpoint_name}`)"
 
-    @contextlib.contextmanager
     def attention_implementation(self, name: str | None):
-        """Run the encoder with attention ``name`` (e.g. ``"eager"``, which can return attention maps) inside the
-        block, and with what was set before after it, whatever happens. ``None`` changes nothing."""
-        before = getattr(self.encoder.config, "_attn_implementation", None)
-        if name is None or name == before:
-            yield
-            return
-        self.encoder.set_attn_implementation(name)
-        try:
-            yield
-        finally:
-            self.encoder.set_attn_implementation(before)
+        """Run the encoder with attention ``name`` inside the block (see ``attention_implementation``)."""
+        return attention_implementation(self.encoder, name)
+
+    def save_encoder(self, folder: str):
+        """Write the encoder with its current weights and the tokenizer as a Hugging Face folder (e.g. a fitted
+        teacher's, to cut students from)."""
+        self.encoder.save_pretrained(str(folder))
+        self.tokenizer.save_pretrained(str(folder))
 
     def forward(self, tokens: dict, output_hidden_states: bool = False, output_attentions: bool = False) -> dict:
         out = self.encoder(**tokens, output_hidden_states=output_hidden_states,
@@ -133,6 +129,21 @@ class HfTextBackbone(Backbone):
         if output_attentions:
             result["attentions"] = out.attentions
         return result
+
+
+@contextlib.contextmanager
+def attention_implementation(encoder, name: str | None):
+    """Run ``encoder`` with attention ``name`` (e.g. ``"eager"``, which can return attention maps) inside the
+    block, and with what was set before after it, whatever happens. ``None`` changes nothing."""
+    before = getattr(encoder.config, "_attn_implementation", None)
+    if name is None or name == before:
+        yield
+        return
+    encoder.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        encoder.set_attn_implementation(before)
 
 
 def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..exceptions import ConfigError, NotFittedError
-from .flash import FLASH_DEFAULTS, INFERENCE_MODES, FlashDistillation
+from .flash import FLASH_DEFAULTS, INFERENCE_MODES, FlashDistillation, check_flash_settings
 from .space import SearchSpace, TeacherShape
 
 logger = logging.getLogger("automm_lite")
@@ -154,7 +154,7 @@ class AutoDistiller:
         unknown = set(self.flash or {}) - set(FLASH_DEFAULTS)
         if unknown:
             raise ConfigError(f"Unknown flash setting(s) {sorted(unknown)}; valid: {', '.join(FLASH_DEFAULTS)}.")
-        self.flash_ = _check_flash({**FLASH_DEFAULTS, **(self.flash or {})})
+        self.flash_ = check_flash_settings({**FLASH_DEFAULTS, **(self.flash or {})})
         encoder = self._teacher_encoder()
         if encoder is None and self.model_builder is None:
             raise ConfigError("The built-in student builder prunes the teacher's text encoder, and this teacher has "
@@ -574,24 +574,6 @@ def _finished(study, run_id: str) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False)
                if t.state in (states.COMPLETE, states.PRUNED)
                or (t.state == states.FAIL and t.user_attrs.get("run") == run_id))
-
-
-def _check_flash(settings: dict) -> dict:
-    """The flash settings as numbers in range, or a ConfigError naming the bad one."""
-    for name in ("steps_per_layer", "batch_size", "epochs"):
-        value, least = settings[name], 0 if name == "steps_per_layer" else 1
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ConfigError(f"flash[{name!r}] must be a whole number >= {least}, got {value!r}.")
-    for name in ("attention_weight", "hidden_weight", "learning_rate"):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or \
-                (name == "learning_rate" and not value > 0):
-            raise ConfigError(f"flash[{name!r}] must be a number {'> 0' if name == 'learning_rate' else '>= 0'}, "
-                              f"got {value!r}.")
-    if settings["steps_per_layer"] > 0 and settings["attention_weight"] + settings["hidden_weight"] <= 0:
-        raise ConfigError("flash: attention_weight and hidden_weight are both 0, so the layer-by-layer transfer "
-                          "has nothing to learn; set one > 0, or steps_per_layer=0 to skip it.")
-    return settings
 
 
 def _objective_values(metrics, objectives) -> dict:

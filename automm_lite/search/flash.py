@@ -3,9 +3,11 @@ layer, then a short distillation fit) or distil it in full, and time it as ``com
 from __future__ import annotations
 
 import logging
+import numbers
 import shutil
 from pathlib import Path
 
+from ..exceptions import ConfigError
 from .space import SearchSpace
 
 logger = logging.getLogger("automm_lite")
@@ -14,6 +16,29 @@ INFERENCE_MODES = {"32": ("32", "torch"), "bf16": ("bf16", "torch"), "int8": ("i
                    "onnx": ("32", "onnx")}
 FLASH_DEFAULTS = {"steps_per_layer": 20, "attention_weight": 1.0, "hidden_weight": 1.0, "learning_rate": 3e-4,
                   "batch_size": 32, "epochs": 1}
+
+
+def check_flash_settings(settings: dict) -> dict:
+    """The flash settings as numbers in range, or a ConfigError naming the bad one."""
+    for name in ("steps_per_layer", "batch_size", "epochs"):
+        value, least = settings[name], 0 if name == "steps_per_layer" else 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ConfigError(f"flash[{name!r}] must be a whole number >= {least}, got {value!r}.")
+    for name in ("attention_weight", "hidden_weight", "learning_rate"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or \
+                (name == "learning_rate" and not value > 0):
+            raise ConfigError(f"flash[{name!r}] must be a number {'> 0' if name == 'learning_rate' else '>= 0'}, "
+                              f"got {value!r}.")
+    if settings["steps_per_layer"] > 0 and settings["attention_weight"] + settings["hidden_weight"] <= 0:
+        raise ConfigError("flash: attention_weight and hidden_weight are both 0, so the layer-by-layer transfer "
+                          "has nothing to learn; set one > 0, or steps_per_layer=0 to skip it.")
+    return settings
+
+
+def fit_keys_of(student) -> dict:
+    """What a model builder returned, as fit keys: a dict as it is, a checkpoint as the text encoder's name."""
+    return dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
 
 
 class FlashDistillation:
@@ -70,7 +95,7 @@ class FlashDistillation:
         train = self.data["train"]
         few = train.groupby(label, group_keys=False).head(2) if self.teacher.problem_type != "regression" else \
             train.head(8)
-        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        keys = fit_keys_of(student)
         # The probe has no teacher: distillation keys (which only a teacher's fit accepts) leave; speed is the same.
         no_teacher = {k: v for k, v in self.hyperparameters.items() if not k.startswith("distiller.")}
         keys = {k: v for k, v in keys.items() if not k.startswith("distiller.")}
@@ -116,11 +141,9 @@ class FlashDistillation:
         """The teacher's fine-tuned encoder as a Hugging Face folder, written once per search folder."""
         target = self.folder / "teacher_encoder"
         if not (target / "config.json").is_file():
-            backbone = self.teacher.model_.text_backbone
             staging = self.folder / ".teacher_encoder.writing"
             shutil.rmtree(staging, ignore_errors=True)
-            backbone.encoder.save_pretrained(str(staging))
-            backbone.tokenizer.save_pretrained(str(staging))
+            self.teacher.model_.text_backbone.save_encoder(staging)
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
         return str(target)
@@ -144,7 +167,7 @@ class FlashDistillation:
         """
         from ..predictor import Predictor
 
-        keys = dict(student) if isinstance(student, dict) else {"model.hf_text.checkpoint_name": str(student)}
+        keys = fit_keys_of(student)
         if not full:
             self.transfer_layers(keys.get("model.hf_text.checkpoint_name"))
         hyperparameters = {**self.hyperparameters, **keys}

@@ -67,6 +67,7 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
         Each student layer's loss at its last step.
     """
     from ..distill.losses import DistillationObjective, Match
+    from ..models.text import attention_implementation
 
     if settings.steps_per_layer <= 0 or not len(tokens):
         return []
@@ -74,7 +75,9 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
     widths = student.config.hidden_size, teacher.config.hidden_size if kept_dims is None else len(kept_dims)
     teacher.eval()
     losses = []
-    with _eager_attention(student, teacher):
+    with contextlib.ExitStack() as eager:  # attention maps need the eager implementation
+        for model in (student, teacher):
+            eager.enter_context(attention_implementation(model, "eager"))
         for index, teacher_index in enumerate(layer_map):
             objective = DistillationObjective(
                 [Match("hidden_states", index + 1, teacher_index + 1, "mse", settings.hidden_weight),
@@ -108,17 +111,3 @@ def progressive_transfer(student, teacher, tokens, layer_map: list, settings: Tr
                          losses[-1])
     student.eval()
     return losses
-
-
-@contextlib.contextmanager
-def _eager_attention(*models):
-    """Attention maps need the eager implementation; put back what each model had."""
-    before = [getattr(model.config, "_attn_implementation", None) for model in models]
-    try:
-        for model in models:
-            model.set_attn_implementation("eager")
-        yield
-    finally:
-        for model, name in zip(models, before):
-            if name is not None:
-                model.set_attn_implementation(name)

@@ -12,7 +12,8 @@ def _fit(args):
     predictor = Predictor(label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric,
                           path=args.path, verbosity=args.verbosity)
     predictor.fit(args.train_data, tuning_data=args.tuning_data, hyperparameters=args.hyperparameters,
-                  presets=args.presets, time_limit=args.time_limit, seed=args.seed)
+                  presets=args.presets, time_limit=args.time_limit, seed=args.seed,
+                  teacher_predictor=args.teacher or None, unlabeled_data=args.unlabeled_data)
     print(json.dumps({"path": predictor.path, **predictor.fit_summary()}, indent=2, default=str))
 
 
@@ -52,6 +53,8 @@ def _zoo(args):
 
 
 def _distill(args):
+    if args.glue_task:
+        return _distill_glue(args)
     from .reports.distill_table import run_task
     from .reports.tasks import TASKS
 
@@ -59,6 +62,24 @@ def _distill(args):
     report = run_task(task, seeds=args.seeds, path=args.path, verbosity=args.verbosity)
     print(f"\nDistillation table: {task.name} ({args.budget} budget, seeds {args.seeds}); " + "; ".join(task.notes))
     print(report)
+
+
+def _distill_glue(args):
+    import pandas as pd
+
+    from .distill.auto import RecipeChoice
+    from .reports.glue import DISTILLER_FLAGS, GlueRun, run_glue
+
+    run = GlueRun(args.glue_task, teacher_model=args.teacher_model, student_model=args.student_model,
+                  seed=args.seed, max_epochs=args.max_epochs, time_limit=args.time_limit, num_gpus=args.num_gpus,
+                  distiller={name: getattr(args, name) for name in DISTILLER_FLAGS},
+                  cache_folder=args.finetuned_model_cache_folder, retrain=args.retrain, source=args.glue_source,
+                  max_rows=args.max_rows, verbosity=args.verbosity)
+    table = run_glue(run)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        recipe = RecipeChoice(**table.attrs["recipe"])
+        print(f"\nGLUE {args.glue_task}, seed {args.seed}; distillation {recipe.describe()}")
+        print(table.to_string())
 
 
 def _search(args):
@@ -106,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--eval-metric")
     fit.add_argument("--time-limit", type=float, help="seconds of training at most")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--teacher", nargs="+", metavar="DIR",
+                     help="folder(s) of fitted teacher predictors to distil from (distiller.recipe=auto by default)")
+    fit.add_argument("--unlabeled-data", help="rows without labels for the teacher to label (.csv or .parquet)")
     fit.set_defaults(run=_fit)
 
     evaluate = commands.add_parser("evaluate", help="score a saved predictor on labelled data")
@@ -132,6 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seeds", type=int, nargs="+", default=[0])
     distill.add_argument("--path", default="distill_runs", help="folder for the trained predictors")
     distill.add_argument("--verbosity", type=int, default=1)
+    glue = distill.add_argument_group("a GLUE task instead (online, or --glue-source), with the flags of AutoGluon's "
+                                      "GLUE distillation example; distiller flags left out are left to "
+                                      "distiller.recipe=auto")
+    glue.add_argument("--glue-task", "--glue_task", choices=["mnli", "mnli_matched", "mnli_mismatched", "qqp",
+                                                             "qnli", "sst2", "stsb", "mrpc", "rte"])
+    glue.add_argument("--glue-source", help="a datasets save_to_disk folder of the task instead of the Hub")
+    glue.add_argument("--max-rows", type=int, help="at most this many rows per split (a random sample)")
+    glue.add_argument("--teacher-model", "--teacher_model", default="minilm-l6")
+    glue.add_argument("--student-model", "--student_model",
+                      help="default: half of the fitted teacher's layers (its no-distill twin: the same layers of "
+                           "the pretrained teacher model)")
+    glue.add_argument("--seed", type=int, default=123)
+    glue.add_argument("--max-epochs", "--max_epochs", "--max-epoch", "--max_epoch", type=int)
+    glue.add_argument("--time-limit", "--time_limit", type=float, help="seconds of training per model")
+    glue.add_argument("--num-gpus", "--num_gpus", "--num-gpu", "--num_gpu", type=int,
+                      help="-1 = all (env.num_gpus); default: one GPU if there is one")
+    glue.add_argument("--temperature", type=float)
+    glue.add_argument("--hard-label-weight", "--hard_label_weight", type=float)
+    glue.add_argument("--soft-label-weight", "--soft_label_weight", type=float)
+    glue.add_argument("--output-feature-loss-weight", "--output_feature_loss_weight", type=float)
+    glue.add_argument("--output-feature-loss-type", "--output_feature_loss_type",
+                      choices=["mse", "cosine", "mean_square_error", "cosine_distance"])
+    glue.add_argument("--finetuned-model-cache-folder", "--finetuned_model_cache_folder", default="glue_models",
+                      help="where the teacher and the no-distill student are kept and reused")
+    glue.add_argument("--retrain", action="store_true", help="fit the teacher and no-distill student again")
     distill.set_defaults(run=_distill)
 
     search = commands.add_parser("search", help="search the small, fast student of a fitted teacher "

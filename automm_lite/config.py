@@ -137,6 +137,10 @@ class EnvConfig:
 
 @dataclass
 class DistillerConfig:
+    recipe: Literal["auto", "autogluon", "none"] = _key(
+        AUTO, "Who chooses the distillation terms and the student's budget: auto = the library, from what the fit "
+        "has (README, Knowledge distillation: the recipe rules); autogluon = AutoGluon's terms and defaults exactly; "
+        "none = the key defaults as they are. Keys you pass always win")
     temperature: float = _key(5.0, "Softens teacher and student logits in the soft-label term", gt=0.0)
     hard_label_weight: float = _key(0.1, "Weight of the task loss on the gold labels", ge=0.0)
     soft_label_weight: float = _key(1.0, "Weight of the soft-label term (teacher probabilities)", ge=0.0)
@@ -161,6 +165,14 @@ class DistillerConfig:
     layer_mapping: str = _key("uniform", "Student->teacher layers for the hidden/attention terms: 'uniform', "
                               "'last', or explicit 'student:teacher' pairs such as '1:2,2:4,3:6'")
     t2_scaling: bool = _key(False, "Multiply the soft-label term by temperature^2 (Hinton et al.)")
+    synthetic_rows: int = _key(0, "Made-up rows per training row that only the teacher labels (no gold label): "
+                               "the student learns the teacher's view of inputs the data does not have", ge=0,
+                               le=16)
+    synthetic_ops: list[Literal["mix", "swap", "span"]] = _key(
+        ["mix", "swap", "span"], "How synthetic rows are made, cycling through the list: mix = the first half of "
+        "one row's words and the second half of another's, in every text column; swap = one text column replaced "
+        "by another row's (rows with two or more text columns, such as sentence pairs; else mix); span = a shorter "
+        "stretch of each text")
     teacher_precision: Literal["32", "bf16"] = _key(
         "32", "Precision of the one teacher pass over the training rows: 32, or bf16 autocast where the CPU/GPU has "
         "native bf16 (a big teacher's pass runs faster; else 32 with a warning)")

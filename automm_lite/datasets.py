@@ -1,4 +1,4 @@
-"""Real labeled data: PAWS-X from the Hub (online) and offline stand-ins read from PyPI data packages."""
+"""Real labeled data: PAWS-X and GLUE from the Hub (online) and offline stand-ins read from PyPI data packages."""
 
 from __future__ import annotations
 
@@ -376,6 +376,94 @@ def load_pawsx(langs=("en", "de"), max_rows=None, seed=0):
             frames.append(df.assign(language=lang))
     return tuple(pd.concat(parts[s], ignore_index=True).astype({"label": "int64"})
                  for s in ("train", "validation", "test"))
+
+
+# ---------------------------------------------------------------------------------------- GLUE (online)
+GLUE_HUB_ID = "nyu-mll/glue"
+# task -> (Hub config, text columns, the split used as the test set); labels are private in GLUE's test splits.
+GLUE_TASKS = {
+    "mnli_matched": ("mnli", ("premise", "hypothesis"), "validation_matched"),
+    "mnli_mismatched": ("mnli", ("premise", "hypothesis"), "validation_mismatched"),
+    "qqp": ("qqp", ("question1", "question2"), "validation"),
+    "qnli": ("qnli", ("question", "sentence"), "validation"),
+    "sst2": ("sst2", ("sentence",), "validation"),
+    "stsb": ("stsb", ("sentence1", "sentence2"), "validation"),
+    "mrpc": ("mrpc", ("sentence1", "sentence2"), "validation"),
+    "rte": ("rte", ("sentence1", "sentence2"), "validation"),
+}
+GLUE_ALIASES = {"mnli": "mnli_matched", "mnli-m": "mnli_matched", "mnli-mm": "mnli_mismatched",
+                "mnlim": "mnli_matched", "mnlimm": "mnli_mismatched", "sts-b": "stsb", "sst-2": "sst2"}
+GLUE_METRICS = {"stsb": "pearsonr"}  # the others: accuracy, as in the GLUE distillation example
+
+
+def glue_task_name(task: str) -> str:
+    """The canonical GLUE task name (``mnli`` is ``mnli_matched``), or a ValueError listing the tasks."""
+    name = GLUE_ALIASES.get(str(task).strip().lower(), str(task).strip().lower())
+    if name not in GLUE_TASKS:
+        raise ValueError(f"unknown GLUE task {task!r}; available: {', '.join(GLUE_TASKS)}")
+    return name
+
+
+def load_glue(task, source=None, max_rows=None, seed=0):
+    """Load a GLUE task with ``datasets.load_dataset`` and split it as the GLUE distillation example does: the
+    train split for training (and tuning), the validation split as the test set.
+
+    Parameters
+    ----------
+    task : str
+        One of ``GLUE_TASKS``: mnli_matched, mnli_mismatched (``mnli`` = matched), qqp, qnli, sst2, stsb (a
+        regression of similarity scores 0-5), mrpc, rte.
+    source : str or Path, optional
+        A folder written by ``datasets.DatasetDict.save_to_disk`` with the task's Hub splits and columns, read
+        instead of the Hub (a copy made on another machine, or a small test set in the same format).
+    max_rows, seed : int, optional
+        Keep at most ``max_rows`` rows per split, a random sample drawn with ``seed``.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        ``train_df, test_df``: the task's text columns and ``label`` (int64 classes; float for stsb).
+
+    Raises
+    ------
+    ValueError
+        For an unknown task, before any network access.
+    DatasetUnavailableError
+        (a ``ConnectionError``) Hub unreachable and nothing cached; the message names the offline tasks.
+    """
+    name = glue_task_name(task)
+    config, columns, test_split = GLUE_TASKS[name]
+    if max_rows is not None and int(max_rows) < 1:
+        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+    import datasets
+
+    if source is not None:
+        loaded = datasets.load_from_disk(str(source))
+    else:
+        offline = _offline_requested() or not _hub_reachable()
+        try:
+            with _hub_offline_mode(offline):
+                loaded = datasets.load_dataset(GLUE_HUB_ID, config)
+        except Exception as err:  # noqa: BLE001 - any failure here means: no GLUE on this machine
+            why = " in offline mode (no route to the Hub, or HF_HUB_OFFLINE set) with no cached copy" if offline else ""
+            raise DatasetUnavailableError(
+                f"could not load GLUE ({GLUE_HUB_ID!r}, config {config!r}){why}: {err}. Offline, the bundled "
+                "distillation tasks need no network: `automm-lite distill --task bbc-short|bbc-short-unlabeled|"
+                "multilingual-pairs` (automm_lite.reports.tasks.TASKS), or pass source=<a save_to_disk copy>") from err
+    frames = []
+    for split in ("train", test_split):
+        if split not in loaded:
+            raise DatasetUnavailableError(f"GLUE {name}: the data has no {split!r} split (found {list(loaded)}).")
+        df = loaded[split].to_pandas()
+        missing = [c for c in (*columns, "label") if c not in df.columns]
+        if missing:
+            raise DatasetUnavailableError(f"GLUE {name}: the {split!r} split lacks the columns {missing} "
+                                          f"(found {list(df.columns)}).")
+        df = df[[*columns, "label"]]
+        if max_rows is not None and len(df) > int(max_rows):
+            df = df.sample(n=int(max_rows), random_state=seed).sort_index()
+        frames.append(df.astype({"label": "float64" if name == "stsb" else "int64"}).reset_index(drop=True))
+    return tuple(frames)
 
 
 # ------------------------------------------------------------------------------- tabular + text reviews

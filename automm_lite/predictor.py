@@ -7,7 +7,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from .config import Config, apply_overrides, check_fit_config
+from .config import Config, apply_overrides, canonical_key, check_fit_config, parse_hyperparameters
 from .data.frames import holdout_split, labelled_rows, read_data
 from .data.preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
@@ -34,6 +34,7 @@ class FitRequest:
     column_types: dict | None
     holdout_frac: float | None
     teachers: list
+    recipe: object = None  # the RecipeChoice so far (the student), completed by the fit (the terms)
 
 
 class Scores(dict):
@@ -147,7 +148,8 @@ class Predictor:
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
         result = fit_model(config, self.preprocessor_, train, tuning, self.eval_metric_, seed=request.seed,
                            work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
-                           teachers=teachers, unlabeled=request.unlabeled)
+                           teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe)
+        self.config_ = result.config  # with the keys the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
         self._runner = None
         paths = [str(teacher.path) for teacher in teachers]
@@ -156,7 +158,8 @@ class Predictor:
                          "n_tuning_rows": len(tuning), "checkpoints_averaged": result.checkpoints_averaged,
                          "epochs": result.epochs, "steps": result.steps, "seed": request.seed,
                          "n_rows_trained": result.n_rows_trained,
-                         "teacher": None if not paths else paths[0] if len(paths) == 1 else paths}
+                         "teacher": None if not paths else paths[0] if len(paths) == 1 else paths,
+                         "distillation_recipe": None if result.recipe is None else result.recipe.as_dict()}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                     self.eval_metric_, result.val_score, self.path)
 
@@ -177,9 +180,16 @@ class Predictor:
             raise ConfigError(f"seed={seed!r} must be a non-negative int.")
         if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
             raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
-        config = apply_overrides(apply_overrides(Config(), preset_overrides(presets), has_teacher), hyperparameters,
+        preset = preset_overrides(presets)
+        config = apply_overrides(apply_overrides(Config(), preset, has_teacher), hyperparameters,
                                  allow_distiller=has_teacher)
         check_fit_config(config, has_teacher)
+        recipe = None
+        if has_teacher:
+            from .distill.auto import choose_student
+
+            explicit = {canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)]}
+            config, recipe = choose_student(config, explicit, teachers[0])
         from .distill.recipe import check_layer_settings
         from .training.strategy import check_batch_size
 
@@ -196,7 +206,8 @@ class Predictor:
                                   "it.")
             unlabeled = read_data(unlabeled_data, "unlabeled_data")
             unlabeled = unlabeled.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
-        return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers)
+        return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers,
+                          recipe)
 
     def _check_loss(self, config):
         loss = config.optimization.loss_function
@@ -342,7 +353,8 @@ class Predictor:
         from .distill.teacher import Teacher
 
         self._check_fitted()
-        return Teacher(self.model_, self.preprocessor_, self.config_.env, self.path)
+        return Teacher(self.model_, self.preprocessor_, self.config_.env, self.path,
+                       optimization=self.config_.optimization)
 
     def _proba_and_values(self, data, need_label=False):
         import numpy as np

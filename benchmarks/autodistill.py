@@ -29,7 +29,7 @@ def main():
     from scipy.stats import kendalltau
 
     from automm_lite import AutoDistiller, Predictor, compare_predictors
-    from automm_lite.reports.distill_table import OUR_RECIPE
+    from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, OUR_RECIPE
     from automm_lite.reports.tasks import TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +55,7 @@ def main():
     root = Path(args.path) / task.name
     root.mkdir(parents=True, exist_ok=True)
     # The task's own recipe: with transfer rows, ours (cosine hidden states + the rows); without, AutoGluon's.
-    recipe = dict(OUR_RECIPE) if task.unlabeled is not None else {}
+    recipe = dict(OUR_RECIPE) if task.unlabeled is not None else dict(AUTOGLUON_RECIPE)
     student_keys = {**task.student_hyperparameters, **recipe}
     if args.teacher:
         teacher = Predictor.load(args.teacher, verbosity=0)

@@ -37,3 +37,34 @@ def test_readme_documents_every_key_and_starts_with_the_two_commands(repo_root):
     assert len(block) == 2 and "automm-lite demo" in block[0] and "pytest" in block[1]
     ci = (repo_root / ".ci" / "run").read_text()
     assert block[1] in ci
+
+
+def test_fit_with_a_teacher_and_unlabeled_rows(fitted_text_predictor, bbc_short, tiny_text_dir, tmp_path, capsys):
+    train, test = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.drop(columns="label").to_csv(tmp_path / "unlabeled.csv", index=False)
+    code = main(["fit", str(tmp_path / "train.csv"), "--label", "label", "--path", str(tmp_path / "student"),
+                 "--verbosity", "0", "--teacher", fitted_text_predictor.path, "--unlabeled-data",
+                 str(tmp_path / "unlabeled.csv"), "--hyperparameters", f"model.hf_text.checkpoint_name={tiny_text_dir}",
+                 "optimization.max_epochs=1", "model.hf_text.max_text_len=32"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["teacher"] == fitted_text_predictor.path
+    assert summary["n_rows_trained"] == summary["n_train_rows"] + len(test)
+    assert summary["distillation_recipe"]["recipe"] == "auto"
+
+
+def test_distill_a_glue_task_with_the_examples_flags(bbc_short, tiny_text_dir, tmp_path, capsys):
+    from test_datasets import glue_copy  # pytest puts this folder on sys.path
+
+    source = glue_copy(tmp_path / "stsb", "stsb", bbc_short[0].text, n_train=80, n_validation=40)
+    command = ["distill", "--glue_task", "stsb", "--glue-source", source, "--teacher_model", tiny_text_dir,
+               "--max_epochs", "1", "--seed", "0", "--temperature", "2", "--output_feature_loss_type",
+               "cosine_distance", "--finetuned_model_cache_folder", str(tmp_path / "cache"), "--verbosity", "0"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "no-distill student" in out and "distilled student" in out and "pearsonr" in out and "ratio" in out
+    assert "distiller.temperature" in out and "teacher:layers=1" in out  # kept as passed; the student cut
+    teacher_file = next((tmp_path / "cache" / "stsb").glob("teacher-*/predictor.json"))
+    saved = teacher_file.stat().st_mtime_ns
+    assert main(command) == 0  # the teacher and the no-distill student are reused
+    assert teacher_file.stat().st_mtime_ns == saved and len(list((tmp_path / "cache" / "stsb").iterdir())) == 3

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -252,3 +253,47 @@ def test_drug_reviews_deterministic(drugs):
     again = ds.load_drug_reviews(seed=0)
     pd.testing.assert_frame_equal(again[0], drugs[0])
     assert not ds.load_drug_reviews(seed=1)[1].equals(drugs[1])
+
+
+# -------------------------------------------------------------------------------------------- GLUE
+def glue_copy(folder, task, train_text, n_train=60, n_validation=30, seed=0):
+    """A small GLUE task in the Hub's format (its splits, columns and label kinds), written by save_to_disk."""
+    import datasets
+
+    config, columns, test_split = ds.GLUE_TASKS[task]
+    rng = np.random.default_rng(seed)
+    texts = list(train_text)
+
+    def split(n):
+        frame = {column: [texts[i] for i in rng.integers(0, len(texts), n)] for column in columns}
+        frame["label"] = rng.uniform(0, 5, n).round(2) if task == "stsb" else rng.integers(0, 2, n)
+        frame["idx"] = np.arange(n)
+        return datasets.Dataset.from_dict(frame)
+
+    splits = {"train": split(n_train), test_split: split(n_validation), "test": split(n_validation)}
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return str(folder)
+
+
+@pytest.mark.parametrize("task", ["stsb", "mnli_mismatched", "sst2"])
+def test_glue_from_a_local_copy_uses_train_and_the_validation_split(task, tmp_path, bbc):
+    source = glue_copy(tmp_path / task, task, bbc[0].text)
+    train, test = ds.load_glue(task, source=source)
+    columns = list(ds.GLUE_TASKS[task][1])
+    assert list(train.columns) == [*columns, "label"] and len(train) == 60 and len(test) == 30
+    assert train.label.dtype == ("float64" if task == "stsb" else "int64")
+    small, _ = ds.load_glue(task, source=source, max_rows=10)
+    assert len(small) == 10
+
+
+def test_glue_bad_task_and_offline_fail_fast_naming_the_offline_tasks(monkeypatch):
+    monkeypatch.setattr(ds, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
+    with pytest.raises(ValueError, match="mnli_matched, mnli_mismatched, qqp, qnli, sst2, stsb, mrpc, rte"):
+        ds.load_glue("cola")
+    assert ds.glue_task_name("MNLI") == "mnli_matched" and ds.glue_task_name("sts-b") == "stsb"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ds.DatasetUnavailableError, match="automm-lite distill --task bbc-short"):
+        ds.load_glue("rte")
+    assert time.perf_counter() - start < 10

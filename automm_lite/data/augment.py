@@ -1,9 +1,11 @@
-"""Text augmentation: extra training copies of labelled rows (word masking, deletion, span shuffling)."""
+"""Text augmentation: extra training copies of labelled rows (word masking, deletion, span shuffling), and
+synthetic rows for a teacher to label (two rows mixed, one text column swapped, a shorter span)."""
 from __future__ import annotations
 
 import numpy as np
 
 AUGMENT_OPS = ("mask", "delete", "shuffle")
+SYNTHETIC_OPS = ("mix", "swap", "span")
 
 
 def augment_text(text: str, op: str, prob: float, rng: np.random.Generator, mask_token: str = "[MASK]") -> str:
@@ -57,3 +59,59 @@ def augmented_copies(data, text_columns: list, copies: int, ops, prob: float, se
             part[column] = [augment_text(t, op, prob, rng, mask_token) for t in data[column].fillna("")]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def synthetic_rows(data, text_columns: list, per_row: int, ops, seed: int):
+    """``per_row`` x ``len(data)`` made-up rows for a teacher to label (their labels mean nothing: drop them).
+
+    Each batch of ``len(data)`` rows applies one operation, cycling through ``ops``, with every row of ``data`` as
+    the first parent once and a random other row as the second:
+
+    - ``mix``: in every text column, the first half of the first row's words and the second half of the second's;
+    - ``swap``: one text column (a random one per row) taken from the second row, the others from the first, so a
+      sentence pair becomes a new pair; with fewer than two text columns it mixes instead;
+    - ``span``: a random stretch of 40-90% of each text column's words.
+
+    Other columns come from the first row. Deterministic for a seed, so teacher outputs can be computed once.
+    """
+    import pandas as pd
+
+    if per_row <= 0 or not text_columns or len(data) < 2:
+        return data.iloc[:0]
+    rng = np.random.default_rng(seed)
+    data = data.reset_index(drop=True)
+    texts = {column: [str(t).split() for t in data[column].fillna("")] for column in text_columns}
+    n = len(data)
+    parts = []
+    for index in range(per_row):
+        op = ops[index % len(ops)]
+        if op == "swap" and len(text_columns) < 2:
+            op = "mix"
+        other = (np.arange(n) + rng.integers(1, n, size=n)) % n  # never the row itself
+        part = data.copy()
+        if op == "swap":
+            swapped = rng.integers(0, len(text_columns), size=n)
+            for position, column in enumerate(text_columns):
+                take = swapped == position
+                values = part[column].to_numpy(dtype=object)
+                values[take] = data[column].to_numpy(dtype=object)[other[take]]
+                part[column] = values
+        else:
+            for column in text_columns:
+                words = texts[column]
+                part[column] = [_mixed(words[i], words[j]) if op == "mix" else _span(words[i], rng)
+                                for i, j in zip(range(n), other)]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _mixed(first: list, second: list) -> str:
+    return " ".join(first[: (len(first) + 1) // 2] + second[len(second) // 2:])
+
+
+def _span(words: list, rng: np.random.Generator) -> str:
+    if len(words) < 3:
+        return " ".join(words)
+    length = max(1, int(round(len(words) * rng.uniform(0.4, 0.9))))
+    start = int(rng.integers(0, len(words) - length + 1))
+    return " ".join(words[start: start + length])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -227,25 +227,37 @@ class Match:
         ``embeddings`` is hidden-state index 0; ``attentions`` layers count from 1 (``attentions[i - 1]``).
     student_layer, teacher_layer : int, optional
         Layer indices, required for ``hidden_states`` and ``attentions`` only.
-    loss : str, optional
+    loss : str or callable, optional
         logits: cross_entropy (default) | mse; features, hidden_states, embeddings: mse (default) | cosine;
-        attentions: kl (default) | mse.
+        attentions: kl (default) | mse. Or your own term: a function of ``(student, teacher, mask)`` returning a
+        scalar tensor, where ``student`` and ``teacher`` are the two tensors the output names (the student's
+        through its width matcher, for features and hidden states; logits as they are, without temperature) and
+        ``mask`` the batch's attention mask (None without one).
     weight, temperature : float
-        Term weight (>= 0; 0 disables the term) and softening temperature (``logits`` only).
+        Term weight (>= 0; 0 disables the term) and softening temperature (``logits`` only, built-in losses).
+    name : str, optional
+        The term's name in logs; default soft_label, output_feature, embeddings, hidden_s2_t4, attention_s2_t4,
+        or for a callable ``loss`` its function name followed by the layers (``my_term_s2_t4``).
     """
 
     output: str
     student_layer: Optional[int] = None
     teacher_layer: Optional[int] = None
-    loss: Optional[str] = None
+    loss: Union[str, Callable, None] = None
     weight: float = 1.0
     temperature: float = 1.0
+    name: Optional[str] = None
 
     def __post_init__(self):
         if self.output not in _OUTPUTS:
             raise ValueError(f"Unknown match output {self.output!r}; valid: {', '.join(_OUTPUTS)}.")
         valid = _OUTPUTS[self.output]
-        self.loss = valid[0] if self.loss in (None, "", "auto") else normalize_loss_type(self.loss, valid)
+        if callable(self.loss):
+            pass
+        elif self.loss in (None, "", "auto"):
+            self.loss = valid[0]
+        else:
+            self.loss = normalize_loss_type(self.loss, valid)
         layers = (self.student_layer, self.teacher_layer)
         if self.output == "embeddings":
             if any(x not in (None, 0) for x in layers):
@@ -261,13 +273,25 @@ class Match:
             raise ValueError(f"Match({self.output!r}) takes no layers; only hidden_states and attentions do.")
         if not (float(self.weight) >= 0 and float(self.temperature) > 0):
             raise ValueError(f"Match needs weight >= 0 and temperature > 0, got {self.weight!r}, {self.temperature!r}.")
+        if self.name is None:
+            self.name = self._default_name()
+        elif not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise ValueError(f"Match name {self.name!r} must be a word of letters, digits and underscores.")
 
-    @property
-    def name(self) -> str:
-        """Term name used in logs: soft_label, output_feature, embeddings, hidden_s2_t4, attention_s2_t4."""
+    def _default_name(self) -> str:
+        layers = f"_s{self.student_layer}_t{self.teacher_layer}" if self.output in ("hidden_states",
+                                                                                    "attentions") else ""
+        if callable(self.loss):
+            return getattr(self.loss, "__name__", type(self.loss).__name__).strip("<>").replace("lambda",
+                                                                                                 "custom") + layers
         prefix = {"hidden_states": "hidden", "attentions": "attention"}.get(self.output)
         fixed = {"logits": "soft_label", "features": "output_feature", "embeddings": "embeddings"}
-        return f"{prefix}_s{self.student_layer}_t{self.teacher_layer}" if prefix else fixed[self.output]
+        return f"{prefix}{layers}" if prefix else fixed[self.output]
+
+    @property
+    def loss_name(self) -> str:
+        """The loss as written in the objective's formula."""
+        return self.loss if isinstance(self.loss, str) else "custom"
 
     @property
     def matcher_key(self) -> Optional[str]:
@@ -381,22 +405,28 @@ class DistillationObjective(nn.Module):
         return task_loss(logits[keep], labels[keep], self.problem_type, self.loss_function, self.label_smoothing)
 
     def _match_loss(self, m: Match, student, teacher, mask):
+        custom = callable(m.loss)
         if m.output == "logits":
-            loss = soft_label_loss(_get(student, "logits", "student"), _get(teacher, "logits", "teacher"),
-                                   m.temperature, self._soft_type(m))
+            s, t = _get(student, "logits", "student"), _get(teacher, "logits", "teacher")
+            if custom:
+                return _custom_term(m, s, t, mask)
+            loss = soft_label_loss(s, t, m.temperature, self._soft_type(m))
             return loss * m.temperature ** 2 if self.t2_scaling else loss
         if m.output == "features":
             s = self._project("features", _features(student, mask, "student"))
-            return feature_loss(s, _features(teacher, mask, "teacher"), m.loss)
+            t = _features(teacher, mask, "teacher")
+            return _custom_term(m, s, t, mask) if custom else feature_loss(s, t, m.loss)
         key, offset = ("attentions", 1) if m.output == "attentions" else ("hidden_states", 0)
         s = _layer(student, key, m.student_layer - offset, "student")
         t = _layer(teacher, key, m.teacher_layer - offset, "teacher")
         if s.shape[-2] != t.shape[-2]:  # [B, L, H] states and [B, heads, L, L] attentions
             raise ValueError(f"Term {m.name}: student and teacher sequence lengths differ ({s.shape[-2]} vs "
                              f"{t.shape[-2]}); token-level terms need the same tokenizer for both models.")
-        if key == "attentions":
-            return attention_loss(s, t, mask, m.loss)
-        return token_loss(self._project(m.matcher_key, s), t, mask, m.loss)
+        if key == "hidden_states":
+            s = self._project(m.matcher_key, s)
+        if custom:
+            return _custom_term(m, s, t, mask)
+        return attention_loss(s, t, mask, m.loss) if key == "attentions" else token_loss(s, t, mask, m.loss)
 
     def _softmax_regression(self, s_feat, t_logits):
         head = self.teacher_head
@@ -413,13 +443,22 @@ class DistillationObjective(nn.Module):
                 t2 = "*T^2" if self.t2_scaling else ""
                 parts.append(f"{m.weight:g}*soft_label(T={m.temperature:g}, {self._soft_type(m)}){t2}")
             else:
-                parts.append(f"{m.weight:g}*{m.name}({m.loss})")
+                parts.append(f"{m.weight:g}*{m.name}({m.loss_name})")
         for name in ("rkd_distance", "rkd_angle"):
             if getattr(self, f"{name}_weight") > 0:
                 parts.append(f"{getattr(self, f'{name}_weight'):g}*{name}")
         if self.softmax_regression_weight > 0:
             parts.append(f"{self.softmax_regression_weight:g}*softmax_regression({self.softmax_regression_loss_type})")
         return "loss = " + " + ".join(parts)
+
+
+def _custom_term(m: Match, student, teacher, mask):
+    """A user's loss function, checked to return one number."""
+    value = m.loss(student, teacher, mask)
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1):
+        raise ValueError(f"Term {m.name}: the loss function must return a scalar tensor, got "
+                         f"{type(value).__name__}{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}.")
+    return value.reshape(())
 
 
 def _get(outputs: Mapping, key: str, side: str):

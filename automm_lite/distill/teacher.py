@@ -32,6 +32,8 @@ class Teacher:
         Where it is saved (for the student's fit summary).
     alignment : numpy array or None
         Puts the teacher's class columns into the student's order (:meth:`aligned_to`).
+    optimization : OptimizationConfig or None
+        How it was trained (the budget a student cut from its layers starts from).
     """
 
     model: object
@@ -39,6 +41,7 @@ class Teacher:
     env: object
     path: str | None = None
     alignment: object = None
+    optimization: object = None
 
     @property
     def label(self) -> str:

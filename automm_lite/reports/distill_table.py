@@ -7,19 +7,22 @@ from dataclasses import dataclass, field
 
 logger = logging.getLogger("automm_lite")
 
-# AutoGluon's distiller as it ships: logits + pooled output feature, nothing layer-wise.
-AUTOGLUON_RECIPE = {"distiller.hidden_state_loss_weight": 0.0, "distiller.attention_loss_weight": 0.0,
-                    "distiller.embedding_loss_weight": 0.0}
+# AutoGluon's distiller as it ships: logits + pooled output feature, nothing layer-wise, no extra rows.
+AUTOGLUON_RECIPE = {"distiller.recipe": "autogluon"}
+# The library's default: the fit chooses (distiller.recipe=auto).
+AUTO_RECIPE = {}
 DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
 TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
 # This library's recipe: AutoGluon's terms plus layer-wise terms plus data only the teacher can label (README,
 # "The distillation table": the three-seed evidence). With unlabeled rows: learn from them, plus a cosine
 # hidden-state term.
-OUR_RECIPE = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
+OUR_RECIPE = {"distiller.recipe": "none", "distiller.hidden_state_loss_weight": 1.0,
+              "distiller.hidden_state_loss_type": "cosine"}
 # Without unlabeled rows: 3 teacher-labelled augmented copies of each training row, hidden-state MSE and
 # attention KL (compared with a no-distill student trained on the same copies with their gold labels).
-OUR_RECIPE_AUGMENTED = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "mse",
-                        "distiller.attention_loss_weight": 1.0, "data.augment_copies": 3}
+OUR_RECIPE_AUGMENTED = {"distiller.recipe": "none", "distiller.hidden_state_loss_weight": 1.0,
+                        "distiller.hidden_state_loss_type": "mse", "distiller.attention_loss_weight": 1.0,
+                        "data.augment_copies": 3}
 
 
 def our_recipe(has_unlabeled: bool) -> dict:
@@ -99,7 +102,7 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
         The student budget (epochs, checkpoint, ...) is shared by every student.
     recipes : dict of name -> dict, optional
         Distillation recipes (extra keys on top of the student's). Default: ``autogluon`` (logits + output
-        feature, AutoGluon's keys and defaults) and ``ours`` (``our_recipe``: ``OUR_RECIPE`` with the transfer
+        feature, AutoGluon's keys and defaults), ``auto`` (the default recipe) and ``ours`` (``our_recipe``: ``OUR_RECIPE`` with the transfer
         rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
@@ -152,8 +155,11 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
 
 
 def default_recipes(has_unlabeled: bool) -> dict:
-    """The table's distilled rows: ``autogluon`` (AutoGluon's distiller as it ships) and ``ours``."""
-    return {"autogluon": AUTOGLUON_RECIPE, "ours": our_recipe(has_unlabeled)}
+    """The table's distilled rows: ``autogluon`` (AutoGluon's distiller as it ships), ``auto`` (the library's
+    default, ``distiller.recipe=auto``, with the transfer rows when there are some) and ``ours`` (the best
+    recipe spelled out)."""
+    auto = {**AUTO_RECIPE, TRANSFER_ROWS: True} if has_unlabeled else dict(AUTO_RECIPE)
+    return {"autogluon": AUTOGLUON_RECIPE, "auto": auto, "ours": our_recipe(has_unlabeled)}
 
 
 def run_task(task, recipes: dict | None = None, seeds=(0,), path="distill_runs", verbosity=1, teacher=None,

@@ -173,6 +173,8 @@ class FlashDistillation:
         hyperparameters = {**self.hyperparameters, **keys}
         if not full:
             hyperparameters["optimization.max_epochs"] = int(self.settings["epochs"])
+            # Synthetic rows would multiply every trial's cost; the chosen student's full fit gets them.
+            hyperparameters.setdefault("distiller.synthetic_rows", 0)
         predictor = Predictor(self.teacher.label, self.teacher.problem_type, self.teacher.eval_metric,
                               path=str(folder / ("best" if full else "predictor")),
                               verbosity=self.verbosity if self.verbosity >= 3 else 0)

@@ -24,6 +24,10 @@ class FitResult:
     val_score : float
         The metric of the final model on the tuning rows.
     checkpoints_averaged, epochs, steps, n_rows_trained : int
+    config : Config
+        The config the model was trained with: the given one plus the keys the distillation recipe chose.
+    recipe : RecipeChoice or None
+        What the distillation recipe chose and why (None without a teacher).
     """
 
     model: object
@@ -34,6 +38,8 @@ class FitResult:
     epochs: int
     steps: int
     n_rows_trained: int
+    config: object = None
+    recipe: object = None
 
 
 def model_schema(preprocessor) -> dict:
@@ -44,7 +50,8 @@ def model_schema(preprocessor) -> dict:
 
 
 def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
-              time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None) -> FitResult:
+              time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None,
+              recipe=None) -> FitResult:
     """Train a model for ``preprocessor``'s task on ``train``, selecting on ``tuning``.
 
     Parameters
@@ -69,6 +76,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         them through the distillation objective; validation scores the model alone.
     unlabeled : DataFrame, optional
         Transfer rows without labels (needs teachers).
+    recipe : RecipeChoice, optional
+        With teachers: what ``distiller.recipe`` chose before the fit (the student) and the keys the user passed;
+        the terms are chosen here, once the student's tokens are known.
     """
     from ..data.batching import build_dataset
     from ..exceptions import DataError
@@ -85,6 +95,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
     schema = model_schema(pre)
     model = build_model(config, names, schema, source_dirs=_student_sources(config, teachers, work_dir))
+    if teachers:
+        config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled)
+        unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
     train_set = build_dataset(model, pre.transform(rows), labels)
     tuning_set = build_dataset(model, pre.transform(tuning), pre.encode_labels(tuning[pre.label]))
@@ -107,7 +120,34 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         averaged, score = _average_kept_weights(config, model, kept, tuning_set, metric, pre)
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     return FitResult(model.eval(), names, schema, score, len(averaged), trainer.current_epoch, trainer.global_step,
-                     len(rows))
+                     len(rows), config, recipe)
+
+
+def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled):
+    """``distiller.recipe``'s terms for this student and data, logged."""
+    from ..distill.auto import RecipeChoice, choose_terms
+    from ..distill.teacher import same_tokenizer
+
+    text_columns = preprocessor.columns("text")
+    token_level = same_tokenizer(teacher.model, model) and teacher.preprocessor.columns("text") == text_columns
+    config, recipe = choose_terms(config, recipe or RecipeChoice(config.distiller.recipe), token_level=token_level,
+                                  has_unlabeled=unlabeled is not None and len(unlabeled) > 0, n_rows=len(train),
+                                  n_text_columns=len(text_columns))
+    logger.info("Distillation %s", recipe.describe())
+    return config, recipe
+
+
+def _with_synthetic_rows(distiller, preprocessor, train, unlabeled, seed):
+    """The transfer rows plus ``distiller.synthetic_rows`` made-up rows per training row (no gold labels)."""
+    import pandas as pd
+
+    from ..data.augment import synthetic_rows
+
+    made = synthetic_rows(train, preprocessor.columns("text"), distiller.synthetic_rows, distiller.synthetic_ops,
+                          seed).drop(columns=[preprocessor.label], errors="ignore")
+    if not len(made):
+        return unlabeled
+    return made if unlabeled is None else pd.concat([unlabeled, made], ignore_index=True)
 
 
 def _set_up_process(env, seed: int):

@@ -28,13 +28,19 @@ def test_distillation_ratio_and_table_aggregation():
 
 def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     from automm_lite.config import Config, apply_overrides
-    from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, our_recipe
+    from automm_lite.reports.distill_table import (AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, default_recipes,
+                                                   our_recipe)
 
     with_unlabeled, without = our_recipe(True), our_recipe(False)
     assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)
     assert TRANSFER_ROWS not in without and without["data.augment_copies"] > 0  # gets a same-copies baseline
     for recipe in (AUTOGLUON_RECIPE, with_unlabeled, without):
         apply_overrides(Config(), recipe, allow_distiller=True)  # every key exists and its value is allowed
+    # the spelled-out recipes run as written (no synthetic rows added); the autogluon row is AutoGluon's recipe
+    assert with_unlabeled["distiller.recipe"] == without["distiller.recipe"] == "none"
+    assert AUTOGLUON_RECIPE == {"distiller.recipe": "autogluon"}
+    assert set(default_recipes(True)) == {"autogluon", "auto", "ours"} and default_recipes(True)["auto"] == {
+        TRANSFER_ROWS: True} and default_recipes(False)["auto"] == {}
 
 
 @pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])

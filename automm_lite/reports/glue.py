@@ -1,0 +1,110 @@
+"""The GLUE distillation example as one call: a teacher, a student without distillation and a distilled student
+on one GLUE task, with the teacher's lead the student recovers and its speed-up."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger("automm_lite")
+# The example's flags that are distiller keys; a flag left out is left to ``distiller.recipe``.
+DISTILLER_FLAGS = ("temperature", "hard_label_weight", "soft_label_weight", "output_feature_loss_weight",
+                   "output_feature_loss_type")
+
+
+@dataclass
+class GlueRun:
+    """The settings of one run (the example's flags)."""
+
+    task: str
+    teacher_model: str = "minilm-l6"
+    student_model: str | None = None   # None: cut from the teacher's layers by ``distiller.recipe=auto``
+    seed: int = 123
+    max_epochs: int | None = None
+    time_limit: float | None = None
+    num_gpus: int | None = None
+    distiller: dict = field(default_factory=dict)  # flags given, by DISTILLER_FLAGS name
+    cache_folder: str = "glue_models"
+    retrain: bool = False
+    source: str | None = None
+    max_rows: int | None = None
+    verbosity: int = 1
+
+
+def run_glue(run: GlueRun):
+    """Fit (or reuse) the teacher and the no-distill student, fit the distilled student, and score all three on
+    the task's validation split.
+
+    The teacher and the no-distill student are kept in ``cache_folder`` and reused by later runs with the same
+    settings unless ``retrain``. Without ``student_model`` the distilled student is cut from the teacher's own
+    layers (``distiller.recipe=auto``) and the no-distill student uses the same layers of the pretrained
+    ``teacher_model``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: score, evaluate seconds, parameters, speed-up; the student's row also has the
+        distillation ratio.
+    """
+    import pandas as pd
+
+    from ..datasets import GLUE_METRICS, glue_task_name, load_glue
+    from ..predictor import Predictor
+    from .distill_table import distillation_ratio
+
+    task = glue_task_name(run.task)
+    metric = GLUE_METRICS.get(task, "accuracy")
+    train, test = load_glue(task, source=run.source, max_rows=run.max_rows, seed=run.seed)
+    common = {}
+    if run.max_epochs is not None:
+        common["optimization.max_epochs"] = run.max_epochs
+    if run.num_gpus is not None:
+        common["env.num_gpus"] = run.num_gpus
+    problem_type = "regression" if task == "stsb" else None
+    folder = Path(run.cache_folder) / task
+
+    def fitted(name: str, keys: dict, teacher=None):
+        path = folder / f"{name}-{_safe(keys)}-seed{run.seed}"
+        if teacher is None and not run.retrain and (path / "predictor.json").is_file():
+            logger.info("Reusing %s from %s", name, path)
+            return Predictor.load(path, verbosity=run.verbosity)
+        predictor = Predictor("label", problem_type=problem_type, eval_metric=metric, path=str(path),
+                              verbosity=run.verbosity)
+        return predictor.fit(train, hyperparameters=keys, time_limit=run.time_limit, seed=run.seed,
+                             teacher_predictor=teacher)
+
+    teacher = fitted("teacher", {**common, "model.hf_text.checkpoint_name": run.teacher_model})
+    distiller = {f"distiller.{k}": v for k, v in run.distiller.items() if v is not None}
+    student_keys = {**common, **distiller}
+    if run.student_model is not None:
+        student_keys["model.hf_text.checkpoint_name"] = run.student_model
+    student = fitted("student", student_keys, teacher=teacher)
+    spec = student.config_.model.hf_text.checkpoint_name
+    baseline_name = run.student_model or spec.replace("teacher:", f"{run.teacher_model}:", 1)
+    baseline = fitted("no-distill", {**common, "model.hf_text.checkpoint_name": baseline_name,
+                                     "optimization.max_epochs": student.config_.optimization.max_epochs,
+                                     "optimization.learning_rate": student.config_.optimization.learning_rate})
+    rows = []
+    for role, predictor in (("teacher", teacher), ("no-distill student", baseline), ("distilled student", student)):
+        scores = predictor.evaluate(test, metrics=metric)
+        rows.append({"model": role, metric: scores[metric], "evaluate s": scores.timing.seconds,
+                     "parameters (M)": predictor.total_parameters / 1e6,
+                     "checkpoint": predictor.config_.model.hf_text.checkpoint_name})
+    table = pd.DataFrame(rows).set_index("model")
+    table["speed-up"] = table.loc["teacher", "evaluate s"] / table["evaluate s"]
+    scores = table[metric]
+    table.loc["distilled student", "ratio"] = distillation_ratio(scores["teacher"], scores["no-distill student"],
+                                                                 scores["distilled student"])
+    table.attrs["recipe"] = student.fit_summary()["distillation_recipe"]
+    return table
+
+
+def _safe(keys: dict) -> str:
+    """A folder-name-safe digest of the settings that decide a cached model."""
+    import hashlib
+
+    text = json.dumps(keys, sort_keys=True, default=str)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(keys.get("model.hf_text.checkpoint_name", "")))[-40:]
+    return f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"

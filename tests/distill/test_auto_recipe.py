@@ -1,0 +1,177 @@
+"""``distiller.recipe``: the documented choice for each situation, keys the user passes win, AutoGluon's recipe
+exactly, the student cut from the teacher when none is named, synthetic rows, and custom terms."""
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from automm_lite import Predictor
+from automm_lite.config import Config, apply_overrides
+from automm_lite.data.augment import synthetic_rows
+from automm_lite.distill.auto import (AUTOGLUON_DISTILLER, MIN_LAYER_STEPS, RecipeChoice, choose_terms,
+                                      layers_for_student, synthetic_rows_for)
+from automm_lite.distill.losses import DistillationObjective, Match
+
+from test_teacher import log_message, logged_terms  # pytest puts this folder on sys.path
+
+
+def chosen(keys=None, *, token_level=True, has_unlabeled=False, n_rows=1000, n_text_columns=1, explicit=()):
+    """The config and choice of ``choose_terms`` for a config with ``keys`` (``explicit``: the keys passed)."""
+    config = apply_overrides(Config(), keys or {}, allow_distiller=True)
+    explicit = set(explicit) | set(keys or {})
+    return choose_terms(config, RecipeChoice(config.distiller.recipe, explicit), token_level=token_level,
+                        has_unlabeled=has_unlabeled, n_rows=n_rows, n_text_columns=n_text_columns)
+
+
+def test_auto_with_unlabeled_rows_and_the_same_tokens_adds_the_cosine_hidden_state_term():
+    config, choice = chosen(has_unlabeled=True)
+    d = config.distiller
+    assert (d.hidden_state_loss_weight, d.hidden_state_loss_type, d.synthetic_rows) == (1.0, "cosine", 0)
+    assert choice.recipe == "auto" and "unlabeled" in choice.describe()
+
+
+def test_auto_without_unlabeled_rows_makes_synthetic_rows_by_the_kind_of_text():
+    config, choice = chosen(n_rows=1000, n_text_columns=1)
+    assert config.distiller.synthetic_rows == 3 and config.distiller.synthetic_ops == ["mix", "span"]
+    assert config.distiller.hidden_state_loss_weight == 1.0
+    pairs, _ = chosen(n_rows=1000, n_text_columns=2)
+    assert pairs.distiller.synthetic_ops == ["swap", "mix"]
+    assert [synthetic_rows_for(n) for n in (100, 5000, 5001, 50000, 50001)] == [3, 3, 1, 1, 0]
+    large, _ = chosen(n_rows=60000)
+    assert large.distiller.synthetic_rows == 0 and large.distiller.hidden_state_loss_weight == 0  # no extra rows
+
+
+def test_auto_leaves_layer_terms_out_with_other_tokens_or_too_few_steps():
+    other, choice = chosen(token_level=False)
+    assert other.distiller.hidden_state_loss_weight == 0 and other.distiller.synthetic_rows == 3
+    assert "different tokens" in choice.describe()
+    # 40 rows x 4 / 32 per step x 10 epochs = 50 steps
+    few, choice = chosen(n_rows=40)
+    assert few.distiller.hidden_state_loss_weight == 0 and f"under {MIN_LAYER_STEPS}" in choice.describe()
+
+
+def test_keys_the_user_passed_always_win():
+    config, choice = chosen({"distiller.hidden_state_loss_weight": 0.0, "distiller.synthetic_rows": 1,
+                             "distiller.temperature": 2.0}, has_unlabeled=False)
+    d = config.distiller
+    assert (d.hidden_state_loss_weight, d.synthetic_rows, d.temperature) == (0.0, 1, 2.0)
+    assert "distiller.hidden_state_loss_weight" not in choice.keys
+    assert "kept as passed: distiller.hidden_state_loss_weight, distiller.synthetic_rows" in choice.describe()
+    config, _ = chosen({"distiller.recipe": "autogluon", "distiller.output_feature_loss_weight": 0.5})
+    assert config.distiller.output_feature_loss_weight == 0.5 and config.distiller.temperature == 5.0
+
+
+def test_autogluon_recipe_is_autogluons_terms_and_defaults_exactly():
+    # configs/distiller/default.yaml of AutoGluon (v0.6 to today), and no layer-wise terms or extra rows
+    expected = {"temperature": 5.0, "hard_label_weight": 0.1, "soft_label_weight": 1.0, "soft_label_loss_type": "auto",
+                "output_feature_loss_weight": 0.01, "output_feature_loss_type": "mse",
+                "softmax_regression_weight": 0.0, "softmax_regression_loss_type": "mse",
+                "rkd_distance_loss_weight": 0.0, "rkd_angle_loss_weight": 0.0, "hidden_state_loss_weight": 0.0,
+                "attention_loss_weight": 0.0, "embedding_loss_weight": 0.0, "synthetic_rows": 0}
+    assert AUTOGLUON_DISTILLER == {**{f"distiller.{k}": v for k, v in expected.items()}, "data.augment_copies": 0}
+    busy = {"distiller.hidden_state_loss_weight": 1.0, "data.augment_copies": 2, "distiller.recipe": "autogluon"}
+    config = apply_overrides(Config(), busy, allow_distiller=True)
+    config, choice = choose_terms(config, RecipeChoice("autogluon", {"distiller.recipe"}), token_level=True,
+                                  has_unlabeled=False, n_rows=1000, n_text_columns=1)
+    assert {k: v for k, v in dataclasses.asdict(config.distiller).items() if k in expected} == expected
+    assert config.data.augment_copies == 0 and "AutoGluon" in choice.describe()
+    untouched, choice = chosen({"distiller.recipe": "none"})
+    assert untouched.to_dict() == apply_overrides(Config(), {"distiller.recipe": "none"},
+                                                  allow_distiller=True).to_dict() and choice.keys == {}
+
+
+def test_layers_for_student_keeps_half_spread_to_the_top():
+    assert layers_for_student(6) == [1, 3, 5]
+    assert layers_for_student(12) == [1, 3, 5, 7, 9, 11]
+    assert layers_for_student(3) == [2] and layers_for_student(1) == [0] and layers_for_student(2) == [1]
+
+
+def test_synthetic_rows_mix_swap_and_span():
+    data = pd.DataFrame({"a": ["one two three four", "five six seven eight", "nine ten"],
+                         "b": ["x1", "x2", "x3"], "n": [1.0, 2.0, 3.0], "label": [0, 1, 0]})
+    mixed = synthetic_rows(data, ["a"], 1, ["mix"], seed=0)
+    assert len(mixed) == 3 and list(mixed.n) == [1.0, 2.0, 3.0]
+    assert mixed.a[0].startswith("one two ") and mixed.a[0] != data.a[0]  # never mixed with itself
+    swapped = synthetic_rows(data, ["a", "b"], 2, ["swap"], seed=0)
+    changed = (swapped[["a", "b"]].to_numpy() != pd.concat([data, data])[["a", "b"]].to_numpy()).sum(axis=1)
+    assert len(swapped) == 6 and (changed == 1).all()
+    span = synthetic_rows(data, ["a"], 1, ["span"], seed=0)
+    assert all(s in t and len(s.split()) < len(t.split()) for s, t in zip(span.a[:2], data.a[:2]))
+    assert synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=1).equals(
+        synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=1))
+    assert synthetic_rows(data, ["a"], 1, ["swap"], seed=0).a.tolist() == mixed.a.tolist()  # one column: mix
+    assert synthetic_rows(data, ["a"], 0, ["mix"], seed=0).empty
+
+
+def recipe_line(folder) -> str:
+    return log_message(folder, "Distillation recipe")
+
+
+def test_no_student_named_cuts_half_the_fine_tuned_teacher_with_its_budget(fitted_text_predictor, bbc_short,
+                                                                           tmp_path):
+    teacher = fitted_text_predictor
+    train, test = bbc_short
+    keys = {"model.hf_text.max_text_len": 32, "env.per_gpu_batch_size": 16, "env.batch_size": 16,
+            "optimization.top_k": 2}
+    student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
+        train, teacher_predictor=teacher, hyperparameters=keys)
+    config = student.config_
+    assert config.model.hf_text.checkpoint_name == "teacher:layers=1"  # half of the tiny teacher's 2 layers
+    assert (config.optimization.max_epochs, config.optimization.learning_rate) == (
+        teacher.config_.optimization.max_epochs, teacher.config_.optimization.learning_rate)
+    assert student.model_.backbones["hf_text"].encoder.config.num_hidden_layers == 1
+    summary = student.fit_summary()
+    recipe = summary["distillation_recipe"]
+    assert recipe["recipe"] == "auto" and recipe["keys"]["distiller.synthetic_rows"] == 3
+    assert summary["n_rows_trained"] == 4 * summary["n_train_rows"]  # each row and 3 synthetic ones
+    line = recipe_line(tmp_path / "s")
+    assert "recipe auto" in line and "no student named" in line and "synthetic rows" in line
+    loaded = Predictor.load(tmp_path / "s", verbosity=0)
+    assert loaded.config_.distiller.synthetic_rows == 3 and (loaded.predict(test) == student.predict(test)).all()
+
+
+def test_a_named_student_keeps_its_settings_and_the_autogluon_recipe_runs_autogluons_terms(
+        fitted_text_predictor, bbc_short, tiny_hp, tmp_path):
+    train, _ = bbc_short
+    student = Predictor(label="label", path=str(tmp_path / "ag"), verbosity=0).fit(
+        train, teacher_predictor=fitted_text_predictor,
+        hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "distiller.recipe": "autogluon",
+                         "distiller.hidden_state_loss_weight": 1.0})
+    assert student.config_.model.hf_text.checkpoint_name == tiny_hp["model.hf_text.checkpoint_name"]
+    summary = student.fit_summary()
+    assert summary["n_rows_trained"] == summary["n_train_rows"]  # no extra rows
+    logged = {re.sub(r"_s\d+_t\d+", "", term) for term in logged_terms(tmp_path / "ag")}
+    assert logged - {"train_loss"} == {"train_hard_label", "train_soft_label", "train_output_feature",
+                                       "train_hidden"}  # AutoGluon's terms and the one passed
+    line = recipe_line(tmp_path / "ag")
+    assert "recipe autogluon" in line and "kept as passed: distiller.hidden_state_loss_weight" in line
+
+
+def test_custom_term_is_trained_and_logged_under_its_name():
+    def lengths_apart(student, teacher, mask):
+        return (student.norm(dim=-1) - teacher.norm(dim=-1)).abs().mean()
+
+    objective = DistillationObjective([Match("features", loss=lengths_apart, weight=0.5),
+                                       Match("hidden_states", 1, 2, loss=lambda s, t, m: (s - t).pow(2).mean())],
+                                      student_widths={"features": 4, "hidden_states": 4},
+                                      teacher_widths={"features": 8, "hidden_states": 8})
+    student = {"features": torch.randn(3, 4, requires_grad=True),
+               "hidden_states": [torch.randn(3, 5, 4), torch.randn(3, 5, 4, requires_grad=True)]}
+    teacher = {"features": torch.randn(3, 8), "hidden_states": [None, None, torch.randn(3, 5, 8)]}
+    loss, terms = objective(student, teacher, attention_mask=torch.ones(3, 5))
+    assert set(terms) == {"lengths_apart", "custom_s1_t2"}
+    loss.backward()
+    assert student["features"].grad.abs().sum() > 0 and objective.matchers["features"].weight.grad is not None
+    assert "0.5*lengths_apart(custom)" in repr(objective)
+    named = DistillationObjective([Match("logits", loss=lambda s, t, m: (s - t).abs().mean(), name="l1_logits")])
+    _, terms = named({"logits": torch.zeros(2, 3)}, {"logits": torch.ones(2, 3)})
+    assert terms["l1_logits"].item() == pytest.approx(1.0)
+    bad = DistillationObjective([Match("logits", loss=lambda s, t, m: s - t)])
+    with pytest.raises(ValueError, match="scalar"):
+        bad({"logits": torch.zeros(2, 3)}, {"logits": torch.ones(2, 3)})
+    with pytest.raises(ValueError, match="name"):
+        Match("logits", name="two words")
+    assert np.isfinite(loss.item())

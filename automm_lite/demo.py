@@ -65,7 +65,8 @@ def run_distillation_demo():
         report = run_task(task, seeds=[0], path=folder, verbosity=0)
     print(report)
     print("ratio = (distilled - no-distill) / (teacher - no-distill); speed-up = teacher evaluate time / "
-          "student's. 'ours' adds 3 augmented copies of each row (the no-distill baseline for it trains on the "
-          "same copies with gold labels). On this small budget the layer-wise terms have few steps; the README's "
-          "table has the full budget.")
+          "student's. 'auto' is the plain call fit(..., teacher_predictor=teacher): distiller.recipe=auto adds "
+          "synthetic rows for the teacher to label. 'ours' adds 3 augmented copies of each row (the no-distill "
+          "baseline for it trains on the same copies with gold labels). On this small budget the layer-wise terms "
+          "have few steps; the README's table has the full budget.")
 

@@ -112,7 +112,7 @@ def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabel
         keys = dict(AUTOGLUON_DISTILLER)
         reasons.append("AutoGluon's terms and defaults")
     else:
-        keys, found = _auto_terms(config, token_level, has_unlabeled, n_rows, n_text_columns)
+        keys, found = _auto_terms(config, explicit, token_level, has_unlabeled, n_rows, n_text_columns)
         reasons.extend(found)
     keys = {k: v for k, v in keys.items() if k not in explicit}
     passed = sorted(k for k in explicit if k.startswith("distiller.") and k != "distiller.recipe")
@@ -122,19 +122,23 @@ def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabel
     return apply_overrides(config, keys, allow_distiller=True), choice
 
 
-def _auto_terms(config, token_level, has_unlabeled, n_rows, n_text_columns) -> tuple:
+def _auto_terms(config, explicit, token_level, has_unlabeled, n_rows, n_text_columns) -> tuple:
     keys, reasons = {}, []
     extra = 0
-    if not has_unlabeled and n_text_columns:
+    if "distiller.synthetic_rows" in explicit:
+        extra = config.distiller.synthetic_rows
+    elif not has_unlabeled and n_text_columns:
         extra = synthetic_rows_for(n_rows)
         if extra:
             keys["distiller.synthetic_rows"] = extra
             keys["distiller.synthetic_ops"] = ["swap", "mix"] if n_text_columns > 1 else ["mix", "span"]
             reasons.append(f"no unlabeled rows: {extra} synthetic rows per training row for the teacher to label")
-    elif has_unlabeled:
+    if has_unlabeled:
         reasons.append("the teacher labels the unlabeled rows")
     steps = _planned_steps(config, n_rows, extra)
-    if not token_level:
+    if not n_text_columns:
+        reasons.append("no text columns: logits and pooled features only")
+    elif not token_level:
         reasons.append("different tokens: logits and pooled features only")
     elif steps < MIN_LAYER_STEPS:
         reasons.append(f"about {steps} optimizer steps, under {MIN_LAYER_STEPS}: no layer-wise terms")

@@ -156,10 +156,12 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
 
 def default_recipes(has_unlabeled: bool) -> dict:
     """The table's distilled rows: ``autogluon`` (AutoGluon's distiller as it ships), ``auto`` (the library's
-    default, ``distiller.recipe=auto``, with the transfer rows when there are some) and ``ours`` (the best
-    recipe spelled out)."""
-    auto = {**AUTO_RECIPE, TRANSFER_ROWS: True} if has_unlabeled else dict(AUTO_RECIPE)
-    return {"autogluon": AUTOGLUON_RECIPE, "auto": auto, "ours": our_recipe(has_unlabeled)}
+    default, ``distiller.recipe=auto``: the call as written, no unlabeled rows), ``auto + unlabeled rows`` (when
+    the task has them) and ``ours`` (the best recipe spelled out)."""
+    recipes = {"autogluon": AUTOGLUON_RECIPE, "auto": dict(AUTO_RECIPE)}
+    if has_unlabeled:  # the plain call as written (no unlabeled rows), and with the rows passed
+        recipes["auto + unlabeled rows"] = {**AUTO_RECIPE, TRANSFER_ROWS: True}
+    return {**recipes, "ours": our_recipe(has_unlabeled)}
 
 
 def run_task(task, recipes: dict | None = None, seeds=(0,), path="distill_runs", verbosity=1, teacher=None,

@@ -60,6 +60,10 @@ def test_keys_the_user_passed_always_win():
     assert (d.hidden_state_loss_weight, d.synthetic_rows, d.temperature) == (0.0, 1, 2.0)
     assert "distiller.hidden_state_loss_weight" not in choice.keys
     assert "kept as passed: distiller.hidden_state_loss_weight, distiller.synthetic_rows" in choice.describe()
+    # no extra rows passed, so no rows for a layer-wise term either
+    config, choice = chosen({"distiller.synthetic_rows": 0})
+    assert config.distiller.synthetic_rows == 0 and config.distiller.hidden_state_loss_weight == 0
+    assert "no rows beyond the labelled ones" in choice.describe()
     config, _ = chosen({"distiller.recipe": "autogluon", "distiller.output_feature_loss_weight": 0.5})
     assert config.distiller.output_feature_loss_weight == 0.5 and config.distiller.temperature == 5.0
 

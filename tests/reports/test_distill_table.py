@@ -39,8 +39,9 @@ def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     # the spelled-out recipes run as written (no synthetic rows added); the autogluon row is AutoGluon's recipe
     assert with_unlabeled["distiller.recipe"] == without["distiller.recipe"] == "none"
     assert AUTOGLUON_RECIPE == {"distiller.recipe": "autogluon"}
-    assert set(default_recipes(True)) == {"autogluon", "auto", "ours"} and default_recipes(True)["auto"] == {
-        TRANSFER_ROWS: True} and default_recipes(False)["auto"] == {}
+    assert list(default_recipes(True)) == ["autogluon", "auto", "auto + unlabeled rows", "ours"]
+    assert default_recipes(True)["auto + unlabeled rows"] == {TRANSFER_ROWS: True}
+    assert list(default_recipes(False)) == ["autogluon", "auto", "ours"] and default_recipes(False)["auto"] == {}
 
 
 @pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])

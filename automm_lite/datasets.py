@@ -108,6 +108,47 @@ def load_bbc_news(short=False, max_words=24, test_size=0.2, seed=0):
     return _stratified_split(df.drop_duplicates("text"), test_size, seed)
 
 
+# ---------------------------------------------------------------------- chatterbot topic classification
+def load_chatterbot_categories(language="english", min_words=3, min_per_class=20, test_size=0.25, seed=0):
+    """Topic of a chat utterance (ai, coding, emotion, trivia, ...): every turn of chatterbot-corpus's files of
+    one language, labelled by the file it comes from.
+
+    Utterances found in two topics, and shorter than ``min_words`` words, are dropped; so are topics with fewer
+    than ``min_per_class`` utterances left.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        ``train_df, test_df`` with columns ``text`` and ``label`` (the topic), split stratified by topic.
+    """
+    import yaml
+
+    _check_fraction("test_size", test_size)
+    folder = _package_dir("chatterbot_corpus") / "data" / str(language).lower()
+    if not folder.is_dir():
+        languages = sorted(p.name for p in folder.parent.iterdir() if p.is_dir())
+        raise ValueError(f"chatterbot-corpus has no language {language!r}; available: {', '.join(languages)}")
+    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+    rows = []
+    for path in sorted(folder.glob("*.yml")):
+        try:
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue
+        for conv in doc.get("conversations", []) if isinstance(doc, dict) else []:
+            if isinstance(conv, list):
+                rows.extend((text, path.stem) for text in _utterances(conv) if len(text.split()) >= min_words)
+    df = pd.DataFrame(rows, columns=["text", "label"])
+    df["key"] = df.text.map(_key)
+    topics = df.groupby("key").label.nunique()
+    df = df[df.key.map(topics) == 1].drop_duplicates("key").drop(columns="key")
+    counts = df.label.value_counts()
+    df = df[df.label.isin(counts[counts >= min_per_class].index)].reset_index(drop=True)
+    if df.label.nunique() < 2:
+        raise ValueError(f"chatterbot-corpus {language!r} has fewer than 2 topics with {min_per_class} utterances")
+    return _stratified_split(df, test_size, seed)
+
+
 # ------------------------------------------------------------------------- multilingual Q/A sentence pairs
 def _utterances(item):
     """Strings of a YAML node: nested lists flattened, whitespace collapsed, empty items and mappings dropped."""

@@ -297,3 +297,14 @@ def test_glue_bad_task_and_offline_fail_fast_naming_the_offline_tasks(monkeypatc
     with pytest.raises(ds.DatasetUnavailableError, match="automm-lite distill --task bbc-short"):
         ds.load_glue("rte")
     assert time.perf_counter() - start < 10
+
+
+def test_chatterbot_topics_are_disjoint_stratified_and_checked():
+    train, test = ds.load_chatterbot_categories()
+    assert list(train.columns) == ["text", "label"] and train.label.nunique() == test.label.nunique() >= 10
+    both = pd.concat([train, test])
+    assert both.label.value_counts().min() >= 20 and not set(train.text) & set(test.text)
+    assert (both.text.str.split().str.len() >= 3).all()
+    assert abs(len(test) / len(both) - 0.25) < 0.01
+    with pytest.raises(ValueError, match="english"):
+        ds.load_chatterbot_categories(language="klingon")

@@ -103,4 +103,27 @@ def multilingual_pairs(budget: str = "full", seed: int = 0) -> DistillTask:
                "teacher: me5-small (12 layers); student: 3 layers (3, 7, 11) of pretrained me5-small, same tokenizer"])
 
 
-TASKS = {"bbc-short": bbc_short, "bbc-short-unlabeled": bbc_short_unlabeled, "multilingual-pairs": multilingual_pairs}
+def chatterbot_topics(budget: str = "full", seed: int = 0) -> DistillTask:
+    """Topic of a chat utterance (18 topics of chatterbot-corpus, English): a task no recipe was tuned on.
+
+    Teacher minilm-l6, student minilm-l3 (another pretrained checkpoint with the same tokenizer), both with the
+    same settings, as a user who follows the PAWS-X walkthrough would name them.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from ..datasets import load_chatterbot_categories
+
+    train, test = load_chatterbot_categories(seed=seed)
+    if budget == "small":
+        train = train.groupby("label").head(12)
+    train, tuning = train_test_split(train, test_size=0.2, stratify=train["label"], random_state=seed)
+    common = {"model.hf_text.max_text_len": 48, "optimization.max_epochs": 2 if budget == "small" else 8}
+    return DistillTask("chatterbot-topics", "label", train, tuning, {"test": test},
+                       {**common, "model.hf_text.checkpoint_name": "minilm-l6"},
+                       {**common, "model.hf_text.checkpoint_name": "minilm-l3"},
+                       notes=[f"{len(train)} training utterances, {train['label'].nunique()} topics",
+                              "teacher: minilm-l6 fine-tuned; student: pretrained minilm-l3, the same settings"])
+
+
+TASKS = {"bbc-short": bbc_short, "bbc-short-unlabeled": bbc_short_unlabeled, "multilingual-pairs": multilingual_pairs,
+         "chatterbot-topics": chatterbot_topics}

@@ -44,7 +44,7 @@ def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     assert list(default_recipes(False)) == ["autogluon", "auto", "ours"] and default_recipes(False)["auto"] == {}
 
 
-@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs"])
+@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs", "chatterbot-topics"])
 def test_table_tasks_keep_their_splits_apart(name):
     from automm_lite.config import Config, apply_overrides
     from automm_lite.reports.tasks import TASKS

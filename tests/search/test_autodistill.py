@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from automm_lite import AutoDistiller, Predictor
 from automm_lite.exceptions import ConfigError, DataError, NotFittedError
+from automm_lite.search.autodistill import STUDY_NAME
 from automm_lite.search.front import non_dominated
 
 SPACE = {"num_layers": [1, 2], "layer_choice": ["spread"], "num_attention_heads": [2, 4],
@@ -285,3 +287,45 @@ def test_a_latency_budget_with_distillation_keys_in_the_space(search_teacher, bb
                            **quick).fit(train)
     assert list(search.results_.state) == ["complete"]
     assert search.best_predictor_.config_.distiller.temperature == 2.0
+
+
+def test_two_processes_share_one_study_through_a_storage_url(search_teacher, bbc_short, quick, tmp_path):
+    import optuna
+
+    train, _ = bbc_short
+    train.to_csv(tmp_path / "train.csv", index=False)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    n_trials = 4
+
+    def worker(name):
+        arguments = dict(search_space={"num_layers": [1, 2], "num_attention_heads": [1, 2, 4]}, n_trials=n_trials,
+                         storage=storage, path=str(tmp_path / name), refit=False, verbosity=0, seed=len(name),
+                         sampler="random", **quick)
+        # Each trial takes 4 s more, so that the second worker starts while the first still has trials to run.
+        script = f"""
+import json, time
+from automm_lite.search.autodistill import AutoDistiller
+run_one = AutoDistiller._run_one
+def slow(self, study, trial):
+    time.sleep(4)
+    return run_one(self, study, trial)
+AutoDistiller._run_one = slow
+arguments = json.loads({json.dumps(json.dumps(arguments))})
+AutoDistiller({search_teacher.path!r}, **arguments).fit({str(tmp_path / "train.csv")!r})
+"""
+        return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    first = worker("a")
+    deadline = time.time() + 300
+    while not (tmp_path / "a" / "trials").is_dir() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)  # the study exists once the first worker trains its first trial
+    second = worker("bb")
+    outputs = [process.communicate(timeout=600)[0].decode()[-3000:] for process in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # each worker stops once the study holds n_trials finished ones; both may finish one more at the end
+    assert n_trials <= len(done) <= n_trials + 1, [t.state for t in study.trials]
+    trained_by = {Path(t.user_attrs["predictor"]).parts[-4] for t in done if t.user_attrs.get("predictor")
+                  and "duplicate_of" not in t.user_attrs}
+    assert trained_by == {"a", "bb"}, trained_by

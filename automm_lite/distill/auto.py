@@ -22,8 +22,11 @@ AUTOGLUON_DISTILLER = {
     "distiller.rkd_angle_loss_weight": 0.0, "distiller.hidden_state_loss_weight": 0.0,
     "distiller.attention_loss_weight": 0.0, "distiller.embedding_loss_weight": 0.0,
     "distiller.synthetic_rows": 0, "data.augment_copies": 0}
-# With rows the teacher can label beyond the labelled set: a cosine term on the mapped hidden states.
-WITH_TRANSFER_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
+# With unlabeled rows for the teacher to label: a cosine term on the mapped hidden states.
+WITH_UNLABELED_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "cosine"}
+# With synthetic rows instead: hidden-state MSE and attention-map KL.
+WITH_SYNTHETIC_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "mse",
+                       "distiller.attention_loss_weight": 1.0}
 # Layer-wise terms need steps to pay off: below this many optimizer steps they are left out.
 MIN_LAYER_STEPS = 100
 
@@ -142,9 +145,12 @@ def _auto_terms(config, explicit, token_level, has_unlabeled, n_rows, n_text_col
         reasons.append("different tokens: logits and pooled features only")
     elif steps < MIN_LAYER_STEPS:
         reasons.append(f"about {steps} optimizer steps, under {MIN_LAYER_STEPS}: no layer-wise terms")
-    elif has_unlabeled or extra:
-        keys.update(WITH_TRANSFER_ROWS)
-        reasons.append("same tokens and teacher-labelled rows: cosine hidden-state term")
+    elif has_unlabeled:
+        keys.update(WITH_UNLABELED_ROWS)
+        reasons.append("same tokens and unlabeled rows: cosine hidden-state term")
+    elif extra:
+        keys.update(WITH_SYNTHETIC_ROWS)
+        reasons.append("same tokens and synthetic rows: hidden-state MSE and attention KL")
     else:
         reasons.append("same tokens but no rows beyond the labelled ones: no layer-wise terms")
     return keys, reasons

@@ -36,7 +36,8 @@ def test_auto_with_unlabeled_rows_and_the_same_tokens_adds_the_cosine_hidden_sta
 def test_auto_without_unlabeled_rows_makes_synthetic_rows_by_the_kind_of_text():
     config, choice = chosen(n_rows=1000, n_text_columns=1)
     assert config.distiller.synthetic_rows == 3 and config.distiller.synthetic_ops == ["mix", "span"]
-    assert config.distiller.hidden_state_loss_weight == 1.0
+    d = config.distiller
+    assert (d.hidden_state_loss_weight, d.hidden_state_loss_type, d.attention_loss_weight) == (1.0, "mse", 1.0)
     pairs, _ = chosen(n_rows=1000, n_text_columns=2)
     assert pairs.distiller.synthetic_ops == ["swap", "mix"]
     assert [synthetic_rows_for(n) for n in (100, 5000, 5001, 50000, 50001)] == [3, 3, 1, 1, 0]

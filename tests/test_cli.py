@@ -68,3 +68,16 @@ def test_distill_a_glue_task_with_the_examples_flags(bbc_short, tiny_text_dir, t
     saved = teacher_file.stat().st_mtime_ns
     assert main(command) == 0  # the teacher and the no-distill student are reused
     assert teacher_file.stat().st_mtime_ns == saved and len(list((tmp_path / "cache" / "stsb").iterdir())) == 3
+
+
+def test_fit_takes_teacher_before_the_file_and_glue_mistakes_exit_2(fitted_text_predictor, bbc_short, tmp_path,
+                                                                    capsys):
+    bbc_short[0].to_csv(tmp_path / "train.csv", index=False)
+    # the teacher flag before the positional file: the file is not taken for a second teacher
+    code = main(["fit", "--teacher", fitted_text_predictor.path, str(tmp_path / "train.csv"), "--label", "label",
+                 "--hyperparameters", "optim.lrr=1"])
+    assert code == 2 and "optim.lr" in capsys.readouterr().err
+    assert main(["distill", "--glue-task", "cola"]) == 2
+    assert "unknown GLUE task 'cola'" in capsys.readouterr().err
+    assert main(["distill", "--glue-task", "rte", "--glue-source", str(tmp_path / "nothing-here")]) == 2
+    assert "save_to_disk" in capsys.readouterr().err

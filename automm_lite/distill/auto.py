@@ -29,6 +29,9 @@ WITH_SYNTHETIC_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hid
                        "distiller.attention_loss_weight": 1.0}
 # Layer-wise terms need steps to pay off: below this many optimizer steps they are left out.
 MIN_LAYER_STEPS = 100
+# The teacher's layer outputs for every training row are cached before training (memory-mapped above 1 GB); the
+# recipe keeps that cache under this size.
+LAYER_CACHE_BUDGET = 8 * 2 ** 30
 
 
 @dataclass
@@ -70,23 +73,63 @@ def choose_student(config, explicit: set, teacher) -> tuple:
 
     choice = RecipeChoice(config.distiller.recipe, set(explicit))
     text = teacher.model.text_backbone
+    names = config.model.names
     if (choice.recipe != "auto" or "model.hf_text.checkpoint_name" in explicit or text is None
-            or not hasattr(text, "encoder")):
+            or not hasattr(text, "encoder") or (names and "hf_text" not in names)):
         return config, choice
     n_layers = text.encoder.config.num_hidden_layers
+    if n_layers < 2:
+        choice.reasons.append("no student named, and a 1-layer teacher has no smaller student in it: the default "
+                              "checkpoint")
+        return config, choice
     spec = "teacher:layers=" + ",".join(map(str, layers_for_student(n_layers)))
     keys = {"model.hf_text.checkpoint_name": spec}
+    taken = []
     if teacher.optimization is not None:
-        keys.update({"optimization.max_epochs": teacher.optimization.max_epochs,
-                     "optimization.learning_rate": teacher.optimization.learning_rate})
-    choice.keys = {k: v for k, v in keys.items() if k not in explicit}
-    choice.reasons.append(f"no student named: {spec}, half of the teacher's {n_layers} fine-tuned layers, with the "
-                          "teacher's epochs and learning rate")
-    return apply_overrides(config, choice.keys, allow_distiller=True), choice
+        for key, name in (("optimization.max_epochs", "epochs"), ("optimization.learning_rate", "learning rate")):
+            if key not in explicit:
+                keys[key] = getattr(teacher.optimization, key.split(".")[1])
+                taken.append(name)
+    choice.keys = keys
+    budget = f", with the teacher's {' and '.join(taken)}" if taken else ""
+    choice.reasons.append(f"no student named: {spec}, half of the teacher's {n_layers} fine-tuned layers{budget}")
+    return apply_overrides(config, keys, allow_distiller=True), choice
 
 
-def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabeled: bool,
-                 n_rows: int, n_text_columns: int) -> tuple:
+@dataclass
+class FitFacts:
+    """What the recipe decides from, known once the student is built.
+
+    Attributes
+    ----------
+    token_level : bool
+        Teacher and student read the same tokens (layer-wise terms can run).
+    n_rows, n_unlabeled : int
+        Labelled training rows, and unlabeled rows passed.
+    n_text_columns : int
+    layer_pairs : int
+        Student layers, each matched to one teacher layer by a layer-wise term.
+    teacher_heads, teacher_width, max_tokens : int
+        What one row of a layer-wise teacher output costs in the cache (tokens x width, heads x tokens^2).
+    """
+
+    token_level: bool
+    n_rows: int
+    n_unlabeled: int = 0
+    n_text_columns: int = 1
+    layer_pairs: int = 0
+    teacher_heads: int = 0
+    teacher_width: int = 0
+    max_tokens: int = 0
+
+    def layer_cache_bytes(self, rows: int, attention: bool) -> int:
+        """Bytes of the float16 teacher cache of the layer-wise terms for ``rows`` rows."""
+        per_row = self.max_tokens * self.teacher_width + (self.teacher_heads * self.max_tokens ** 2 if attention
+                                                          else 0)
+        return 2 * rows * self.layer_pairs * per_row
+
+
+def choose_terms(config, choice: RecipeChoice, facts: FitFacts) -> tuple:
     """The distillation terms of ``distiller.recipe`` for this fit.
 
     Parameters
@@ -94,13 +137,7 @@ def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabel
     config : Config
     choice : RecipeChoice
         What :func:`choose_student` chose (and the keys the user passed); extended here.
-    token_level : bool
-        Teacher and student read the same tokens (layer-wise terms can run).
-    has_unlabeled : bool
-        ``unlabeled_data`` was passed.
-    n_rows : int
-        Labelled training rows.
-    n_text_columns : int
+    facts : FitFacts
 
     Returns
     -------
@@ -115,7 +152,7 @@ def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabel
         keys = dict(AUTOGLUON_DISTILLER)
         reasons.append("AutoGluon's terms and defaults")
     else:
-        keys, found = _auto_terms(config, explicit, token_level, has_unlabeled, n_rows, n_text_columns)
+        keys, found = _auto_terms(config, explicit, facts)
         reasons.extend(found)
     keys = {k: v for k, v in keys.items() if k not in explicit}
     passed = sorted(k for k in explicit if k.startswith("distiller.") and k != "distiller.recipe")
@@ -125,46 +162,57 @@ def choose_terms(config, choice: RecipeChoice, *, token_level: bool, has_unlabel
     return apply_overrides(config, keys, allow_distiller=True), choice
 
 
-def _auto_terms(config, explicit, token_level, has_unlabeled, n_rows, n_text_columns) -> tuple:
+def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
     keys, reasons = {}, []
     extra = 0
     if "distiller.synthetic_rows" in explicit:
         extra = config.distiller.synthetic_rows
-    elif not has_unlabeled and n_text_columns:
-        extra = synthetic_rows_for(n_rows)
+    elif not facts.n_unlabeled and facts.n_text_columns:
+        extra = synthetic_rows_for(facts.n_rows)
         if extra:
             keys["distiller.synthetic_rows"] = extra
-            keys["distiller.synthetic_ops"] = ["swap", "mix"] if n_text_columns > 1 else ["mix", "span"]
+            keys["distiller.synthetic_ops"] = ["swap", "mix"] if facts.n_text_columns > 1 else ["mix", "span"]
             reasons.append(f"no unlabeled rows: {extra} synthetic rows per training row for the teacher to label")
-    if has_unlabeled:
+    if facts.n_unlabeled:
         reasons.append("the teacher labels the unlabeled rows")
-    steps = _planned_steps(config, n_rows, extra)
-    if not n_text_columns:
+    rows = facts.n_rows * (1 + config.data.augment_copies + extra) + facts.n_unlabeled
+    steps = _planned_steps(config, rows)
+    if not facts.n_text_columns:
         reasons.append("no text columns: logits and pooled features only")
-    elif not token_level:
+    elif not facts.token_level:
         reasons.append("different tokens: logits and pooled features only")
     elif steps < MIN_LAYER_STEPS:
         reasons.append(f"about {steps} optimizer steps, under {MIN_LAYER_STEPS}: no layer-wise terms")
-    elif has_unlabeled:
-        keys.update(WITH_UNLABELED_ROWS)
-        reasons.append("same tokens and unlabeled rows: cosine hidden-state term")
-    elif extra:
-        keys.update(WITH_SYNTHETIC_ROWS)
-        reasons.append("same tokens and synthetic rows: hidden-state MSE and attention KL")
-    else:
+    elif not (facts.n_unlabeled or extra):
         reasons.append("same tokens but no rows beyond the labelled ones: no layer-wise terms")
+    else:
+        terms = dict(WITH_UNLABELED_ROWS if facts.n_unlabeled else WITH_SYNTHETIC_ROWS)
+        attention = terms.get("distiller.attention_loss_weight", 0) > 0
+        if attention and facts.layer_cache_bytes(rows, attention=True) > LAYER_CACHE_BUDGET:
+            terms.pop("distiller.attention_loss_weight")  # attention maps grow with the square of the length
+            reasons.append(f"attention maps of {rows} rows would need "
+                           f"{facts.layer_cache_bytes(rows, True) / 2 ** 30:.0f} GiB: no attention term")
+        if facts.layer_cache_bytes(rows, attention=False) > LAYER_CACHE_BUDGET:
+            reasons.append(f"hidden states of {rows} rows would need "
+                           f"{facts.layer_cache_bytes(rows, False) / 2 ** 30:.0f} GiB: no layer-wise terms")
+        else:
+            keys.update(terms)
+            names = ("hidden-state " + terms["distiller.hidden_state_loss_type"].replace("mse", "MSE")
+                     + (" and attention KL" if "distiller.attention_loss_weight" in terms else ""))
+            source = "unlabeled" if facts.n_unlabeled else "synthetic"
+            reasons.append(f"same tokens and {source} rows: {names}")
     return keys, reasons
 
 
 def synthetic_rows_for(n_rows: int) -> int:
     """Synthetic rows per training row: 3 up to 5,000 labelled rows, 1 up to 50,000, none above (the fit trains
-    on (1 + this) times the rows)."""
+    on (1 + this) times the rows); none for a single row (nothing to mix it with)."""
+    if n_rows < 2:
+        return 0
     return 3 if n_rows <= 5000 else 1 if n_rows <= 50000 else 0
 
 
-def _planned_steps(config, n_rows: int, extra: int) -> int:
+def _planned_steps(config, rows: int) -> int:
     opt = config.optimization
-    copies = config.data.augment_copies
-    rows = n_rows * (1 + copies + extra)
     steps = math.ceil(rows / config.env.batch_size) * opt.max_epochs
     return min(steps, opt.max_steps) if opt.max_steps > 0 else steps

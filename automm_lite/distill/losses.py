@@ -282,8 +282,8 @@ class Match:
         layers = f"_s{self.student_layer}_t{self.teacher_layer}" if self.output in ("hidden_states",
                                                                                     "attentions") else ""
         if callable(self.loss):
-            return getattr(self.loss, "__name__", type(self.loss).__name__).strip("<>").replace("lambda",
-                                                                                                 "custom") + layers
+            name = getattr(self.loss, "__name__", type(self.loss).__name__)
+            return ("custom" if name == "<lambda>" else name) + layers
         prefix = {"hidden_states": "hidden", "attentions": "attention"}.get(self.output)
         fixed = {"logits": "soft_label", "features": "output_feature", "embeddings": "embeddings"}
         return f"{prefix}{layers}" if prefix else fixed[self.output]
@@ -439,7 +439,7 @@ class DistillationObjective(nn.Module):
     def extra_repr(self) -> str:
         parts = [f"{self.hard_label_weight:g}*hard_label"] if self.hard_label_weight > 0 else []
         for m in self.active_matches:
-            if m.output == "logits":
+            if m.output == "logits" and not callable(m.loss):
                 t2 = "*T^2" if self.t2_scaling else ""
                 parts.append(f"{m.weight:g}*soft_label(T={m.temperature:g}, {self._soft_type(m)}){t2}")
             else:
@@ -454,7 +454,7 @@ class DistillationObjective(nn.Module):
 
 def _custom_term(m: Match, student, teacher, mask):
     """A user's loss function, checked to return one number."""
-    value = m.loss(student, teacher, mask)
+    value = m.loss(student, teacher.detach(), mask)  # the teacher is a target, as in the built-in terms
     if not (isinstance(value, torch.Tensor) and value.numel() == 1):
         raise ValueError(f"Term {m.name}: the loss function must return a scalar tensor, got "
                          f"{type(value).__name__}{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}.")

@@ -67,8 +67,8 @@ def check_layer_settings(config, teacher=None) -> None:
     name = config.model.hf_text.checkpoint_name
     student_layers = known_depth(name, teacher_layers)
     d = config.distiller
-    if not (d.hidden_state_loss_weight > 0 or d.attention_loss_weight > 0) or d.layer_mapping in ("uniform", "last"):
-        return  # no layer-wise term, or a mapping that fits any depths
+    if d.layer_mapping in ("uniform", "last"):
+        return  # a mapping that fits any depths (checked whatever the weights: a recipe may switch the terms on)
     if name.startswith("teacher:") and student_layers and teacher_layers:
         # Cut from the teacher: the same tokenizer, so the layer-wise terms will run with this mapping.
         layer_pairs(d.layer_mapping, student_layers, teacher_layers)

@@ -54,9 +54,17 @@ def run_glue(run: GlueRun):
     from ..predictor import Predictor
     from .distill_table import distillation_ratio
 
-    task = glue_task_name(run.task)
+    from ..exceptions import ConfigError
+
+    try:
+        task = glue_task_name(run.task)
+    except ValueError as error:
+        raise ConfigError(f"--glue-task: {error}") from None
+    if run.max_rows is not None and run.max_rows < 1:
+        raise ConfigError(f"--max-rows={run.max_rows} must be a positive number of rows.")
     metric = GLUE_METRICS.get(task, "accuracy")
     train, test = load_glue(task, source=run.source, max_rows=run.max_rows, seed=run.seed)
+    data = {"source": str(run.source), "max_rows": run.max_rows, "rows": len(train), "time_limit": run.time_limit}
     common = {}
     if run.max_epochs is not None:
         common["optimization.max_epochs"] = run.max_epochs
@@ -66,7 +74,7 @@ def run_glue(run: GlueRun):
     folder = Path(run.cache_folder) / task
 
     def fitted(name: str, keys: dict, teacher=None):
-        path = folder / f"{name}-{_safe(keys)}-seed{run.seed}"
+        path = folder / f"{name}-{_safe(keys, data)}-seed{run.seed}"
         if teacher is None and not run.retrain and (path / "predictor.json").is_file():
             logger.info("Reusing %s from %s", name, path)
             return Predictor.load(path, verbosity=run.verbosity)
@@ -101,10 +109,10 @@ def run_glue(run: GlueRun):
     return table
 
 
-def _safe(keys: dict) -> str:
-    """A folder-name-safe digest of the settings that decide a cached model."""
+def _safe(keys: dict, data: dict) -> str:
+    """A folder-name-safe digest of the settings and data that decide a cached model."""
     import hashlib
 
-    text = json.dumps(keys, sort_keys=True, default=str)
+    text = json.dumps([keys, data], sort_keys=True, default=str)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(keys.get("model.hf_text.checkpoint_name", "")))[-40:]
     return f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"

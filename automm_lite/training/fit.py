@@ -125,14 +125,18 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
 
 def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled):
     """``distiller.recipe``'s terms for this student and data, logged."""
-    from ..distill.auto import RecipeChoice, choose_terms
+    from ..distill.auto import FitFacts, RecipeChoice, choose_terms
     from ..distill.teacher import same_tokenizer
 
     text_columns = preprocessor.columns("text")
     token_level = same_tokenizer(teacher.model, model) and teacher.preprocessor.columns("text") == text_columns
-    config, recipe = choose_terms(config, recipe or RecipeChoice(config.distiller.recipe), token_level=token_level,
-                                  has_unlabeled=unlabeled is not None and len(unlabeled) > 0, n_rows=len(train),
-                                  n_text_columns=len(text_columns))
+    facts = FitFacts(token_level, n_rows=len(train), n_unlabeled=0 if unlabeled is None else len(unlabeled),
+                     n_text_columns=len(text_columns))
+    if token_level:
+        student, taught = model.text_backbone.encoder.config, teacher.model.text_backbone.encoder.config
+        facts.layer_pairs, facts.teacher_heads = student.num_hidden_layers, taught.num_attention_heads
+        facts.teacher_width, facts.max_tokens = taught.hidden_size, config.model.hf_text.max_text_len
+    config, recipe = choose_terms(config, recipe or RecipeChoice(config.distiller.recipe), facts)
     logger.info("Distillation %s", recipe.describe())
     return config, recipe
 

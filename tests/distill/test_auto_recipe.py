@@ -11,19 +11,23 @@ import torch
 from automm_lite import Predictor
 from automm_lite.config import Config, apply_overrides
 from automm_lite.data.augment import synthetic_rows
-from automm_lite.distill.auto import (AUTOGLUON_DISTILLER, MIN_LAYER_STEPS, RecipeChoice, choose_terms,
+from automm_lite.distill.auto import (AUTOGLUON_DISTILLER, MIN_LAYER_STEPS, FitFacts, RecipeChoice, choose_terms,
                                       layers_for_student, synthetic_rows_for)
 from automm_lite.distill.losses import DistillationObjective, Match
 
 from test_teacher import log_message, logged_terms  # pytest puts this folder on sys.path
 
 
-def chosen(keys=None, *, token_level=True, has_unlabeled=False, n_rows=1000, n_text_columns=1, explicit=()):
-    """The config and choice of ``choose_terms`` for a config with ``keys`` (``explicit``: the keys passed)."""
+def chosen(keys=None, *, token_level=True, has_unlabeled=False, n_rows=1000, n_text_columns=1, explicit=(),
+           max_tokens=64):
+    """The config and choice of ``choose_terms`` for a config with ``keys`` (``explicit``: the keys passed), a
+    3-layer student of a 12-head, 384-wide teacher."""
     config = apply_overrides(Config(), keys or {}, allow_distiller=True)
     explicit = set(explicit) | set(keys or {})
-    return choose_terms(config, RecipeChoice(config.distiller.recipe, explicit), token_level=token_level,
-                        has_unlabeled=has_unlabeled, n_rows=n_rows, n_text_columns=n_text_columns)
+    facts = FitFacts(token_level, n_rows=n_rows, n_unlabeled=500 if has_unlabeled else 0,
+                     n_text_columns=n_text_columns, layer_pairs=3, teacher_heads=12, teacher_width=384,
+                     max_tokens=max_tokens)
+    return choose_terms(config, RecipeChoice(config.distiller.recipe, explicit), facts)
 
 
 def test_auto_with_unlabeled_rows_and_the_same_tokens_adds_the_cosine_hidden_state_term():
@@ -40,7 +44,7 @@ def test_auto_without_unlabeled_rows_makes_synthetic_rows_by_the_kind_of_text():
     assert (d.hidden_state_loss_weight, d.hidden_state_loss_type, d.attention_loss_weight) == (1.0, "mse", 1.0)
     pairs, _ = chosen(n_rows=1000, n_text_columns=2)
     assert pairs.distiller.synthetic_ops == ["swap", "mix"]
-    assert [synthetic_rows_for(n) for n in (100, 5000, 5001, 50000, 50001)] == [3, 3, 1, 1, 0]
+    assert [synthetic_rows_for(n) for n in (1, 100, 5000, 5001, 50000, 50001)] == [0, 3, 3, 1, 1, 0]
     large, _ = chosen(n_rows=60000)
     assert large.distiller.synthetic_rows == 0 and large.distiller.hidden_state_loss_weight == 0  # no extra rows
 
@@ -52,6 +56,18 @@ def test_auto_leaves_layer_terms_out_with_other_tokens_or_too_few_steps():
     # 40 rows x 4 / 32 per step x 10 epochs = 50 steps
     few, choice = chosen(n_rows=40)
     assert few.distiller.hidden_state_loss_weight == 0 and f"under {MIN_LAYER_STEPS}" in choice.describe()
+
+
+def test_the_layer_cache_and_the_unlabeled_rows_bound_the_layer_terms():
+    # 4,000 rows x 4 at 128 tokens: attention maps of 3 layers 18 GB, hidden states 5 GB (budget 8 GiB)
+    long, choice = chosen(n_rows=4000, max_tokens=128)
+    assert long.distiller.attention_loss_weight == 0 and long.distiller.hidden_state_loss_weight == 1.0
+    assert "no attention term" in choice.describe()
+    huge, choice = chosen(n_rows=4000, max_tokens=8192)
+    assert huge.distiller.hidden_state_loss_weight == 0 and "no layer-wise terms" in choice.describe()
+    # 40 labelled rows and 500 unlabeled ones: enough steps for the cosine term
+    few, _ = chosen(n_rows=40, has_unlabeled=True)
+    assert few.distiller.hidden_state_loss_weight == 1.0 and few.distiller.hidden_state_loss_type == "cosine"
 
 
 def test_keys_the_user_passed_always_win():
@@ -79,8 +95,7 @@ def test_autogluon_recipe_is_autogluons_terms_and_defaults_exactly():
     assert AUTOGLUON_DISTILLER == {**{f"distiller.{k}": v for k, v in expected.items()}, "data.augment_copies": 0}
     busy = {"distiller.hidden_state_loss_weight": 1.0, "data.augment_copies": 2, "distiller.recipe": "autogluon"}
     config = apply_overrides(Config(), busy, allow_distiller=True)
-    config, choice = choose_terms(config, RecipeChoice("autogluon", {"distiller.recipe"}), token_level=True,
-                                  has_unlabeled=False, n_rows=1000, n_text_columns=1)
+    config, choice = choose_terms(config, RecipeChoice("autogluon", {"distiller.recipe"}), FitFacts(True, 1000))
     assert {k: v for k, v in dataclasses.asdict(config.distiller).items() if k in expected} == expected
     assert config.data.augment_copies == 0 and "AutoGluon" in choice.describe()
     untouched, choice = chosen({"distiller.recipe": "none"})
@@ -180,3 +195,40 @@ def test_custom_term_is_trained_and_logged_under_its_name():
     with pytest.raises(ValueError, match="name"):
         Match("logits", name="two words")
     assert np.isfinite(loss.item())
+
+
+@pytest.mark.parametrize("keys, presets, named", [
+    ({"optim.lr": 5e-4}, None, False),                                   # an alias counts as passed
+    ({"optim": {"max_epochs": 3}}, None, False),                         # nested keys too
+    ({}, "medium_quality", True),                                        # a preset names a student
+    ({"model": {"hf_text": {"checkpoint_name": "minilm-l3"}}}, None, True),
+])
+def test_keys_are_passed_whatever_their_spelling(fitted_text_predictor, bbc_short, keys, presets, named):
+    train, _ = bbc_short
+    request = Predictor(label="label")._check_fit_arguments(train, None, None, keys, presets, None, 0, None, None,
+                                                            [fitted_text_predictor.as_teacher()])
+    config, recipe = request.config, request.recipe
+    assert config.model.hf_text.checkpoint_name.startswith("teacher:") is not named
+    if "optim.lr" in keys:
+        assert config.optimization.learning_rate == 5e-4 and "optimization.learning_rate" not in recipe.keys
+    if "optim" in keys:
+        assert config.optimization.max_epochs == 3 and "optimization.max_epochs" not in recipe.keys
+        assert config.optimization.learning_rate == fitted_text_predictor.config_.optimization.learning_rate
+
+
+def test_a_bad_layer_mapping_fails_before_any_work_even_with_the_terms_left_to_the_recipe(fitted_text_predictor,
+                                                                                         bbc_short, tmp_path):
+    from automm_lite.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="out of range"):
+        Predictor(label="label", path=str(tmp_path / "s")).fit(
+            bbc_short[0], teacher_predictor=fitted_text_predictor,
+            hyperparameters={"distiller.layer_mapping": "1:9", "model.hf_text.max_text_len": 32})
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_custom_soft_label_term_prints_in_the_formula():
+    objective = DistillationObjective([Match("logits", loss=lambda s, t, m: (s - t).abs().mean())],
+                                      problem_type="regression")
+    assert "1*custom(custom)" in repr(objective) and "soft_label" not in repr(objective)
+    assert Match("logits", loss=lambda s, t, m: s.sum(), name="my_lambda_loss").name == "my_lambda_loss"

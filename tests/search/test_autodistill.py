@@ -297,17 +297,17 @@ def test_two_processes_share_one_study_through_a_storage_url(search_teacher, bbc
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     n_trials = 4
 
-    def worker(name):
+    def worker(name, seconds_per_trial):
         arguments = dict(search_space={"num_layers": [1, 2], "num_attention_heads": [1, 2, 4]}, n_trials=n_trials,
                          storage=storage, path=str(tmp_path / name), refit=False, verbosity=0, seed=len(name),
                          sampler="random", **quick)
-        # Each trial takes 4 s more, so that the second worker starts while the first still has trials to run.
+        # The first worker's trials take 8 s more, so that the second starts while trials are still to run.
         script = f"""
 import json, time
 from automm_lite.search.autodistill import AutoDistiller
 run_one = AutoDistiller._run_one
 def slow(self, study, trial):
-    time.sleep(4)
+    time.sleep({seconds_per_trial})
     return run_one(self, study, trial)
 AutoDistiller._run_one = slow
 arguments = json.loads({json.dumps(json.dumps(arguments))})
@@ -315,11 +315,11 @@ AutoDistiller({search_teacher.path!r}, **arguments).fit({str(tmp_path / "train.c
 """
         return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    first = worker("a")
+    first = worker("a", 8)
     deadline = time.time() + 300
     while not (tmp_path / "a" / "trials").is_dir() and first.poll() is None and time.time() < deadline:
         time.sleep(0.2)  # the study exists once the first worker trains its first trial
-    second = worker("bb")
+    second = worker("bb", 0)
     outputs = [process.communicate(timeout=600)[0].decode()[-3000:] for process in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)

@@ -301,14 +301,16 @@ def test_two_processes_share_one_study_through_a_storage_url(search_teacher, bbc
         arguments = dict(search_space={"num_layers": [1, 2], "num_attention_heads": [1, 2, 4]}, n_trials=n_trials,
                          storage=storage, path=str(tmp_path / name), refit=False, verbosity=0, seed=len(name),
                          sampler="random", **quick)
-        # The first worker's trials take 8 s more, so that the second starts while trials are still to run.
+        # The first worker waits 8 s after each of its trials, so that the second starts while trials are still to
+        # run (after, not before: a point the other worker trained meanwhile would be reused, not trained).
         script = f"""
 import json, time
 from automm_lite.search.autodistill import AutoDistiller
 run_one = AutoDistiller._run_one
 def slow(self, study, trial):
+    result = run_one(self, study, trial)
     time.sleep({seconds_per_trial})
-    return run_one(self, study, trial)
+    return result
 AutoDistiller._run_one = slow
 arguments = json.loads({json.dumps(json.dumps(arguments))})
 AutoDistiller({search_teacher.path!r}, **arguments).fit({str(tmp_path / "train.csv")!r})

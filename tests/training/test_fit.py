@@ -73,9 +73,11 @@ def test_layer_settings_are_checked_against_the_models_without_loading_weights(t
     with pytest.raises(ConfigError, match="layer_mapping"):  # depths unknown offline: the syntax is still checked
         check_layer_settings(apply_overrides(config, unread, True), teacher)
     # A student of its own checkpoint may read other tokens, and then the layer-wise terms are skipped: a mapping
-    # beyond its depth is left to the fit (as before); a mapping no term uses is not checked at all.
+    # beyond its depth is left to the fit (as before). A mapping is checked even with no layer-wise weight set,
+    # since distiller.recipe=auto may switch the terms on.
     own = {"model.hf_text.checkpoint_name": tiny_text_dir, "distiller.hidden_state_loss_weight": 1.0,
            "distiller.layer_mapping": "1:9"}
     check_layer_settings(apply_overrides(config, own, True), teacher)
     unused = {"model.hf_text.checkpoint_name": "teacher:layers=1", "distiller.layer_mapping": "not read"}
-    check_layer_settings(apply_overrides(config, unused, True), teacher)
+    with pytest.raises(ConfigError, match="layer_mapping='not read'"):
+        check_layer_settings(apply_overrides(config, unused, True), teacher)

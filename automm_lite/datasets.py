@@ -497,8 +497,8 @@ def load_glue(task, source=None, max_rows=None, seed=0):
             raise DatasetUnavailableError(
                 f"could not load GLUE ({GLUE_HUB_ID!r}, config {config!r}){why}: {err}. Offline, the bundled "
                 "distillation tasks need no network: `automm-lite distill --task bbc-short|bbc-short-unlabeled|"
-                "multilingual-pairs|chatterbot-topics` (automm_lite.reports.tasks.TASKS), or pass source=<a save_to_disk "
-                "copy>") from err
+                "multilingual-pairs|chatterbot-topics` (automm_lite.reports.tasks.TASKS), or pass "
+                "source=<a save_to_disk copy>") from err
     frames = []
     for split in ("train", test_split):
         if split not in loaded:

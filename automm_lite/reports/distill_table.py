@@ -101,9 +101,9 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     teacher_hyperparameters, student_hyperparameters : dict
         The student budget (epochs, checkpoint, ...) is shared by every student.
     recipes : dict of name -> dict, optional
-        Distillation recipes (extra keys on top of the student's). Default: ``autogluon`` (logits + output
-        feature, AutoGluon's keys and defaults), ``auto`` (the default recipe) and ``ours`` (``our_recipe``: ``OUR_RECIPE`` with the transfer
-        rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
+        Distillation recipes (extra keys on top of the student's). Default: :func:`default_recipes`:
+        ``autogluon``, ``auto`` (with and without the unlabeled rows) and ``ours`` (``our_recipe``:
+        ``OUR_RECIPE`` with the transfer rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
     unlabeled_data : DataFrame, optional

@@ -51,10 +51,9 @@ def run_glue(run: GlueRun):
     import pandas as pd
 
     from ..datasets import GLUE_METRICS, glue_task_name, load_glue
+    from ..exceptions import ConfigError
     from ..predictor import Predictor
     from .distill_table import distillation_ratio
-
-    from ..exceptions import ConfigError
 
     try:
         task = glue_task_name(run.task)

@@ -7,15 +7,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_teacher import (  # pytest puts this folder on sys.path
+    log_message,
+    logged_terms,
+)
 
 from automm_lite import Predictor
 from automm_lite.config import Config, apply_overrides
 from automm_lite.data.augment import synthetic_rows
-from automm_lite.distill.auto import (AUTOGLUON_DISTILLER, MIN_LAYER_STEPS, FitFacts, RecipeChoice, choose_terms,
-                                      layers_for_student, synthetic_rows_for)
+from automm_lite.distill.auto import (
+    AUTOGLUON_DISTILLER,
+    MIN_LAYER_STEPS,
+    FitFacts,
+    RecipeChoice,
+    choose_terms,
+    layers_for_student,
+    synthetic_rows_for,
+)
 from automm_lite.distill.losses import DistillationObjective, Match
-
-from test_teacher import log_message, logged_terms  # pytest puts this folder on sys.path
 
 
 def chosen(keys=None, *, token_level=True, has_unlabeled=False, n_rows=1000, n_text_columns=1, explicit=(),

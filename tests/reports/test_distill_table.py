@@ -28,8 +28,13 @@ def test_distillation_ratio_and_table_aggregation():
 
 def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     from automm_lite.config import Config, apply_overrides
-    from automm_lite.reports.distill_table import (AUTOGLUON_RECIPE, DATA_KEYS, TRANSFER_ROWS, default_recipes,
-                                                   our_recipe)
+    from automm_lite.reports.distill_table import (
+        AUTOGLUON_RECIPE,
+        DATA_KEYS,
+        TRANSFER_ROWS,
+        default_recipes,
+        our_recipe,
+    )
 
     with_unlabeled, without = our_recipe(True), our_recipe(False)
     assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)

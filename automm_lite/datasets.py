@@ -123,23 +123,13 @@ def load_chatterbot_categories(language="english", min_words=3, min_per_class=20
     (pandas.DataFrame, pandas.DataFrame)
         ``train_df, test_df`` with columns ``text`` and ``label`` (the topic), split stratified by topic.
     """
-    import yaml
-
     _check_fraction("test_size", test_size)
-    folder = _package_dir("chatterbot_corpus") / "data" / str(language).lower()
-    if not folder.is_dir():
-        languages = sorted(p.name for p in folder.parent.iterdir() if p.is_dir())
+    language = str(language).lower()
+    conversations = [(topic, turns) for lang, topic, turns, _ in _read_chatterbot() if lang == language]
+    if not conversations:
+        languages = sorted({lang for lang, *_ in _read_chatterbot()})
         raise ValueError(f"chatterbot-corpus has no language {language!r}; available: {', '.join(languages)}")
-    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-    rows = []
-    for path in sorted(folder.glob("*.yml")):
-        try:
-            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-        except (yaml.YAMLError, UnicodeDecodeError):
-            continue
-        for conv in doc.get("conversations", []) if isinstance(doc, dict) else []:
-            if isinstance(conv, list):
-                rows.extend((text, path.stem) for text in _utterances(conv) if len(text.split()) >= min_words)
+    rows = [(text, topic) for topic, turns in conversations for text in turns if len(text.split()) >= min_words]
     df = pd.DataFrame(rows, columns=["text", "label"])
     df["key"] = df.text.map(_key)
     topics = df.groupby("key").label.nunique()
@@ -165,7 +155,8 @@ def _utterances(item):
 
 @functools.lru_cache(maxsize=1)
 def _read_chatterbot():
-    """Tuple of ``(language, turns, is_dialogue)`` for every usable conversation of chatterbot-corpus."""
+    """Tuple of ``(language, topic, turns, is_dialogue)`` for every conversation of chatterbot-corpus that has at
+    least one turn (``topic``: the name of its file)."""
     import yaml
 
     loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)  # every scalar as written: "Yes" stays "Yes", not True
@@ -183,9 +174,14 @@ def _read_chatterbot():
             dialogue = path.stem.lower() == "conversations" or "conversations" in categories
             for conv in doc["conversations"]:
                 turns = tuple(_utterances(conv)) if isinstance(conv, list) else ()  # skip "Q - A" one-liners
-                if len(turns) >= 2:
-                    out.append((lang_dir.name.lower(), turns, dialogue))
+                if turns:
+                    out.append((lang_dir.name.lower(), path.stem, turns, dialogue))
     return tuple(out)
+
+
+def _pair_conversations():
+    """The conversations with a question and at least one answer."""
+    return [conversation for conversation in _read_chatterbot() if len(conversation[2]) >= 2]
 
 
 def _key(text):
@@ -196,7 +192,7 @@ def _key(text):
 @functools.lru_cache(maxsize=1)
 def _positive_pairs():
     rows = []
-    for lang, turns, dialogue in _read_chatterbot():
+    for lang, _, turns, dialogue in _pair_conversations():
         # Q/A files list alternative answers after the question; dialogue files are turn-by-turn chats.
         pairs = zip(turns, turns[1:]) if dialogue else ((turns[0], answer) for answer in turns[1:])
         rows.extend((lang, q, a, _key(q), _key(a)) for q, a in pairs)
@@ -214,7 +210,7 @@ def list_pair_languages():
         ``conversations``, ``questions`` (distinct, the unit of the split), ``positive_pairs`` and ``default``
         (both counts at least ``MIN_PAIR_SIZE``: the languages of ``load_multilingual_pairs(languages=None)``).
     """
-    convs = pd.Series([lang for lang, _, _ in _read_chatterbot()]).value_counts()
+    convs = pd.Series([lang for lang, *_ in _pair_conversations()]).value_counts()
     pos = _positive_pairs().groupby("language").agg(questions=("qkey", "nunique"), positive_pairs=("akey", "size"))
     table = pos.assign(conversations=convs).reset_index()
     table["default"] = (table["questions"] >= MIN_PAIR_SIZE) & (table["conversations"] >= MIN_PAIR_SIZE)
@@ -362,6 +358,20 @@ def _hub_offline_mode(enabled):
             setattr(mod, name, value)
 
 
+def _load_from_hub(what: str, hub_id: str, config: str, offline: bool, hint: str):
+    """``datasets.load_dataset(hub_id, config)``, from the cache only when ``offline``; any failure becomes a
+    DatasetUnavailableError that ends with ``hint`` (what to use instead)."""
+    import datasets
+
+    try:
+        with _hub_offline_mode(offline):
+            return datasets.load_dataset(hub_id, config)
+    except Exception as err:  # noqa: BLE001 - any failure here means: not on this machine
+        why = " in offline mode (no route to the Hub, or HF_HUB_OFFLINE set) with no cached copy" if offline else ""
+        raise DatasetUnavailableError(f"could not load {what} ({hub_id!r}, config {config!r}){why}: {err}. "
+                                      f"{hint}") from err
+
+
 def load_pawsx(langs=("en", "de"), max_rows=None, seed=0):
     """Load PAWS-X (paraphrase identification, 7 languages) with ``datasets.load_dataset`` from the Hub.
 
@@ -396,22 +406,16 @@ def load_pawsx(langs=("en", "de"), max_rows=None, seed=0):
     if max_rows is not None and int(max_rows) < 1:
         raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
     try:
-        import datasets
+        import datasets  # noqa: F401 - a clear message when the package is missing
     except ImportError as err:
         raise ImportError("load_pawsx needs the 'datasets' package: pip install datasets") from err
     offline = _offline_requested() or not _hub_reachable()
+    stand_in = sorted({_PAWSX_STAND_IN[code] for code in langs})
+    hint = (f"Offline, use the stand-in built from package data: automm_lite.datasets.load_multilingual_pairs("
+            f"languages={stand_in!r}) (same columns: sentence1, sentence2, label, language)")
     parts = {"train": [], "validation": [], "test": []}
     for lang in langs:
-        try:
-            with _hub_offline_mode(offline):
-                loaded = datasets.load_dataset(PAWSX_HUB_ID, lang)
-        except Exception as err:  # noqa: BLE001 - any failure here means: no PAWS-X on this machine
-            why = " in offline mode (no route to the Hub, or HF_HUB_OFFLINE set) with no cached copy" if offline else ""
-            stand_in = sorted({_PAWSX_STAND_IN[code] for code in langs})
-            raise DatasetUnavailableError(
-                f"could not load PAWS-X ({PAWSX_HUB_ID!r}, config {lang!r}){why}: {err}. Offline, use the stand-in "
-                f"built from package data: automm_lite.datasets.load_multilingual_pairs(languages={stand_in!r}) "
-                "(same columns: sentence1, sentence2, label, language)") from err
+        loaded = _load_from_hub("PAWS-X", PAWSX_HUB_ID, lang, offline, hint)
         for split, frames in parts.items():
             df = loaded[split].to_pandas()[["sentence1", "sentence2", "label"]]
             if max_rows is not None and len(df) > int(max_rows):
@@ -488,17 +492,11 @@ def load_glue(task, source=None, max_rows=None, seed=0):
                             "save_to_disk (no dataset_dict.json in it).")
         loaded = datasets.load_from_disk(str(source))
     else:
-        offline = _offline_requested() or not _hub_reachable()
-        try:
-            with _hub_offline_mode(offline):
-                loaded = datasets.load_dataset(GLUE_HUB_ID, config)
-        except Exception as err:  # noqa: BLE001 - any failure here means: no GLUE on this machine
-            why = " in offline mode (no route to the Hub, or HF_HUB_OFFLINE set) with no cached copy" if offline else ""
-            raise DatasetUnavailableError(
-                f"could not load GLUE ({GLUE_HUB_ID!r}, config {config!r}){why}: {err}. Offline, the bundled "
-                "distillation tasks need no network: `automm-lite distill --task bbc-short|bbc-short-unlabeled|"
-                "multilingual-pairs|chatterbot-topics` (automm_lite.reports.tasks.TASKS), or pass "
-                "source=<a save_to_disk copy>") from err
+        loaded = _load_from_hub(
+            "GLUE", GLUE_HUB_ID, config, _offline_requested() or not _hub_reachable(),
+            "Offline, the bundled distillation tasks need no network: `automm-lite distill --task bbc-short|"
+            "bbc-short-unlabeled|multilingual-pairs|chatterbot-topics` (automm_lite.reports.tasks.TASKS), or pass "
+            "source=<a save_to_disk copy>")
     frames = []
     for split in ("train", test_split):
         if split not in loaded:

@@ -187,14 +187,14 @@ def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
         reasons.append("same tokens but no rows beyond the labelled ones: no layer-wise terms")
     else:
         terms = dict(WITH_UNLABELED_ROWS if facts.n_unlabeled else WITH_SYNTHETIC_ROWS)
-        attention = terms.get("distiller.attention_loss_weight", 0) > 0
-        if attention and facts.layer_cache_bytes(rows, attention=True) > LAYER_CACHE_BUDGET:
+        with_maps, states_only = facts.layer_cache_bytes(rows, True), facts.layer_cache_bytes(rows, False)
+        if "distiller.attention_loss_weight" in terms and with_maps > LAYER_CACHE_BUDGET:
             terms.pop("distiller.attention_loss_weight")  # attention maps grow with the square of the length
-            reasons.append(f"attention maps of {rows} rows would need "
-                           f"{facts.layer_cache_bytes(rows, True) / 2 ** 30:.0f} GiB: no attention term")
-        if facts.layer_cache_bytes(rows, attention=False) > LAYER_CACHE_BUDGET:
-            reasons.append(f"hidden states of {rows} rows would need "
-                           f"{facts.layer_cache_bytes(rows, False) / 2 ** 30:.0f} GiB: no layer-wise terms")
+            reasons.append(f"attention maps of {rows} rows would need {with_maps / 2 ** 30:.0f} GiB: no attention "
+                           "term")
+        if states_only > LAYER_CACHE_BUDGET:
+            reasons.append(f"hidden states of {rows} rows would need {states_only / 2 ** 30:.0f} GiB: no layer-wise "
+                           "terms")
         else:
             keys.update(terms)
             names = ("hidden-state " + terms["distiller.hidden_state_loss_type"].replace("mse", "MSE")

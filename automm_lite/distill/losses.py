@@ -252,12 +252,8 @@ class Match:
         if self.output not in _OUTPUTS:
             raise ValueError(f"Unknown match output {self.output!r}; valid: {', '.join(_OUTPUTS)}.")
         valid = _OUTPUTS[self.output]
-        if callable(self.loss):
-            pass
-        elif self.loss in (None, "", "auto"):
-            self.loss = valid[0]
-        else:
-            self.loss = normalize_loss_type(self.loss, valid)
+        if not callable(self.loss):  # a function is the user's own term, taken as it is
+            self.loss = valid[0] if self.loss in (None, "", "auto") else normalize_loss_type(self.loss, valid)
         layers = (self.student_layer, self.teacher_layer)
         if self.output == "embeddings":
             if any(x not in (None, 0) for x in layers):

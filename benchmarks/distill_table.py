@@ -55,6 +55,8 @@ def main():
     print(f"Student: {json.dumps(student_hyperparameters)}")
     print(f"Recipes: {json.dumps(recipes)}")
     print(report)
+    if report.warm_up_seconds is not None:
+        print(f"(an untimed warm-up fit first: {report.warm_up_seconds:.0f} s)")
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"total {time.perf_counter() - start:.0f} s")
     report.frame().to_csv(f"{args.path}/{task.name}-runs.csv", index=False)

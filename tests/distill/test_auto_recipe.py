@@ -46,6 +46,16 @@ def test_auto_with_unlabeled_rows_and_the_same_tokens_adds_the_cosine_hidden_sta
     assert choice.recipe == "auto" and "unlabeled" in choice.describe()
 
 
+def test_auto_with_unlabeled_rows_is_the_spelled_out_recipe_of_the_tables():
+    # the README carries the `ours` rows' scores over to `auto + unlabeled rows`: the same config, key for key
+    from automm_lite.reports.distill_table import OUR_RECIPE
+
+    auto, _ = chosen(has_unlabeled=True)
+    ours, _ = chosen(OUR_RECIPE, has_unlabeled=True)
+    assert dataclasses.replace(auto.distiller, recipe="none") == ours.distiller
+    assert auto == dataclasses.replace(ours, distiller=auto.distiller)
+
+
 def test_auto_without_unlabeled_rows_makes_synthetic_rows_by_the_kind_of_text():
     config, choice = chosen(n_rows=1000, n_text_columns=1)
     assert config.distiller.synthetic_rows == 3 and config.distiller.synthetic_ops == ["mix", "span"]

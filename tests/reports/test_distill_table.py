@@ -62,3 +62,20 @@ def test_table_tasks_keep_their_splits_apart(name):
         assert task.label not in task.unlabeled and not set(task.unlabeled[text]) & set().union(*seen)
     for keys in (task.teacher_hyperparameters, task.student_hyperparameters):
         apply_overrides(Config(), keys)
+
+
+def test_the_table_warms_up_untimed_then_fits_each_row(fitted_text_predictor, bbc_short, tiny_hp, tmp_path):
+    from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, run_distillation_table
+
+    train, test = bbc_short
+    student = {**tiny_hp, "optimization.max_epochs": 1}
+    report = run_distillation_table("label", train, None, {"test": test}, {}, student,
+                                    recipes={"autogluon": AUTOGLUON_RECIPE}, seeds=(0,),
+                                    teacher=fitted_text_predictor, path=str(tmp_path), verbosity=0)
+    assert report.warm_up_seconds > 0 and not (tmp_path / "warm-up").exists()  # run, then deleted
+    table = report.table().set_index("model")
+    assert list(table.index) == ["teacher", "no-distill", "distilled: autogluon"]
+    assert table.loc["distilled: autogluon", "fit / no-distill fit"] > 0
+    cold = run_distillation_table("label", train, None, {"test": test}, {}, student, recipes={}, seeds=(),
+                                  teacher=fitted_text_predictor, path=str(tmp_path / "cold"), warm_up=False)
+    assert cold.warm_up_seconds is None

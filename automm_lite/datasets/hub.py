@@ -190,7 +190,10 @@ def load_glue(task, source=None, max_rows=None, seed=0):
     config, columns, test_split = GLUE_TASKS[name]
     if max_rows is not None and int(max_rows) < 1:
         raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
-    import datasets
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError("load_glue needs the 'datasets' package: pip install datasets") from err
 
     if source is not None:
         if not Path(source, "dataset_dict.json").is_file():

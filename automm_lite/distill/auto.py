@@ -61,8 +61,8 @@ def layers_for_student(n_teacher_layers: int) -> list:
 def choose_student(config, explicit: set, teacher) -> tuple:
     """With ``distiller.recipe=auto`` and no ``model.hf_text.checkpoint_name`` among the ``explicit`` keys (the
     canonical keys the user passed, a preset's included): a student cut from the first teacher's own fine-tuned
-    layers (:func:`layers_for_student`), trained with the teacher's epochs and learning rate unless those were
-    passed.
+    layers (:func:`layers_for_student`), trained with the teacher's epochs, learning rate and text length
+    unless those were passed.
 
     Returns
     -------
@@ -90,8 +90,11 @@ def choose_student(config, explicit: set, teacher) -> tuple:
             if key not in explicit:
                 keys[key] = getattr(teacher.optimization, key.split(".")[1])
                 taken.append(name)
+    if "model.hf_text.max_text_len" not in explicit:  # its layers were fine-tuned on texts of this length
+        keys["model.hf_text.max_text_len"] = text.max_text_len
+        taken.append("text length")
     choice.keys = keys
-    budget = f", with the teacher's {' and '.join(taken)}" if taken else ""
+    budget = f", with the teacher's {', '.join(taken)}" if taken else ""
     choice.reasons.append(f"no student named: {spec}, half of the teacher's {n_layers} fine-tuned layers{budget}")
     return apply_overrides(config, keys, allow_distiller=True), choice
 
@@ -155,7 +158,8 @@ def choose_terms(config, choice: RecipeChoice, facts: FitFacts) -> tuple:
         keys, found = _auto_terms(config, explicit, facts)
         reasons.extend(found)
     keys = {k: v for k, v in keys.items() if k not in explicit}
-    passed = sorted(k for k in explicit if k.startswith("distiller.") and k != "distiller.recipe")
+    passed = sorted(k for k in explicit if (k.startswith("distiller.") or k in AUTOGLUON_DISTILLER)
+                    and k != "distiller.recipe")
     if passed:
         reasons.append("kept as passed: " + ", ".join(passed))
     choice.keys.update(keys)
@@ -164,10 +168,11 @@ def choose_terms(config, choice: RecipeChoice, facts: FitFacts) -> tuple:
 
 def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
     keys, reasons = {}, []
+    can_make_rows = facts.n_rows >= 2 and facts.n_text_columns > 0  # what synthetic_rows can mix
     extra = 0
     if "distiller.synthetic_rows" in explicit:
-        extra = config.distiller.synthetic_rows
-    elif not facts.n_unlabeled and facts.n_text_columns:
+        extra = config.distiller.synthetic_rows if can_make_rows else 0
+    elif not facts.n_unlabeled and can_make_rows:
         extra = synthetic_rows_for(facts.n_rows)
         if extra:
             keys["distiller.synthetic_rows"] = extra
@@ -175,7 +180,8 @@ def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
             reasons.append(f"no unlabeled rows: {extra} synthetic rows per training row for the teacher to label")
     if facts.n_unlabeled:
         reasons.append("the teacher labels the unlabeled rows")
-    rows = facts.n_rows * (1 + config.data.augment_copies + extra) + facts.n_unlabeled
+    copies = config.data.augment_copies
+    rows = facts.n_rows * (1 + copies + extra) + facts.n_unlabeled
     steps = _planned_steps(config, rows)
     if not facts.n_text_columns:
         reasons.append("no text columns: logits and pooled features only")
@@ -183,24 +189,38 @@ def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
         reasons.append("different tokens: logits and pooled features only")
     elif steps < MIN_LAYER_STEPS:
         reasons.append(f"about {steps} optimizer steps, under {MIN_LAYER_STEPS}: no layer-wise terms")
-    elif not (facts.n_unlabeled or extra):
+    elif not (facts.n_unlabeled or extra or copies):
         reasons.append("same tokens but no rows beyond the labelled ones: no layer-wise terms")
     else:
-        terms = dict(WITH_UNLABELED_ROWS if facts.n_unlabeled else WITH_SYNTHETIC_ROWS)
+        terms = {k: v for k, v in (WITH_UNLABELED_ROWS if facts.n_unlabeled else WITH_SYNTHETIC_ROWS).items()
+                 if k not in explicit}
+        d = config.distiller
+        hidden = terms.get("distiller.hidden_state_loss_weight", d.hidden_state_loss_weight) > 0
+        attention = terms.get("distiller.attention_loss_weight", d.attention_loss_weight) > 0
         with_maps, states_only = facts.layer_cache_bytes(rows, True), facts.layer_cache_bytes(rows, False)
-        if "distiller.attention_loss_weight" in terms and with_maps > LAYER_CACHE_BUDGET:
-            terms.pop("distiller.attention_loss_weight")  # attention maps grow with the square of the length
-            reasons.append(f"attention maps of {rows} rows would need {with_maps / 2 ** 30:.0f} GiB: no attention "
-                           "term")
-        if states_only > LAYER_CACHE_BUDGET:
-            reasons.append(f"hidden states of {rows} rows would need {states_only / 2 ** 30:.0f} GiB: no layer-wise "
-                           "terms")
-        else:
-            keys.update(terms)
-            names = ("hidden-state " + terms["distiller.hidden_state_loss_type"].replace("mse", "MSE")
-                     + (" and attention KL" if "distiller.attention_loss_weight" in terms else ""))
-            source = "unlabeled" if facts.n_unlabeled else "synthetic"
-            reasons.append(f"same tokens and {source} rows: {names}")
+        if attention and with_maps > LAYER_CACHE_BUDGET:
+            size = f"attention maps of {rows} rows need {with_maps / 2 ** 30:.0f} GiB"
+            if "distiller.attention_loss_weight" in terms:  # maps grow with the square of the length: first out
+                terms.pop("distiller.attention_loss_weight")
+                attention = False
+                reasons.append(f"{size}: no attention term")
+            else:
+                reasons.append(f"{size}, over the {LAYER_CACHE_BUDGET / 2 ** 30:.0f} GiB the recipe keeps: the "
+                               "attention term kept as passed")
+        layer_terms = {"distiller.hidden_state_loss_weight", "distiller.hidden_state_loss_type"}
+        if hidden and states_only > LAYER_CACHE_BUDGET and layer_terms & terms.keys():
+            for key in layer_terms:
+                terms.pop(key, None)
+            hidden = "distiller.hidden_state_loss_weight" in explicit and d.hidden_state_loss_weight > 0
+            left = "no hidden-state term" if hidden or attention else "no layer-wise terms"
+            reasons.append(f"hidden states of {rows} rows would need {states_only / 2 ** 30:.0f} GiB: {left}")
+        keys.update(terms)
+        if terms:
+            loss = terms.get("distiller.hidden_state_loss_type", d.hidden_state_loss_type)
+            names = [f"hidden-state {loss.replace('mse', 'MSE')}"] if hidden else []
+            names += ["attention KL" if d.attention_loss_type == "kl" else "attention MSE"] if attention else []
+            source = "unlabeled" if facts.n_unlabeled else "synthetic" if extra else "augmented"
+            reasons.append(f"same tokens and {source} rows: " + (" and ".join(names) or "no layer-wise terms"))
     return keys, reasons
 
 
@@ -213,6 +233,7 @@ def synthetic_rows_for(n_rows: int) -> int:
 
 
 def _planned_steps(config, rows: int) -> int:
+    # env.batch_size is the rows per optimizer step (per-device batches accumulate up to it)
     opt = config.optimization
     steps = math.ceil(rows / config.env.batch_size) * opt.max_epochs
     return min(steps, opt.max_steps) if opt.max_steps > 0 else steps

@@ -44,6 +44,7 @@ class DistillationReport:
     metric: str
     runs: list = field(default_factory=list)
     warm_up_seconds: float | None = None  # the untimed warm-up fit before the timed ones (None: not run)
+    warm_up_steps: int | None = None
 
     def frame(self):
         import pandas as pd
@@ -138,7 +139,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
                             "fit_seconds": teacher.fit_summary()["training_time"]})
     if warm_up:
         start = time.perf_counter()
-        _warm_up(label, train, tuning, student_hyperparameters, teacher, eval_metric, f"{path}/warm-up")
+        report.warm_up_steps = _warm_up(label, train, tuning, student_hyperparameters, teacher, eval_metric,
+                                        f"{path}/warm-up")
         report.warm_up_seconds = time.perf_counter() - start
     baselines = {}
     for seed in seeds:
@@ -201,9 +203,10 @@ def _warm_up(label, train, tuning, student_hyperparameters, teacher, metric, fol
     from ..predictor import Predictor
 
     keys = {**student_hyperparameters, "optimization.max_steps": 1, "distiller.recipe": "autogluon"}
-    Predictor(label, eval_metric=metric, path=folder, verbosity=0).fit(
+    fitted = Predictor(label, eval_metric=metric, path=folder, verbosity=0).fit(
         train, tuning_data=tuning, teacher_predictor=teacher, hyperparameters=keys)
     shutil.rmtree(folder, ignore_errors=True)
+    return fitted.fit_summary()["steps"]
 
 
 def _record(report, predictor, test_sets, model, role, seed, baseline, metric):

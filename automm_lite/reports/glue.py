@@ -50,6 +50,7 @@ def run_glue(run: GlueRun):
     """
     import pandas as pd
 
+    from ..config import Config, apply_overrides
     from ..datasets import GLUE_METRICS, glue_task_name, load_glue
     from ..exceptions import ConfigError
     from ..predictor import Predictor
@@ -62,13 +63,19 @@ def run_glue(run: GlueRun):
     if run.max_rows is not None and run.max_rows < 1:
         raise ConfigError(f"--max-rows={run.max_rows} must be a positive number of rows.")
     metric = GLUE_METRICS.get(task, "accuracy")
-    train, test = load_glue(task, source=run.source, max_rows=run.max_rows, seed=run.seed)
-    data = {"source": str(run.source), "max_rows": run.max_rows, "rows": len(train), "time_limit": run.time_limit}
     common = {}
     if run.max_epochs is not None:
         common["optimization.max_epochs"] = run.max_epochs
     if run.num_gpus is not None:
         common["env.num_gpus"] = run.num_gpus
+    distiller = {f"distiller.{k}": v for k, v in run.distiller.items() if v is not None}
+    student_keys = {**common, **distiller}
+    if run.student_model is not None:
+        student_keys["model.hf_text.checkpoint_name"] = run.student_model
+    apply_overrides(Config(), student_keys, allow_distiller=True)  # a bad flag fails before the teacher trains
+    train, test = load_glue(task, source=run.source, max_rows=run.max_rows, seed=run.seed)
+    data = {"source": str(run.source), "files": _files_of(run.source), "max_rows": run.max_rows,
+            "rows": len(train), "time_limit": run.time_limit}
     problem_type = "regression" if task == "stsb" else None
     folder = Path(run.cache_folder) / task
 
@@ -83,16 +90,15 @@ def run_glue(run: GlueRun):
                              teacher_predictor=teacher)
 
     teacher = fitted("teacher", {**common, "model.hf_text.checkpoint_name": run.teacher_model})
-    distiller = {f"distiller.{k}": v for k, v in run.distiller.items() if v is not None}
-    student_keys = {**common, **distiller}
-    if run.student_model is not None:
-        student_keys["model.hf_text.checkpoint_name"] = run.student_model
     student = fitted("student", student_keys, teacher=teacher)
-    spec = student.config_.model.hf_text.checkpoint_name
-    baseline_name = run.student_model or spec.replace("teacher:", f"{run.teacher_model}:", 1)
-    baseline = fitted("no-distill", {**common, "model.hf_text.checkpoint_name": baseline_name,
-                                     "optimization.max_epochs": student.config_.optimization.max_epochs,
-                                     "optimization.learning_rate": student.config_.optimization.learning_rate})
+    # the same student without a teacher: a cut from the teacher's layers becomes the pretrained model's layers
+    chosen = student.config_
+    baseline = fitted("no-distill", {
+        **common, "model.hf_text.checkpoint_name": chosen.model.hf_text.checkpoint_name.replace(
+            "teacher:", f"{run.teacher_model}:", 1),
+        "model.hf_text.max_text_len": chosen.model.hf_text.max_text_len,
+        "optimization.max_epochs": chosen.optimization.max_epochs,
+        "optimization.learning_rate": chosen.optimization.learning_rate})
     rows = []
     for role, predictor in (("teacher", teacher), ("no-distill student", baseline), ("distilled student", student)):
         scores = predictor.evaluate(test, metrics=metric)
@@ -106,6 +112,15 @@ def run_glue(run: GlueRun):
                                                                  scores["distilled student"])
     table.attrs["recipe"] = student.fit_summary()["distillation_recipe"]
     return table
+
+
+def _files_of(source) -> list:
+    """Name, size and modification time of each file of a local copy: a regenerated copy is new data."""
+    if source is None:
+        return []
+    root = Path(source)
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*") if p.is_file())
 
 
 def _safe(keys: dict, data: dict) -> str:

@@ -94,7 +94,10 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     if not names:
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
     schema = model_schema(pre)
-    model = build_model(config, names, schema, source_dirs=_student_sources(config, teachers, work_dir))
+    sources = _student_sources(config, teachers, work_dir) if "hf_text" in names else {}
+    if recipe is not None and "model.hf_text.checkpoint_name" in recipe.keys and "hf_text" not in names:
+        recipe.reasons.append("no text column read: no student cut from the teacher")
+    model = build_model(config, names, schema, source_dirs=sources)
     if teachers:
         config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled)
         unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed)
@@ -133,8 +136,12 @@ def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled
     facts = FitFacts(token_level, n_rows=len(train), n_unlabeled=0 if unlabeled is None else len(unlabeled),
                      n_text_columns=len(text_columns))
     if token_level:
+        from ..distill.recipe import layer_pairs
+
         student, taught = model.text_backbone.encoder.config, teacher.model.text_backbone.encoder.config
-        facts.layer_pairs, facts.teacher_heads = student.num_hidden_layers, taught.num_attention_heads
+        facts.layer_pairs = len(layer_pairs(config.distiller.layer_mapping, student.num_hidden_layers,
+                                            taught.num_hidden_layers))
+        facts.teacher_heads = taught.num_attention_heads
         facts.teacher_width, facts.max_tokens = taught.hidden_size, config.model.hf_text.max_text_len
     config, recipe = choose_terms(config, recipe or RecipeChoice(config.distiller.recipe), facts)
     logger.info("Distillation %s", recipe.describe())

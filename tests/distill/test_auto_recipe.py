@@ -122,6 +122,25 @@ def test_autogluon_recipe_is_autogluons_terms_and_defaults_exactly():
                                                   allow_distiller=True).to_dict() and choice.keys == {}
 
 
+def test_the_reasons_name_the_terms_that_run_when_keys_are_passed():
+    cosine, choice = chosen({"distiller.hidden_state_loss_type": "cosine"})
+    assert cosine.distiller.hidden_state_loss_type == "cosine" and cosine.distiller.attention_loss_weight == 1.0
+    assert "hidden-state cosine and attention KL" in choice.describe()
+    no_maps, choice = chosen({"distiller.attention_loss_weight": 0})
+    assert no_maps.distiller.attention_loss_weight == 0 and no_maps.distiller.hidden_state_loss_weight == 1.0
+    assert "same tokens and synthetic rows: hidden-state MSE" in choice.reasons
+    assert "attention KL" not in choice.describe()
+    # a passed attention term stays even over the cache bound, and the reasons say so
+    kept, choice = chosen({"distiller.attention_loss_weight": 1.0}, n_rows=4000, max_tokens=128)
+    assert kept.distiller.attention_loss_weight == 1.0 and "attention term kept as passed" in choice.describe()
+    # rows a fit cannot make are not counted: one row has nothing to mix with
+    one_row, choice = chosen({"distiller.synthetic_rows": 3, "optimization.max_epochs": 1000}, n_rows=1)
+    assert one_row.distiller.hidden_state_loss_weight == 0 and "no layer-wise terms" in choice.describe()
+    # an AutoGluon default the user passed is listed as kept, whatever its section
+    _, choice = chosen({"distiller.recipe": "autogluon", "data.augment_copies": 2})
+    assert "kept as passed: data.augment_copies" in choice.describe()
+
+
 def test_layers_for_student_keeps_half_spread_to_the_top():
     assert layers_for_student(6) == [1, 3, 5]
     assert layers_for_student(12) == [1, 3, 5, 7, 9, 11]
@@ -141,6 +160,8 @@ def test_synthetic_rows_mix_swap_and_span():
     assert all(s in t and len(s.split()) < len(t.split()) for s, t in zip(span.a[:2], data.a[:2]))
     assert synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=1).equals(
         synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=1))
+    assert not synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=1).equals(
+        synthetic_rows(data, ["a"], 3, ["mix", "span"], seed=2))  # the seed is used
     assert synthetic_rows(data, ["a"], 1, ["swap"], seed=0).a.tolist() == mixed.a.tolist()  # one column: mix
     assert synthetic_rows(data, ["a"], 0, ["mix"], seed=0).empty
 
@@ -153,14 +174,15 @@ def test_no_student_named_cuts_half_the_fine_tuned_teacher_with_its_budget(fitte
                                                                            tmp_path):
     teacher = fitted_text_predictor
     train, test = bbc_short
-    keys = {"model.hf_text.max_text_len": 32, "env.per_gpu_batch_size": 16, "env.batch_size": 16,
-            "optimization.top_k": 2}
+    keys = {"env.per_gpu_batch_size": 16, "env.batch_size": 16, "optimization.top_k": 2}
     student = Predictor(label="label", path=str(tmp_path / "s"), verbosity=0).fit(
         train, teacher_predictor=teacher, hyperparameters=keys)
     config = student.config_
     assert config.model.hf_text.checkpoint_name == "teacher:layers=1"  # half of the tiny teacher's 2 layers
     assert (config.optimization.max_epochs, config.optimization.learning_rate) == (
         teacher.config_.optimization.max_epochs, teacher.config_.optimization.learning_rate)
+    taught = teacher.config_.model.hf_text.max_text_len
+    assert taught != Config().model.hf_text.max_text_len and config.model.hf_text.max_text_len == taught
     assert student.model_.backbones["hf_text"].encoder.config.num_hidden_layers == 1
     summary = student.fit_summary()
     recipe = summary["distillation_recipe"]

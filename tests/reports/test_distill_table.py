@@ -72,10 +72,10 @@ def test_the_table_warms_up_untimed_then_fits_each_row(fitted_text_predictor, bb
     report = run_distillation_table("label", train, None, {"test": test}, {}, student,
                                     recipes={"autogluon": AUTOGLUON_RECIPE}, seeds=(0,),
                                     teacher=fitted_text_predictor, path=str(tmp_path), verbosity=0)
-    assert report.warm_up_seconds > 0 and not (tmp_path / "warm-up").exists()  # run, then deleted
+    assert report.warm_up_steps == 1 and not (tmp_path / "warm-up").exists()  # one step, then deleted
     table = report.table().set_index("model")
     assert list(table.index) == ["teacher", "no-distill", "distilled: autogluon"]
     assert table.loc["distilled: autogluon", "fit / no-distill fit"] > 0
     cold = run_distillation_table("label", train, None, {"test": test}, {}, student, recipes={}, seeds=(),
                                   teacher=fitted_text_predictor, path=str(tmp_path / "cold"), warm_up=False)
-    assert cold.warm_up_seconds is None
+    assert cold.warm_up_seconds is None and cold.warm_up_steps is None

@@ -13,6 +13,8 @@ from pathlib import Path
 logger = logging.getLogger("automm_lite")
 
 FORMAT_VERSION = 2  # 2: config values spelled `auto` (format 1 configs load too)
+REQUIRED_METADATA = ("label", "problem_type", "eval_metric", "backbones", "schema", "config", "preprocessor",
+                     "fit_summary")
 METADATA_FILE = "predictor.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -101,18 +103,53 @@ def read_metadata(path) -> dict:
     file = Path(path) / METADATA_FILE
     if not file.is_file():
         raise DataError(f"{str(path)!r} is not a saved automm_lite predictor (no {METADATA_FILE} inside).")
-    metadata = json.loads(file.read_text())
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        metadata = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{str(file)!r} is not valid JSON ({error}): the folder is damaged; save or fit the "
+                        "predictor again.") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("format_version"), int):
+        raise DataError(f"{str(file)!r} is not the metadata of a saved automm_lite predictor (no format_version).")
+    if metadata["format_version"] > FORMAT_VERSION:
         raise DataError(f"{str(path)!r} was saved by a newer automm_lite (format {metadata['format_version']}); "
                         "upgrade automm_lite to load it.")
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise DataError(f"{str(file)!r} lacks {missing}: the folder is damaged; save or fit the predictor again.")
     return metadata
 
 
 def load_model_weights(model, path):
     """Fill ``model`` from the saved safetensors file (plain tensors, nothing executed)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    load_model(model, str(Path(path) / WEIGHTS_FILE))
+    from .exceptions import DataError
+
+    file = Path(path) / WEIGHTS_FILE
+    if not file.is_file():
+        raise DataError(f"{str(path)!r} has no {WEIGHTS_FILE}: the folder is damaged; save or fit the predictor "
+                        "again.")
+    try:
+        load_model(model, str(file))
+    except (SafetensorError, RuntimeError, OSError) as error:  # truncated, or tensors of another model
+        raise DataError(f"{str(file)!r} does not hold this predictor's weights ({str(error)[:300]}): the folder is "
+                        "damaged or mixed with another predictor's files; save or fit it again.") from None
+
+
+def restore_model(config, names, schema, path):
+    """Rebuild a saved predictor's model from its config and the backbones' saved folders (no hub access), then
+    fill in the saved weights."""
+    from .logs import quiet_libraries
+    from .models import build_model
+    from .training.strategy import uses_gpu
+
+    quiet_libraries(0)
+    folder = Path(path)
+    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
+    model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
+    load_model_weights(model, folder)
+    return (model.cuda() if uses_gpu(config.env) else model).eval()
 
 
 class FitFolder:

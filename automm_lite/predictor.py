@@ -5,36 +5,18 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass
 
-from .config import Config, apply_overrides, canonical_key, check_fit_config, parse_hyperparameters
-from .data.frames import holdout_split, labelled_rows, read_data
-from .data.preprocess import PROBLEM_TYPES, Preprocessor, infer_column_types, infer_problem_type
+from .config import Config, apply_overrides
+from .data.frames import holdout_split, read_data
+from .data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
+from .fit_request import FitRequest, check_fit_arguments
 from .logs import set_console_verbosity
 from .metrics import DEFAULT_METRIC, get_metric
-from .presets import preset_overrides
 
 logger = logging.getLogger("automm_lite")
 # The inference settings ``optimize_for_inference(check_data=...)`` compares a new mode against.
 FLOAT32_TORCH = {"env.inference_precision": "32", "env.inference_backend": "torch", "env.inference_compile": False}
-
-
-@dataclass
-class FitRequest:
-    """The checked arguments of one ``fit``: frames read and labelled, the config with every override applied,
-    the teachers as views."""
-
-    train: object
-    tuning: object
-    unlabeled: object
-    config: Config
-    seed: int
-    time_limit: float | None
-    column_types: dict | None
-    holdout_frac: float | None
-    teachers: list
-    recipe: object = None  # the RecipeChoice so far (the student), completed by the fit (the terms)
 
 
 class Scores(dict):
@@ -107,8 +89,9 @@ class Predictor:
         set_console_verbosity(self.verbosity)
         teachers = load_teachers(teacher_predictor) if teacher_predictor is not None else []
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
-        request = self._check_fit_arguments(train_data, tuning_data, unlabeled_data, hyperparameters, presets,
-                                            time_limit, seed, holdout_frac, column_types, teachers)
+        request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
+                                      unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
+                                      column_types, teachers)
         from .io import fit_folder, save_atomically
 
         with fit_folder(self.path) as folder:
@@ -118,7 +101,7 @@ class Predictor:
             save_atomically(self, folder.save_path, staging=folder.work_dir)
         return self
 
-    def _fit(self, request: "FitRequest", work_dir, start: float):
+    def _fit(self, request: FitRequest, work_dir, start: float):
         """The fit itself, once the arguments are checked: the task, the data split, the preprocessing, the
         model; sets the fitted attributes."""
         from .training.fit import fit_model
@@ -127,6 +110,13 @@ class Predictor:
         self.config_ = config
         self.problem_type_ = self._problem_type or (teachers[0].problem_type if teachers else
                                                     infer_problem_type(train[self.label], self._eval_metric))
+        if self.problem_type_ == "regression" and teachers and not self._problem_type:
+            import pandas as pd
+
+            text = train[self.label][pd.to_numeric(train[self.label], errors="coerce").isna()]
+            if len(text):
+                raise ConfigError(f"The teacher does regression, but the label column {self.label!r} holds "
+                                  f"{text.iloc[0]!r}: distil from a classifier of these labels.")
         self.eval_metric_ = get_metric(self._eval_metric or DEFAULT_METRIC[self.problem_type_],
                                        self.problem_type_).name
         self._check_loss(config)
@@ -138,10 +128,12 @@ class Predictor:
             train, tuning = holdout_split(train, self.label, self.problem_type_, request.holdout_frac, request.seed)
         self.preprocessor_ = Preprocessor(self.label, self.problem_type_, kinds, config.data.numerical_scaler,
                                           config.data.numerical_label_preprocessing).fit(train)
+        self.preprocessor_.check_values(train, "train_data")
         self.preprocessor_.check_columns(tuning, need_label=True)
+        self.preprocessor_.check_values(tuning, "tuning_data")
         self.preprocessor_.encode_labels(tuning[self.label])  # unseen or missing tuning labels: fail now
         if request.unlabeled is not None:
-            self.preprocessor_.check_columns(request.unlabeled)
+            self.preprocessor_.check_values(request.unlabeled, "unlabeled_data")
         teachers = [teacher.aligned_to(self.preprocessor_) for teacher in teachers]
         logger.info("Problem type: %s; metric: %s; columns: %s; %d training and %d tuning rows.",
                     self.problem_type_, self.eval_metric_,
@@ -162,52 +154,6 @@ class Predictor:
                          "distillation_recipe": None if result.recipe is None else result.recipe.as_dict()}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                     self.eval_metric_, result.val_score, self.path)
-
-    def _check_fit_arguments(self, train_data, tuning_data, unlabeled_data, hyperparameters, presets, time_limit,
-                             seed, holdout_frac, column_types, teachers) -> "FitRequest":
-        """Every check a user can fail, before any model is built."""
-        has_teacher = bool(teachers)
-        if not isinstance(self.label, str):
-            raise DataError(f"label must be a column name (str), not {self.label!r}.")
-        if self._problem_type is not None and self._problem_type not in PROBLEM_TYPES:
-            raise ConfigError(f"problem_type={self._problem_type!r} is not supported; use one of {PROBLEM_TYPES} "
-                              "or None to infer it.")
-        if self._eval_metric is not None:
-            get_metric(self._eval_metric, self._problem_type)
-        if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-            raise ConfigError(f"time_limit={time_limit!r} must be a positive number of seconds (or None).")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"seed={seed!r} must be a non-negative int.")
-        if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
-            raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
-        preset = preset_overrides(presets)
-        config = apply_overrides(apply_overrides(Config(), preset, has_teacher), hyperparameters,
-                                 allow_distiller=has_teacher)
-        check_fit_config(config, has_teacher)
-        recipe = None
-        if has_teacher:
-            from .distill.auto import choose_student
-
-            explicit = {canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)]}
-            config, recipe = choose_student(config, explicit, teachers[0])
-        from .distill.recipe import check_layer_settings
-        from .training.strategy import check_batch_size
-
-        check_batch_size(config.env)
-        check_layer_settings(config, teachers[0] if teachers else None)
-        train = labelled_rows(read_data(train_data, "train_data"), self.label, "train_data")
-        tuning = None
-        if tuning_data is not None:
-            tuning = labelled_rows(read_data(tuning_data, "tuning_data"), self.label, "tuning_data")
-        unlabeled = None
-        if unlabeled_data is not None:
-            if not has_teacher:
-                raise ConfigError("unlabeled_data is labelled by a teacher: pass teacher_predictor=... too, or drop "
-                                  "it.")
-            unlabeled = read_data(unlabeled_data, "unlabeled_data")
-            unlabeled = unlabeled.drop(columns=[self.label], errors="ignore").reset_index(drop=True)
-        return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers,
-                          recipe)
 
     def _check_loss(self, config):
         loss = config.optimization.loss_function
@@ -232,6 +178,7 @@ class Predictor:
         if data.empty:
             raise DataError("The data has no rows to predict.")
         self.preprocessor_.check_columns(data, need_label=need_label)
+        self.preprocessor_.check_values(data)
         set_up = time.perf_counter()
         runner = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
         start += time.perf_counter() - set_up
@@ -497,7 +444,7 @@ class Predictor:
     def load(cls, path, verbosity=2):
         """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
         from .inference.onnx import onnxruntime_available
-        from .io import read_metadata
+        from .io import read_metadata, restore_model
 
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
@@ -514,30 +461,12 @@ class Predictor:
         predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
-        predictor.model_ = _restore_model(config, metadata["backbones"], metadata["schema"], path)
+        predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
         return predictor
 
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"
         return f"Predictor(label={self.label!r}, {state})"
-
-
-def _restore_model(config, names, schema, path):
-    """Rebuild a saved predictor's model from its config and the backbones' saved folders (no hub access), then
-    fill in the saved weights."""
-    from pathlib import Path
-
-    from .io import load_model_weights
-    from .logs import quiet_libraries
-    from .models import build_model
-    from .training.strategy import uses_gpu
-
-    quiet_libraries(0)
-    folder = Path(path)
-    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
-    model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
-    load_model_weights(model, folder)
-    return (model.cuda() if uses_gpu(config.env) else model).eval()
 
 
 def load_teacher(teacher_predictor):

@@ -263,8 +263,6 @@ def test_review_cases_fail_early_and_clearly(fitted, bbc_short, tmp_path):
     assert (other / "thesis.tex").read_text() == "precious"
     with pytest.raises(DataError, match="no rows"):
         fitted.predict(test.iloc[:0])
-    with pytest.raises(DataError, match="single row"):
-        Predictor(label="label").fit(pd.concat([train, train.head(1).assign(label="weather")]))
     with pytest.raises(DataError, match="one class"):
         Predictor(label="label", problem_type="multiclass").fit(train.assign(label="x"))
     with pytest.raises(ConfigError, match="tabular_mlp"):

@@ -32,6 +32,10 @@ def infer_problem_type(label, eval_metric: str | None = None) -> str:
 
     label = label.dropna()
     if eval_metric is not None and get_metric(eval_metric).problem_types == ("regression",):
+        text = label[pd.to_numeric(label, errors="coerce").isna()]
+        if len(text):
+            raise DataError(f"eval_metric={eval_metric!r} scores a regression, but the label column {label.name!r} "
+                            f"holds {text.iloc[0]!r}: pass a classification metric (e.g. 'accuracy'), or numbers.")
         return "regression"
     n_unique = label.nunique()
     if n_unique < 2:
@@ -188,6 +192,43 @@ class Preprocessor:
         if missing:
             raise DataError(f"The data lacks column(s) {missing} that the predictor was fitted with; it has "
                             f"{list(data.columns)}.")
+
+    def check_values(self, data, what: str = "data"):
+        """The documented policy for odd values, before any model runs (the columns are checked first).
+
+        Errors: a number column with values that are not numbers (it held numbers at fit), or with infinite
+        ones. Read as they are, with a warning that counts them: missing, empty or blank text (empty text),
+        missing numbers (the training mean), missing and unseen categories (one "unknown" category).
+        """
+        import numpy as np
+        import pandas as pd
+
+        self.check_columns(data)
+        for column in self.columns("numerical"):
+            values = data[column]
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            if len(bad):
+                raise DataError(f"{what}: column {column!r} is read as numbers (as fitted), but holds {bad.iloc[0]!r}"
+                                f"{f' and {len(bad) - 1} more values that are not numbers' if len(bad) > 1 else ''}"
+                                f". Pass numbers (a missing value reads as the training mean), or fit again with "
+                                f"column_types={{{column!r}: 'categorical'}} (or 'text').")
+            if np.isinf(numbers.to_numpy(dtype="float64")).any():
+                raise DataError(f"{what}: column {column!r} holds infinite values; replace them, e.g. "
+                                f"df[{column!r}] = df[{column!r}].replace([np.inf, -np.inf], np.nan) (a missing "
+                                "value reads as the training mean).")
+        for column in self.columns("text"):
+            blank = data[column].isna() | data[column].astype(str).str.strip().eq("")
+            if blank.any():
+                logger.warning("%s: column %r has no text in %d of %d row(s) (missing, empty or blank); they are "
+                               "read as empty text.", what, column, int(blank.sum()), len(data))
+        for column, categories in self.state["categorical"].items():
+            known = set(categories)
+            values = data[column].dropna()
+            unseen = [v for v in values if category_key(v) not in known]
+            if unseen:
+                logger.warning("%s: column %r has %d value(s) not seen in training (e.g. %r); they are read as "
+                               "one unknown category, like a missing value.", what, column, len(unseen), unseen[0])
 
     def transform(self, data) -> dict:
         """Feature arrays for every row: ``text`` (list of 1- or 2-tuples), ``numerical``, ``categorical``."""

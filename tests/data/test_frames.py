@@ -43,6 +43,16 @@ def test_read_data_names_what_it_cannot_read(tmp_path):
         read_data(tmp_path / "rows.xlsx")
     with pytest.raises(DataError, match="DataFrame or a path.*not list"):
         read_data([1, 2, 3])
+    with pytest.raises(DataError, match="column names must be strings.*astype"):
+        read_data(pd.DataFrame({0: ["a", "b"], "label": ["x", "y"]}))
+    with pytest.raises(DataError, match=r"column name\(s\) \['text'\] appear more than once.*duplicated"):
+        read_data(pd.concat([small_frame(), small_frame()[["text"]]], axis=1), "train_data")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match=r"broken\.parquet.* does not parse as Parquet"):
+        read_data(tmp_path / "broken.parquet")
+    (tmp_path / "broken.csv").write_bytes(b'a,b\n1,"never closed\n')
+    with pytest.raises(DataError, match=r"broken\.csv.* does not parse as CSV"):
+        read_data(tmp_path / "broken.csv")
 
 
 def test_labelled_rows_drops_missing_labels_with_a_warning(frames_log):
@@ -59,11 +69,13 @@ def test_labelled_rows_drops_missing_labels_with_a_warning(frames_log):
 
 
 @pytest.mark.parametrize("frame,match", [
-    (pd.DataFrame({0: ["a", "b"], "label": ["x", "y"]}), "column names must be strings"),
     (small_frame().rename(columns={"label": "target"}), "no label column 'label'"),
     (small_frame().iloc[:0], "has no rows"),
     (small_frame().assign(label=None), "every value of the label column 'label' is missing"),
     (small_frame(3).assign(label=["a", None, None]), "has 1 labelled row"),
+    (small_frame(3).assign(label=[1, "b", 2]), r"mixes kinds of values: 1 \(number\), 'b' \(string\).*astype\(str\)"),
+    (small_frame(3).assign(label=[[1], [2], [1]]), r"holds a list \(\[1\]\); a label is one value per row"),
+    (small_frame(3).assign(label=[1.0, float("inf"), 2.0]), "infinite values"),
 ])
 def test_labelled_rows_errors_name_the_problem(frame, match):
     with pytest.raises(DataError, match=match):
@@ -85,7 +97,20 @@ def test_holdout_split_is_stratified_by_class_and_reproducible():
     assert len(tuning) == 10 and len(train) == 40
 
 
-def test_holdout_split_names_a_class_with_a_single_row():
+def test_holdout_split_keeps_a_class_with_a_single_row_in_training(frames_log):
     frame = pd.DataFrame({"x": np.arange(21), "label": ["a"] * 10 + ["b"] * 10 + ["lonely"]})
-    with pytest.raises(DataError, match="Class 'lonely' of 'label' has a single row.*tuning_data"):
-        holdout_split(frame, "label", "multiclass", 0.2, seed=0)
+    train, tuning = holdout_split(frame, "label", "multiclass", 0.2, seed=0)
+    assert "lonely" in set(train.label) and "lonely" not in set(tuning.label) and len(train) + len(tuning) == 21
+    assert set(tuning.label) == {"a", "b"} and (tuning.label.value_counts() == 2).all()  # the rest stratified
+    assert "single row" in frames_log.text and "kept in training" in frames_log.text
+
+
+def test_holdout_split_keeps_every_tuning_class_in_training():
+    # 77 classes of 2-6 rows, too many to stratify a 10% holdout: no tuning class is missing from training
+    rng = np.random.default_rng(0)
+    labels = [f"intent{i}" for i in range(77) for _ in range(rng.integers(2, 7))]
+    frame = pd.DataFrame({"x": np.arange(len(labels)), "label": labels})
+    train, tuning = holdout_split(frame, "label", "multiclass", 0.1, seed=0)
+    assert len(tuning) and set(tuning.label) <= set(train.label) and len(train) + len(tuning) == len(frame)
+    with pytest.raises(DataError, match="too few rows per class.*tuning_data"):
+        holdout_split(frame.drop_duplicates("label"), "label", "multiclass", 0.2, seed=0)

@@ -246,8 +246,10 @@ def test_custom_term_is_trained_and_logged_under_its_name():
 ])
 def test_keys_are_passed_whatever_their_spelling(fitted_text_predictor, bbc_short, keys, presets, named):
     train, _ = bbc_short
-    request = Predictor(label="label")._check_fit_arguments(train, None, None, keys, presets, None, 0, None, None,
-                                                            [fitted_text_predictor.as_teacher()])
+    from automm_lite.fit_request import check_fit_arguments
+
+    request = check_fit_arguments("label", None, None, train, None, None, keys, presets, None, 0, None, None,
+                                  [fitted_text_predictor.as_teacher()])
     config, recipe = request.config, request.recipe
     assert config.model.hf_text.checkpoint_name.startswith("teacher:") is not named
     if "optim.lr" in keys:

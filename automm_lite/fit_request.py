@@ -1,0 +1,82 @@
+"""The checks of ``Predictor.fit``'s arguments, made before any model is built or any file written."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config, apply_overrides, canonical_key, check_fit_config, parse_hyperparameters
+from .data.frames import labelled_rows, read_data
+from .data.preprocess import PROBLEM_TYPES
+from .exceptions import ConfigError, DataError
+from .metrics import get_metric
+from .presets import preset_overrides
+
+
+@dataclass
+class FitRequest:
+    """The checked arguments of one ``fit``: frames read and labelled, the config with every override applied,
+    the teachers as views."""
+
+    train: object
+    tuning: object
+    unlabeled: object
+    config: Config
+    seed: int
+    time_limit: float | None
+    column_types: dict | None
+    holdout_frac: float | None
+    teachers: list
+    recipe: object = None  # the RecipeChoice so far (the student), completed by the fit (the terms)
+
+
+def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_data, unlabeled_data, hyperparameters,
+                        presets, time_limit, seed, holdout_frac, column_types, teachers) -> FitRequest:
+    """Every check of ``Predictor.fit``'s arguments that needs no model: the frames read and labelled, the config
+    with every override applied, the student the distillation recipe chose.
+
+    Raises
+    ------
+    ConfigError, DataError
+        Naming the bad value and the fix.
+    """
+    has_teacher = bool(teachers)
+    if not isinstance(label, str):
+        raise DataError(f"label must be a column name (str), not {label!r}.")
+    if problem_type is not None and problem_type not in PROBLEM_TYPES:
+        raise ConfigError(f"problem_type={problem_type!r} is not supported; use one of {PROBLEM_TYPES} "
+                          "or None to infer it.")
+    if eval_metric is not None:
+        get_metric(eval_metric, problem_type)
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ConfigError(f"time_limit={time_limit!r} must be a positive number of seconds (or None).")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed={seed!r} must be a non-negative int.")
+    if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
+        raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
+    preset = preset_overrides(presets)
+    config = apply_overrides(apply_overrides(Config(), preset, has_teacher), hyperparameters,
+                             allow_distiller=has_teacher)
+    check_fit_config(config, has_teacher)
+    recipe = None
+    if has_teacher:
+        from .distill.auto import choose_student
+
+        explicit = {canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)]}
+        config, recipe = choose_student(config, explicit, teachers[0])
+    from .distill.recipe import check_layer_settings
+    from .training.strategy import check_batch_size
+
+    check_batch_size(config.env)
+    check_layer_settings(config, teachers[0] if teachers else None)
+    train = labelled_rows(read_data(train_data, "train_data"), label, "train_data")
+    tuning = None
+    if tuning_data is not None:
+        tuning = labelled_rows(read_data(tuning_data, "tuning_data"), label, "tuning_data")
+    unlabeled = None
+    if unlabeled_data is not None:
+        if not has_teacher:
+            raise ConfigError("unlabeled_data is labelled by a teacher: pass teacher_predictor=... too, or drop "
+                              "it.")
+        unlabeled = read_data(unlabeled_data, "unlabeled_data")
+        unlabeled = unlabeled.drop(columns=[label], errors="ignore").reset_index(drop=True)
+    return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers,
+                      recipe)

@@ -65,18 +65,67 @@ def save_atomically(predictor, path, staging: Path | None = None) -> Path:
         write_predictor(predictor, staging)
         if own_staging:
             _carry_fit_logs(predictor, staging)
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
+        _put_in_place(staging, path)
     except BaseException:
         if own_staging and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
         raise
+    _remove_leftovers(path)
     return path
+
+
+def _put_in_place(staging: Path, path: Path):
+    """``staging`` becomes ``path``: one atomic exchange where the system has one (Linux), else two renames,
+    between which an interrupted save leaves the old version beside ``path`` (``recover_interrupted_save``)."""
+    if not path.exists():
+        os.replace(staging, path)
+    elif _exchange(staging, path):  # staging now holds the old version
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+        os.replace(staging, path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (renameat2 with RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_cwd, exchange = -100, 2
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
+
+
+def _remove_leftovers(path: Path):
+    """The old-version folders, and staging folders over an hour old, of earlier saves to ``path`` that were
+    killed midway."""
+    import time
+
+    stale = time.time() - 3600  # a younger staging folder may be another process's save in progress
+    for leftover in path.parent.glob(f".{path.name}.saving-*"):
+        if leftover.stat().st_mtime < stale:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in path.parent.glob(f".{path.name}.old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def recover_interrupted_save(path) -> bool:
+    """Where a save was killed between its two renames (systems without an atomic exchange), put the previous
+    version back at ``path``. True if it did."""
+    path = Path(path)
+    if path.exists():
+        return False
+    olds = sorted((p for p in path.parent.glob(f".{path.name}.old-*") if (p / METADATA_FILE).is_file()),
+                  key=lambda p: p.stat().st_mtime)
+    if not olds:
+        return False
+    os.replace(olds[-1], path)
+    logger.warning("A save to %s was interrupted; the previous version is back in place.", path)
+    return True
 
 
 FIT_LOGS = ("fit.log", "logs")
@@ -101,6 +150,8 @@ def read_metadata(path) -> dict:
     from .exceptions import DataError
 
     file = Path(path) / METADATA_FILE
+    if file.is_symlink():
+        raise DataError(f"{str(file)!r} is a link; a saved predictor holds its own files only.")
     if not file.is_file():
         raise DataError(f"{str(path)!r} is not a saved automm_lite predictor (no {METADATA_FILE} inside).")
     try:
@@ -127,6 +178,8 @@ def load_model_weights(model, path):
     from .exceptions import DataError
 
     file = Path(path) / WEIGHTS_FILE
+    if file.is_symlink():
+        raise DataError(f"{str(file)!r} is a link; a saved predictor holds its own files only.")
     if not file.is_file():
         raise DataError(f"{str(path)!r} has no {WEIGHTS_FILE}: the folder is damaged; save or fit the predictor "
                         "again.")
@@ -137,6 +190,30 @@ def load_model_weights(model, path):
                         "damaged or mixed with another predictor's files; save or fit it again.") from None
 
 
+def backbone_folders(path, names) -> dict:
+    """The saved folder of each backbone (``hf_text/``: its config and tokenizer files), checked to be a known
+    backbone's and to stay inside the predictor's folder (no ``..``, absolute names or links out of it)."""
+    from .exceptions import DataError
+    from .models import BACKBONES, _register_builtin
+
+    _register_builtin()
+    root = Path(path).resolve()
+    folders = {}
+    for name in names:
+        if not isinstance(name, str) or name not in BACKBONES:
+            raise DataError(f"{str(path)!r} names a backbone {name!r} that automm_lite does not have (known: "
+                            f"{', '.join(sorted(BACKBONES))}): the folder is damaged or not from automm_lite.")
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        escaping = [p for p in (folder, *folder.rglob("*")) if p.is_symlink() or not p.resolve().is_relative_to(root)]
+        if escaping:
+            raise DataError(f"{str(escaping[0])!r} is a link (or leads) out of the predictor's folder {str(root)!r}; "
+                            "a saved predictor holds its own files only.")
+        folders[name] = str(folder)
+    return folders
+
+
 def restore_model(config, names, schema, path):
     """Rebuild a saved predictor's model from its config and the backbones' saved folders (no hub access), then
     fill in the saved weights."""
@@ -145,10 +222,9 @@ def restore_model(config, names, schema, path):
     from .training.strategy import uses_gpu
 
     quiet_libraries(0)
-    folder = Path(path)
-    sources = {name: str(folder / name) for name in names if (folder / name).is_dir()}
+    sources = backbone_folders(path, names)
     model = build_model(config, names, schema, source_dirs=sources, pretrained=False)
-    load_model_weights(model, folder)
+    load_model_weights(model, path)
     return (model.cuda() if uses_gpu(config.env) else model).eval()
 
 

@@ -444,8 +444,9 @@ class Predictor:
     def load(cls, path, verbosity=2):
         """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
         from .inference.onnx import onnxruntime_available
-        from .io import read_metadata, restore_model
+        from .io import read_metadata, recover_interrupted_save, restore_model
 
+        recover_interrupted_save(path)
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
                         verbosity)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 
@@ -51,6 +52,7 @@ class Predictor:
         self.verbosity = verbosity
         self.last_timing = None
         self._runner = None
+        self._runner_lock = threading.Lock()
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
@@ -167,7 +169,8 @@ class Predictor:
             raise NotFittedError("This Predictor is not fitted yet: call fit(train_data) or Predictor.load(path).")
 
     def _run(self, data, outputs=("logits",), need_label=False):
-        """Preprocess, batch and run the model; records ``last_timing``."""
+        """Preprocess, batch and run the model; returns the rows, the outputs and this call's timing (also kept
+        as ``last_timing``: with calls from several threads, the latest to finish)."""
         from .data.batching import build_dataset
         from .inference.runner import make_timing
 
@@ -184,18 +187,20 @@ class Predictor:
         start += time.perf_counter() - set_up
         dataset = build_dataset(self.model_, self.preprocessor_.transform(data))
         result, latencies = runner.run(dataset, self.config_.env, outputs)
-        self.last_timing = make_timing(len(data), time.perf_counter() - start, latencies)
+        timing = make_timing(len(data), time.perf_counter() - start, latencies)
+        self.last_timing = timing
         if self.verbosity >= 2:
-            logger.info("Inference: %s", self.last_timing)
-        return data, result
+            logger.info("Inference: %s", timing)
+        return data, result, timing
 
     def _inference_runner(self):
         """The InferenceRunner for the current model and ``env.inference_*`` settings, built once and reused."""
         from .inference.modes import InferenceRunner
 
-        if self._runner is None or not self._runner.matches(self.model_, self.config_.env):
-            self._runner = InferenceRunner.build(self.model_, self.config_.env)
-        return self._runner
+        with self._runner_lock:  # concurrent first calls build (export, compile) it once
+            if self._runner is None or not self._runner.matches(self.model_, self.config_.env):
+                self._runner = InferenceRunner.build(self.model_, self.config_.env)
+            return self._runner
 
     @property
     def inference_mode(self) -> str:
@@ -306,19 +311,19 @@ class Predictor:
     def _proba_and_values(self, data, need_label=False):
         import numpy as np
 
-        data, result = self._run(data, need_label=need_label)
+        data, result, timing = self._run(data, need_label=need_label)
         logits = result["logits"]
         if self.problem_type_ == "regression":
-            return data, None, self.preprocessor_.decode_predictions(logits[:, 0])
+            return data, None, self.preprocessor_.decode_predictions(logits[:, 0]), timing
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         proba = shifted / shifted.sum(axis=1, keepdims=True)
-        return data, proba, self.preprocessor_.decode_predictions(proba.argmax(axis=1))
+        return data, proba, self.preprocessor_.decode_predictions(proba.argmax(axis=1)), timing
 
     def predict(self, data):
         """Predicted labels (or values) as a pandas Series with the same index as ``data``."""
         import pandas as pd
 
-        data, _, values = self._proba_and_values(data)
+        data, _, values, _ = self._proba_and_values(data)
         return pd.Series(values, index=data.index, name=self.label)
 
     def predict_proba(self, data, as_multiclass=True):
@@ -332,7 +337,7 @@ class Predictor:
         if self.problem_type_ == "regression":
             raise DataError("predict_proba needs a classification predictor; this one does regression: use "
                             "predict.")
-        data, proba, _ = self._proba_and_values(data)
+        data, proba, _, _ = self._proba_and_values(data)
         if not as_multiclass and self.problem_type_ == "binary":
             return pd.Series(proba[:, 1], index=data.index, name=self.positive_class)
         return pd.DataFrame(proba, index=data.index, columns=self.class_labels)
@@ -369,10 +374,10 @@ class Predictor:
                                 "predictor is evaluated on numbers only.")
         else:
             truth = self.preprocessor_.encode_labels(data[self.label])
-        data, proba, values = self._proba_and_values(data, need_label=True)
+        data, proba, values, timing = self._proba_and_values(data, need_label=True)
         predicted = values if self.problem_type_ == "regression" else proba.argmax(axis=1)
         scores = Scores({m.name: compute_metric(m, truth, predicted, proba) for m in chosen})
-        scores.timing = self.last_timing
+        scores.timing = timing
         if self.verbosity >= 2:
             logger.info("Scores: %s", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         if return_pred:
@@ -383,7 +388,7 @@ class Predictor:
         """The vector each row gets just before the output layer (rows x features)."""
         import pandas as pd
 
-        data, result = self._run(data, outputs=("features",))
+        data, result, _ = self._run(data, outputs=("features",))
         return pd.DataFrame(result["features"], index=data.index) if as_pandas else result["features"]
 
     # ------------------------------------------------------------------ state

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 
 import numpy as np
 import torch
 
 # The per-token tensors of a padded token group (rows x tokens); everything else in a batch is per row.
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# A fast tokenizer sets its truncation on every call and fails ("Already borrowed") when two threads do so at
+# once: one tokenizing call at a time (the model's forward passes still run side by side).
+_TOKENIZING = threading.Lock()
 
 
 class TokenGroup:
@@ -40,10 +44,11 @@ class TokenGroup:
             Truncation length for the whole (pair) sequence, longest part first.
         """
         first, second = texts
-        if second is None:
-            encoded = _tokenize_long_texts_cut(tokenizer, first, max_len)
-        else:
-            encoded = tokenizer(first, second, truncation=True, max_length=max_len, padding=False)
+        with _TOKENIZING:
+            if second is None:
+                encoded = _tokenize_long_texts_cut(tokenizer, first, max_len)
+            else:
+                encoded = tokenizer(first, second, truncation=True, max_length=max_len, padding=False)
         return cls(encoded["input_ids"], tokenizer.pad_token_id or 0, encoded.get("token_type_ids"))
 
     def __len__(self):

@@ -9,6 +9,7 @@ logger = logging.getLogger("automm_lite")
 
 COLUMN_KINDS = ("text", "categorical", "numerical", "ignore")
 PROBLEM_TYPES = ("binary", "multiclass", "regression")
+NUMBER_CLIP = 100.0  # standardized numbers are kept within this many training standard deviations
 
 
 def _plain(value):
@@ -248,7 +249,9 @@ class Preprocessor:
             columns = []
             for column, (mean, std) in self.state["numerical"].items():
                 values = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype="float64")
-                columns.append(np.nan_to_num((values - mean) / std, nan=0.0))
+                # missing -> the mean; beyond NUMBER_CLIP standard deviations -> the bound, which the model's
+                # float32 layers can take (an extreme value would overflow them into NaN outputs)
+                columns.append(np.clip(np.nan_to_num((values - mean) / std, nan=0.0), -NUMBER_CLIP, NUMBER_CLIP))
             features["numerical"] = np.stack(columns, axis=1).astype("float32")
         if self.state["categorical"]:
             columns = []

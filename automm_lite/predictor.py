@@ -319,17 +319,28 @@ class Predictor:
         proba = shifted / shifted.sum(axis=1, keepdims=True)
         return data, proba, self.preprocessor_.decode_predictions(proba.argmax(axis=1)), timing
 
-    def predict(self, data):
-        """Predicted labels (or values) as a pandas Series with the same index as ``data``."""
+    def predict(self, data, chunk_size=None):
+        """Predicted labels (or values) as a pandas Series with the same index as ``data``.
+
+        Parameters
+        ----------
+        data : DataFrame, path to a CSV/Parquet file, or an iterable of DataFrames
+        chunk_size : int, optional
+            Read and predict this many rows at a time, so memory stays bounded by the chunk however large the
+            file; the result is the same. An iterable of DataFrames is predicted a frame at a time anyway.
+        """
         import pandas as pd
 
-        data, _, values, _ = self._proba_and_values(data)
-        return pd.Series(values, index=data.index, name=self.label)
+        if chunk_size is None and not _is_stream(data):
+            data, _, values, _ = self._proba_and_values(data)
+            return pd.Series(values, index=data.index, name=self.label)
+        return _joined(self.predict_iter(data, chunk_size))
 
-    def predict_proba(self, data, as_multiclass=True):
+    def predict_proba(self, data, as_multiclass=True, chunk_size=None):
         """Class probabilities: a DataFrame with one column per class (``class_labels`` order).
 
         With ``as_multiclass=False`` a binary predictor returns the positive class's probability as a Series.
+        ``data`` and ``chunk_size`` as in :meth:`predict`.
         """
         import pandas as pd
 
@@ -337,10 +348,26 @@ class Predictor:
         if self.problem_type_ == "regression":
             raise DataError("predict_proba needs a classification predictor; this one does regression: use "
                             "predict.")
+        if chunk_size is not None or _is_stream(data):
+            return _joined(self.predict_iter(data, chunk_size, proba=True, as_multiclass=as_multiclass))
         data, proba, _, _ = self._proba_and_values(data)
         if not as_multiclass and self.problem_type_ == "binary":
             return pd.Series(proba[:, 1], index=data.index, name=self.positive_class)
         return pd.DataFrame(proba, index=data.index, columns=self.class_labels)
+
+    def predict_iter(self, data, chunk_size=10_000, proba=False, as_multiclass=True):
+        """Predictions a chunk at a time, as they are made: a generator of Series (or of probability frames
+        with ``proba=True``), one per chunk of ``data`` (a DataFrame, a CSV/Parquet path read a chunk at a time,
+        or an iterable of DataFrames). Write each one out to predict a file of any size in bounded memory::
+
+            for i, part in enumerate(predictor.predict_iter("big.csv", chunk_size=50_000)):
+                part.to_csv("predictions.csv", mode="a", header=i == 0)
+        """
+        from .data.frames import iter_chunks
+
+        self._check_fitted()
+        for chunk in iter_chunks(data, chunk_size):
+            yield self.predict_proba(chunk, as_multiclass) if proba else self.predict(chunk)
 
     def evaluate(self, data, metrics=None, return_pred=False):
         """Score the predictor on labelled ``data``.
@@ -473,6 +500,23 @@ class Predictor:
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"
         return f"Predictor(label={self.label!r}, {state})"
+
+
+def _is_stream(data) -> bool:
+    """An iterable of frames (not a frame, a path or something else read whole)."""
+    import pandas as pd
+
+    return (hasattr(data, "__iter__") and not isinstance(data, (pd.DataFrame, pd.Series, str, os.PathLike, dict))
+            and not hasattr(data, "shape"))
+
+
+def _joined(parts):
+    import pandas as pd
+
+    parts = list(parts)
+    if not parts:
+        raise DataError("The data has no rows to predict.")
+    return pd.concat(parts)
 
 
 def load_teacher(teacher_predictor):

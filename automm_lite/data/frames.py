@@ -46,6 +46,59 @@ def _read_file(path: Path, what: str):
         raise DataError(f"{what}: {str(path)!r} does not parse as {kind}: {error}") from None
 
 
+def iter_chunks(data, chunk_size: int | None, what: str = "data"):
+    """The rows of ``data`` a chunk at a time, as DataFrames of at most ``chunk_size`` rows (None: as they come).
+
+    ``data`` is a DataFrame, a CSV/Parquet path (read a chunk at a time, never whole) or an iterable of
+    DataFrames. The chunks keep the index a whole read would give.
+    """
+    import pandas as pd
+
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
+                                   or chunk_size < 1):
+        raise DataError(f"chunk_size={chunk_size!r} must be a positive number of rows (or None).")
+    if isinstance(data, (str, os.PathLike)):
+        yield from _file_chunks(Path(data), chunk_size or 100_000, what)
+        return
+    if isinstance(data, pd.DataFrame):
+        frames = [data]
+    elif hasattr(data, "__iter__") and not isinstance(data, (dict, pd.Series)):
+        frames = data
+    else:
+        read_data(data, what)  # the error that names what a frame may be
+        return
+    for frame in frames:
+        frame = read_data(frame, what)
+        step = chunk_size or max(len(frame), 1)
+        for start in range(0, len(frame), step):
+            yield frame.iloc[start:start + step]
+
+
+def _file_chunks(path: Path, chunk_size: int, what: str):
+    import pandas as pd
+
+    if not path.is_file() or path.suffix.lower() not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
+        read_data(path, what)  # the error that names the file
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            start = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+                frame = batch.to_pandas()
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                start += len(frame)
+                yield read_data(frame, what)
+        else:
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            for frame in pd.read_csv(path, sep=sep, chunksize=chunk_size):
+                yield read_data(frame, what)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"{what}: {str(path)!r} does not parse: {error}") from None
+
+
 def labelled_rows(data, label: str, what: str):
     """``data`` without the rows whose label is missing (with a warning), or a DataError naming what is wrong."""
     if label not in data.columns:

@@ -1,0 +1,77 @@
+"""Prediction a chunk at a time: the same results as a whole read, from frames, CSV and Parquet files and
+iterables of frames, in memory bounded by the chunk, not the file."""
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from automm_lite.exceptions import DataError
+
+ROWS = 200_000  # the README's Reliability section quotes these
+CHUNK = 5_000
+
+
+def test_chunked_predictions_equal_the_whole_ones(fitted_text_predictor, bbc_short, tmp_path):
+    _, test = bbc_short
+    predictor = fitted_text_predictor
+    whole = predictor.predict_proba(test)
+    test.to_csv(tmp_path / "rows.csv", index=False)
+    test.reset_index(drop=True).to_parquet(tmp_path / "rows.parquet")
+    plain = whole.reset_index(drop=True)
+    pd.testing.assert_frame_equal(predictor.predict_proba(test, chunk_size=7), whole)
+    for path in ("rows.csv", "rows.parquet"):  # read a chunk at a time; the index of a whole read
+        pd.testing.assert_frame_equal(predictor.predict_proba(tmp_path / path, chunk_size=7), plain)
+        assert predictor.predict(str(tmp_path / path), chunk_size=50).equals(predictor.predict(test).reset_index(
+            drop=True))
+    parts = (test.iloc[i:i + 30] for i in range(0, len(test), 30))  # a generator of frames
+    assert predictor.predict(parts).equals(predictor.predict(test))
+    sizes = [len(part) for part in predictor.predict_iter(test, chunk_size=64)]
+    assert sizes == [64] * (len(test) // 64) + ([len(test) % 64] if len(test) % 64 else [])
+    with pytest.raises(DataError, match="chunk_size=0 must be a positive number of rows"):
+        predictor.predict(test, chunk_size=0)
+    with pytest.raises(DataError, match="no rows to predict"):
+        predictor.predict(iter([]))
+
+
+def peak_rss_growth(call) -> float:
+    """The highest resident memory while ``call`` runs, above what it was before, in MB."""
+    process = psutil.Process()
+    before, peak, done = process.memory_info().rss, [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        call()
+    finally:
+        done.set()
+        watcher.join()
+    return (max(peak[0], process.memory_info().rss) - before) / 2 ** 20
+
+
+@pytest.mark.slow
+def test_a_large_file_is_predicted_in_bounded_memory(fitted_text_predictor, tmp_path):
+    rng = np.random.default_rng(0)
+    words = np.array("the market rose as the team won a new film and the minister said tech shares fell".split())
+    texts = [" ".join(row) for row in words[rng.integers(0, len(words), (ROWS, 10))]]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "large.csv", index=False)
+    pd.DataFrame({"text": texts[:ROWS // 4]}).to_csv(tmp_path / "quarter.csv", index=False)
+    predictor = fitted_text_predictor
+    predictor.predict(tmp_path / "quarter.csv", chunk_size=CHUNK)  # warm: the runner, the allocator's pools
+    counted = {}
+
+    def count(path):
+        counted[path] = sum(len(part) for part in predictor.predict_iter(tmp_path / path, chunk_size=CHUNK))
+
+    quarter = peak_rss_growth(lambda: count("quarter.csv"))
+    large = peak_rss_growth(lambda: count("large.csv"))
+    assert counted == {"quarter.csv": ROWS // 4, "large.csv": ROWS}
+    # 4x the rows, about the same memory: it is bounded by the chunk, not by the file
+    assert large < quarter + 64, (quarter, large)

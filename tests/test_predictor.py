@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,10 +100,11 @@ def test_fit_argument_errors_come_before_training(bbc_short):
 
 def test_save_load_round_trip_in_a_fresh_process(fitted, fresh_copy, bbc_short, tmp_path):
     _, test = bbc_short
-    saved = fresh_copy(fitted).save(tmp_path / "copy")  # save moves a predictor to its new folder: not the shared one
+    fresh_copy(fitted).save(tmp_path / "copy")  # save moves a predictor to its new folder: not the shared one
+    moved = shutil.copytree(tmp_path / "copy", tmp_path / "elsewhere" / "moved")  # a copied folder is portable
     test.to_csv(tmp_path / "test.csv", index=False)
     script = (f"import pandas as pd; from automm_lite import Predictor; "
-              f"p = Predictor.load({saved!r}, verbosity=0); "
+              f"p = Predictor.load({str(moved)!r}, verbosity=0); "
               f"p.predict_proba({str(tmp_path / 'test.csv')!r}).to_csv({str(tmp_path / 'out.csv')!r}, index=False)")
     subprocess.run([sys.executable, "-c", script], check=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
     again = pd.read_csv(tmp_path / "out.csv")
@@ -159,12 +161,21 @@ def test_load_rejects_what_is_not_a_predictor(tmp_path):
         Predictor.load(tmp_path)
 
 
-def test_same_seed_same_predictions(bbc_short, tiny_hp, tmp_path):
+@pytest.mark.parametrize("with_teacher", [False, True])
+def test_same_seed_same_predictions(bbc_short, tiny_hp, fitted_text_predictor, tmp_path, with_teacher):
+    # with a teacher: the default recipe, its synthetic rows and layer-wise terms included
     train, test = bbc_short
-    runs = [Predictor(label="label", path=str(tmp_path / f"r{i}"), verbosity=0)
-            .fit(train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1}, seed=3).predict_proba(test)
-            for i in range(2)]
+    teacher = {"teacher_predictor": fitted_text_predictor} if with_teacher else {}
+    keys = {**tiny_hp, "optimization.max_epochs": 1 if not with_teacher else 4}
+    fits = [Predictor(label="label", path=str(tmp_path / f"r{i}"), verbosity=0).fit(
+        train, hyperparameters=keys, seed=3, **teacher) for i in range(2)]
+    runs = [fit.predict_proba(test) for fit in fits]
     assert np.array_equal(runs[0].to_numpy(), runs[1].to_numpy())
+    if with_teacher:
+        assert "hidden-state MSE" in " ".join(fits[0].fit_summary()["distillation_recipe"]["reasons"])
+    other = Predictor(label="label", path=str(tmp_path / "other"), verbosity=0).fit(
+        train, hyperparameters=keys, seed=4, **teacher).predict_proba(test)
+    assert not np.array_equal(other.to_numpy(), runs[0].to_numpy())  # the seed is what decides
 
 
 def test_binary_proba_and_csv_input(tiny_hp, tmp_path):

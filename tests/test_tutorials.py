@@ -87,15 +87,10 @@ def test_distillation(tmp_path, monkeypatch):
 def test_pawsx_multilingual(tmp_path, monkeypatch):
     text = text_of(run_tutorial("pawsx_multilingual.ipynb", tmp_path, monkeypatch))
     number = r"(-?[0-9.]+|NaN)"
-    # language, pairs, teacher, no-distill, distilled, ratio, + unlabeled, ratio +u
-    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number} +{number} +{number}$", text,
-                      flags=re.M)
+    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number}$", text, flags=re.M)
     languages = {row[0] for row in rows} - {"all"}
     assert len(languages) >= 4 and "all" in {row[0] for row in rows}, rows
-    assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5] + row[6:7])
-    # the default call chose its recipe from what it had: synthetic pairs without unlabeled rows, then the rows
-    assert re.search(r"recipe auto:\n  no unlabeled rows: 3 synthetic rows", text), text[-3000:]
-    assert re.search(r"recipe auto:\n  the teacher labels the unlabeled rows", text), text[-3000:]
+    assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5])
     speedup = float(re.search(r"evaluates ([0-9.]+)x faster than the teacher", text).group(1))
     assert speedup > 1, speedup  # 3 of the teacher's 12 layers
 

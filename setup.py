@@ -17,7 +17,7 @@ setup(
         "transformers>=4.56,<6",
         "lightning>=2.2,<3",
         "numpy>=1.24",
-        "pandas>=2.0",
+        "pandas>=2.2",
         "pyarrow>=14",
         "scikit-learn>=1.3",
         "scipy>=1.10",

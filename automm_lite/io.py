@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -78,8 +79,12 @@ def _put_in_place(staging: Path, path: Path):
     """``staging`` becomes ``path``: one atomic exchange where the system has one (Linux), else two renames,
     between which an interrupted save leaves the old version beside ``path`` (``recover_interrupted_save``)."""
     if not path.exists():
-        os.replace(staging, path)
-    elif _exchange(staging, path):  # staging now holds the old version
+        try:
+            os.replace(staging, path)
+            return
+        except OSError:  # another process put a version there meanwhile: exchange with it, as below
+            pass
+    if _exchange(staging, path):  # staging now holds the old version
         shutil.rmtree(staging, ignore_errors=True)
     else:
         old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
@@ -91,26 +96,29 @@ def _put_in_place(staging: Path, path: Path):
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two folders in one step (renameat2 with RENAME_EXCHANGE); False where the system cannot."""
     import ctypes
+    import sys
 
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):
         return False
     at_cwd, exchange = -100, 2
     return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
 
 
 def _remove_leftovers(path: Path):
-    """The old-version folders, and staging folders over an hour old, of earlier saves to ``path`` that were
-    killed midway."""
+    """The staging and old-version folders, over an hour old, of earlier saves to ``path`` that were killed
+    midway (a younger one may belong to a save in progress in another process)."""
     import time
 
-    stale = time.time() - 3600  # a younger staging folder may be another process's save in progress
-    for leftover in path.parent.glob(f".{path.name}.saving-*"):
-        if leftover.stat().st_mtime < stale:
-            shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in path.parent.glob(f".{path.name}.old-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    stale = time.time() - 3600  # a younger folder may be another process's save in progress
+    for pattern in (".saving-*", ".old-*"):
+        for leftover in path.parent.glob(glob.escape(f".{path.name}") + pattern):
+            with contextlib.suppress(FileNotFoundError):  # another saver removed it meanwhile
+                if leftover.stat().st_mtime < stale:
+                    shutil.rmtree(leftover, ignore_errors=True)
 
 
 def recover_interrupted_save(path) -> bool:
@@ -119,8 +127,9 @@ def recover_interrupted_save(path) -> bool:
     path = Path(path)
     if path.exists():
         return False
-    olds = sorted((p for p in path.parent.glob(f".{path.name}.old-*") if (p / METADATA_FILE).is_file()),
-                  key=lambda p: p.stat().st_mtime)
+    olds = sorted((p for p in path.parent.glob(glob.escape(f".{path.name}") + ".old-*")
+                   if (p / METADATA_FILE).is_file() and (p / WEIGHTS_FILE).is_file()),
+                  key=lambda p: (p / METADATA_FILE).stat().st_mtime)
     if not olds:
         return False
     os.replace(olds[-1], path)
@@ -205,6 +214,9 @@ def backbone_folders(path, names) -> dict:
                             f"{', '.join(sorted(BACKBONES))}): the folder is damaged or not from automm_lite.")
         folder = root / name
         if not folder.is_dir():
+            if name == "hf_text":  # its config and tokenizer files: without them the model cannot be rebuilt
+                raise DataError(f"{str(path)!r} lacks {name}/ (the text encoder's config and tokenizer files): "
+                                "the folder is damaged; save or fit the predictor again.")
             continue
         escaping = [p for p in (folder, *folder.rglob("*")) if p.is_symlink() or not p.resolve().is_relative_to(root)]
         if escaping:

@@ -8,7 +8,7 @@ import time
 import warnings
 
 from .config import Config, apply_overrides
-from .data.frames import holdout_split, read_data
+from .data.frames import check_label_values, holdout_split, read_data
 from .data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
 from .fit_request import FitRequest, check_fit_arguments
@@ -394,6 +394,7 @@ class Predictor:
         chosen = [get_metric(name, self.problem_type_) for name in names]
         data = read_data(data)
         self.preprocessor_.check_columns(data, need_label=True)
+        check_label_values(data[self.label], "data")
         if self.problem_type_ == "regression":  # check the labels before spending time on inference
             truth = pd.to_numeric(data[self.label], errors="coerce").to_numpy()
             if pd.isna(truth).any():

@@ -131,6 +131,9 @@ CASES = {
                                   "bad.csv' does not parse as CSV"),
     "a Parquet file that does not parse": (lambda c: c.fit(write(c.folder, "bad.parquet", b"PAR1 no")), DataError,
                                            "bad.parquet' does not parse as Parquet"),
+    "a CSV separated by semicolons": (
+        lambda c: c.fit(write(c.folder, "rows.csv", c.train.to_csv(sep=";", index=False).encode())), DataError,
+        r"seem separated by ';'.*sep=';'"),
     "a file of another kind": (lambda c: c.fit(write(c.folder, "rows.xlsx", b"x")), DataError,
                                r"give a \.csv, \.tsv or \.parquet file"),
     # ---------------------------------------------------------------- arguments and hyperparameters
@@ -214,6 +217,9 @@ CASES = {
                                           r"lacks column\(s\) \['label'\]"),
     "evaluate a regression on text labels": (lambda c: c.regression.evaluate(c.table), DataError,
                                              "non-numeric values"),
+    "evaluate with infinite regression labels": (
+        lambda c: c.regression.evaluate(c.table.assign(label=[np.inf] + [0.5] * (len(c.table) - 1))), DataError,
+        "holds infinite values"),
     "predict_proba of a regression": (lambda c: c.regression.predict_proba(c.table), DataError,
                                       "predict_proba needs a classification predictor"),
     "evaluate with an unknown metric": (lambda c: c.text.evaluate(c.test, metrics="f2"), ConfigError,
@@ -230,6 +236,9 @@ CASES = {
     "load a foreign predictor.json": (
         lambda c: Predictor.load(edit_json(saved_copy(c.text, c.folder), lambda m: m.pop("preprocessor"))),
         DataError, r"lacks \['preprocessor'\]"),
+    "load a folder without its encoder files": (
+        lambda c: Predictor.load(_without(saved_copy(c.text, c.folder), "hf_text")), DataError,
+        "lacks hf_text/.*damaged"),
     "load weights of another predictor": (
         lambda c: Predictor.load(_swap_weights(saved_copy(c.text, c.folder), c.tabular)), DataError,
         "does not hold this predictor's weights"),
@@ -239,6 +248,11 @@ CASES = {
     "save over a folder that is not a predictor": (lambda c: c.text.save(_precious(c.folder)), DataError,
                                                    "exists and is not a saved predictor"),
 }
+
+
+def _without(folder: Path, name: str) -> Path:
+    shutil.rmtree(folder / name)
+    return folder
 
 
 def _swap_weights(folder: Path, other) -> Path:

@@ -75,14 +75,15 @@ def test_a_later_save_removes_what_killed_saves_left(fitted_text_predictor, fres
     target = tmp_path / "served"
     own = fresh_copy(fitted_text_predictor)
     own.save(target)
-    (tmp_path / ".served.old-deadbeef").mkdir()
-    stale = tmp_path / ".served.saving-deadbeef"
-    stale.mkdir()
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    for name in (".served.old-deadbeef", ".served.saving-deadbeef"):  # killed saves of two hours ago
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / ".served[1].old-deadbeef").mkdir()  # another predictor's: a name is not a pattern
     young = tmp_path / ".served.saving-cafe0000"  # maybe another process's save in progress: kept
     young.mkdir()
     own.save(target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".served.saving-cafe0000", "served"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".served.saving-cafe0000", ".served[1].old-deadbeef",
+                                                           "served"]
 
 
 def test_loading_reads_no_pickle_and_runs_no_remote_code(repo_root):

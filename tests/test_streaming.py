@@ -26,6 +26,11 @@ def test_chunked_predictions_equal_the_whole_ones(fitted_text_predictor, bbc_sho
         pd.testing.assert_frame_equal(predictor.predict_proba(tmp_path / path, chunk_size=7), plain)
         assert predictor.predict(str(tmp_path / path), chunk_size=50).equals(predictor.predict(test).reset_index(
             drop=True))
+    for name, frame in (("named.parquet", test.set_axis([f"r{i}" for i in range(len(test))])),
+                        ("sliced.parquet", test.reset_index(drop=True).iloc[5:])):
+        frame.to_parquet(tmp_path / name)  # a stored index, and a range index that starts at 5
+        pd.testing.assert_frame_equal(predictor.predict_proba(tmp_path / name, chunk_size=7),
+                                      predictor.predict_proba(pd.read_parquet(tmp_path / name)))
     parts = (test.iloc[i:i + 30] for i in range(0, len(test), 30))  # a generator of frames
     assert predictor.predict(parts).equals(predictor.predict(test))
     sizes = [len(part) for part in predictor.predict_iter(test, chunk_size=64)]

@@ -37,6 +37,8 @@ def _read_file(path: Path, what: str):
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
         raise DataError(f"{what}: cannot read {str(path)!r}; give a .csv, .tsv or .parquet file or a DataFrame.")
+    if suffix in (".csv", ".txt"):
+        _check_separator(path, what)
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -44,6 +46,17 @@ def _read_file(path: Path, what: str):
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:  # pyarrow's are ValueErrors
         kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV (UTF-8, a header row)"
         raise DataError(f"{what}: {str(path)!r} does not parse as {kind}: {error}") from None
+
+
+def _check_separator(path: Path, what: str):
+    """A header row without commas but with another separator: say so, not "no label column" later."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = file.readline()
+    other = next((sep for sep in (";", "\t", "|") if sep in header), None)
+    if "," not in header and other is not None:
+        raise DataError(f"{what}: the header of {str(path)!r} ({header.strip()[:60]!r}) has no commas: its columns "
+                        f"seem separated by {other!r}. Read it with pd.read_csv(path, sep={other!r}) and pass the "
+                        "DataFrame.")
 
 
 def iter_chunks(data, chunk_size: int | None, what: str = "data"):
@@ -83,11 +96,18 @@ def _file_chunks(path: Path, chunk_size: int, what: str):
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            start = 0
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
-                frame = batch.to_pandas()
-                frame.index = pd.RangeIndex(start, start + len(frame))
-                start += len(frame)
+            file = pq.ParquetFile(path)
+            index = (file.schema_arrow.pandas_metadata or {}).get("index_columns", [{"kind": "range"}])
+            ranged = next((c for c in index if isinstance(c, dict) and c.get("kind") == "range"), None)
+            done = 0
+            for batch in file.iter_batches(batch_size=chunk_size):
+                frame = batch.to_pandas()  # a stored index (named columns) comes back with the rows
+                if ranged is not None or not index:  # a range index is metadata only: continue it
+                    step = (ranged or {}).get("step", 1)
+                    begin = (ranged or {}).get("start", 0) + done * step
+                    frame.index = pd.RangeIndex(begin, begin + len(frame) * step, step,
+                                                name=(ranged or {}).get("name"))
+                done += len(frame)
                 yield read_data(frame, what)
         else:
             sep = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -113,14 +133,15 @@ def labelled_rows(data, label: str, what: str):
         data = data[~missing]
     if len(data) < 2:
         raise DataError(f"{what} has {len(data)} labelled row(s); at least 2 are needed.")
-    _check_label_values(data[label], what)
+    check_label_values(data[label], what)
     return data
 
 
-def _check_label_values(values, what: str):
+def check_label_values(values, what: str):
     """Labels must be hashable, of one kind (numbers or strings, not both) and finite."""
     import numpy as np
 
+    values = values.dropna()  # missing labels are the callers' to drop or refuse
     kinds = {}
     for value in values:
         if isinstance(value, (list, tuple, dict, set, np.ndarray)):
@@ -158,6 +179,7 @@ def holdout_split(data, label: str, problem_type: str, holdout_frac: float | Non
     if problem_type == "regression":
         return train_test_split(data, test_size=frac, random_state=seed)
     counts = data[label].value_counts()
+    counts = counts[counts > 0]  # a categorical label lists its unused categories too
     single = counts.index[counts < 2]
     kept = data[data[label].isin(single)]
     if len(single):

@@ -327,7 +327,9 @@ class Predictor:
         data : DataFrame, path to a CSV/Parquet file, or an iterable of DataFrames
         chunk_size : int, optional
             Read and predict this many rows at a time, so memory stays bounded by the chunk however large the
-            file; the result is the same. An iterable of DataFrames is predicted a frame at a time anyway.
+            file; the result is the same (but a CSV's column types are guessed per chunk: a code column that is
+            all digits in one chunk reads as numbers there). An iterable of DataFrames is predicted a frame at a
+            time anyway.
         """
         import pandas as pd
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..exceptions import DataError
 
 logger = logging.getLogger(__name__)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TABLE_SUFFIXES = (*PARQUET_SUFFIXES, ".csv", ".tsv", ".txt")
 
 
 def read_data(data, what: str = "data"):
@@ -29,22 +31,28 @@ def read_data(data, what: str = "data"):
     return data
 
 
-def _read_file(path: Path, what: str):
-    import pandas as pd
-
+def _readable_table(path: Path, what: str) -> str:
+    """The suffix of a table file that exists, has a known kind and (for CSV) commas; else a DataError."""
     if not path.is_file():
         raise DataError(f"{what}: file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
+    if suffix not in TABLE_SUFFIXES:
         raise DataError(f"{what}: cannot read {str(path)!r}; give a .csv, .tsv or .parquet file or a DataFrame.")
     if suffix in (".csv", ".txt"):
         _check_separator(path, what)
+    return suffix
+
+
+def _read_file(path: Path, what: str):
+    import pandas as pd
+
+    suffix = _readable_table(path, what)
     try:
-        if suffix in (".parquet", ".pq"):
+        if suffix in PARQUET_SUFFIXES:
             return pd.read_parquet(path)
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:  # pyarrow's are ValueErrors
-        kind = "Parquet" if suffix in (".parquet", ".pq") else "CSV (UTF-8, a header row)"
+        kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV (UTF-8, a header row)"
         raise DataError(f"{what}: {str(path)!r} does not parse as {kind}: {error}") from None
 
 
@@ -90,10 +98,9 @@ def iter_chunks(data, chunk_size: int | None, what: str = "data"):
 def _file_chunks(path: Path, chunk_size: int, what: str):
     import pandas as pd
 
-    if not path.is_file() or path.suffix.lower() not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
-        read_data(path, what)  # the error that names the file
+    suffix = _readable_table(path, what)
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
             file = pq.ParquetFile(path)
@@ -110,7 +117,7 @@ def _file_chunks(path: Path, chunk_size: int, what: str):
                 done += len(frame)
                 yield read_data(frame, what)
         else:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            sep = "\t" if suffix == ".tsv" else ","
             for frame in pd.read_csv(path, sep=sep, chunksize=chunk_size):
                 yield read_data(frame, what)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:

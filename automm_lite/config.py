@@ -132,6 +132,9 @@ class EnvConfig:
                                    "(faster float32 predict: README, Fast inference); process-wide from the first "
                                    "fit/predict that asks, resident memory stays near its peak")
     deterministic: bool = _key(False, "Ask torch for deterministic algorithms (slower on GPU)")
+    resume_points: bool = _key(True, "Write the training state at the end of every epoch to the fit's work folder "
+                               "(removed when the fit ends), so that `fit(..., resume=True)` or "
+                               "`Predictor.load(path, resume=True)` continues a fit that was killed")
     strategy: str | Literal["auto"] = _key(AUTO, "Lightning strategy for several devices (e.g. ddp)")
 
 

@@ -247,40 +247,59 @@ class FitFolder:
         self.save_path, self.work_dir, self.log_handler = save_path, work_dir, log_handler
 
 
+def work_folder(path) -> Path:
+    """The folder a fit to ``path`` works in (kept by an interrupted fit that can be resumed)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.fitting"
+
+
 @contextlib.contextmanager
-def fit_folder(path):
-    """A fresh work folder beside the predictor's target ``path`` (default ``automm_lite_models/<timestamp>``),
-    with ``fit.log`` copying the package's messages, removed when the block ends.
+def fit_folder(path, resume: bool = False):
+    """A work folder beside the predictor's target ``path`` (default ``automm_lite_models/<timestamp>``), with
+    ``fit.log`` copying the package's messages, removed when the block ends.
 
     A fit that fails keeps nothing half-written; unless the error is a ConfigError or DataError (a user mistake,
-    named in its message), its log is kept as ``<path>.failed-fit.log``.
+    named in its message), its log is kept as ``<path>.failed-fit.log``. A fit that stopped after writing a resume
+    point keeps its work folder, which ``resume=True`` continues from (without it, a new fit starts over).
     """
     from .exceptions import ConfigError, DataError
+    from .fit_resume import has_resume_state
     from .logs import add_log_file, remove_log_file
 
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
     save_path = check_save_path(path or f"automm_lite_models/{stamp}")
-    work_dir = save_path.parent / f".{save_path.name}.fitting"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True)
+    work_dir = work_folder(save_path)
+    if has_resume_state(work_dir) and not resume:
+        logger.info("An interrupted fit of %s is discarded: this fit starts over (resume=True continues it).",
+                    save_path)
+    resuming = resume and has_resume_state(work_dir)
+    if not resuming:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
     handler = add_log_file(work_dir / "fit.log")
     kept = save_path.parent / f"{save_path.name}.failed-fit.log"
+    keep_work = False
     try:
         yield FitFolder(save_path, work_dir, handler)
         kept.unlink(missing_ok=True)  # an earlier failure's
     except (ConfigError, DataError):
+        keep_work = resuming  # a mistake in a resumed call costs the interrupted fit nothing
         raise  # a user mistake, named in the message: no log file to keep
     except BaseException:
-        # The work folder goes away; its log is what tells the user what happened, so it stays (when it can:
-        # nothing here may hide the original error).
+        # The work folder goes away unless it can be resumed; its log is what tells the user what happened, so it
+        # stays (when it can: nothing here may hide the original error).
         handler.flush()
+        keep_work = has_resume_state(work_dir)
         with contextlib.suppress(OSError):
             shutil.copyfile(work_dir / "fit.log", kept)
-            logger.error("The fit stopped with an error; its log is kept at %s", kept)
+            logger.error("The fit stopped with an error; its log is kept at %s%s", kept,
+                         "; fit(..., resume=True) or Predictor.load(path, resume=True) continues it from its last "
+                         "finished epoch" if keep_work else "")
         raise
     finally:
         remove_log_file(handler)
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if not keep_work:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def model_card(predictor) -> str:

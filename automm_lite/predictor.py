@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -56,7 +57,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
-            column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None):
+            column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None, resume=False):
         """Train a model on ``train_data``; returns ``self``.
 
         Parameters
@@ -86,24 +87,47 @@ class Predictor:
         unlabeled_data : DataFrame or path, optional
             Extra rows without labels (needs a teacher): the teacher labels them and the student learns from
             those soft targets too.
+        resume : bool
+            Continue the fit to this ``path`` that was killed or stopped by an error, from the end of its last
+            finished epoch (``env.resume_points``), with the teacher outputs it had computed; the arguments must be
+            the same (a ConfigError names the ones that differ). With nothing to continue, the fit starts anew.
+            Without it, an interrupted fit to this path is discarded.
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)
         teachers = load_teachers(teacher_predictor) if teacher_predictor is not None else []
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
+        if not isinstance(resume, bool):
+            raise ConfigError(f"resume must be True or False, got {resume!r}.")
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
                                       column_types, teachers)
+        from .fit_resume import check_same_fit, fingerprint, has_resume_state, record_fit, resume_folder
         from .io import fit_folder, save_atomically
 
-        with fit_folder(self.path) as folder:
+        same_fit = fingerprint(request, self.label, self._problem_type, self._eval_metric)
+        with fit_folder(self.path, resume) as folder:
             self.path = str(folder.save_path)
-            self._fit(request, folder.work_dir, start)
+            resuming = resume and has_resume_state(folder.work_dir)
+            if resuming:
+                check_same_fit(folder.work_dir, same_fit)
+            elif request.config.env.resume_points:
+                call = {"label": self.label, "problem_type": self._problem_type, "eval_metric": self._eval_metric,
+                        "hyperparameters": hyperparameters, "presets": presets, "time_limit": time_limit,
+                        "seed": seed, "column_types": column_types, "holdout_frac": holdout_frac,
+                        "teacher_predictor": same_fit["teacher_predictor"] or None}
+                record_fit(folder.work_dir, same_fit, call, {"train_data": request.train,
+                                                             "tuning_data": request.tuning,
+                                                             "unlabeled_data": request.unlabeled})
+            points = resume_folder(folder.work_dir) if request.config.env.resume_points or resuming else None
+            self._fit(request, folder.work_dir, start, points)
             folder.log_handler.close()
+            if points is not None:
+                shutil.rmtree(points, ignore_errors=True)  # the saved predictor holds no training state
             save_atomically(self, folder.save_path, staging=folder.work_dir)
         return self
 
-    def _fit(self, request: FitRequest, work_dir, start: float):
+    def _fit(self, request: FitRequest, work_dir, start: float, resume_dir=None):
         """The fit itself, once the arguments are checked: the task, the data split, the preprocessing, the
         model; sets the fitted attributes."""
         from .training.fit import fit_model
@@ -142,7 +166,8 @@ class Predictor:
                     ", ".join(f"{c} ({k})" for c, k in kinds.items() if k != "ignore"), len(train), len(tuning))
         result = fit_model(config, self.preprocessor_, train, tuning, self.eval_metric_, seed=request.seed,
                            work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
-                           teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe)
+                           teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe,
+                           resume_dir=resume_dir)
         self.config_ = result.config  # with the keys the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
         self._runner = None
@@ -476,11 +501,31 @@ class Predictor:
         return self.path
 
     @classmethod
-    def load(cls, path, verbosity=2):
-        """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles)."""
-        from .inference.onnx import onnxruntime_available
-        from .io import read_metadata, recover_interrupted_save, restore_model
+    def load(cls, path, verbosity=2, resume=False):
+        """Load a predictor saved by ``fit`` or ``save`` (works offline; never unpickles).
 
+        Parameters
+        ----------
+        path : str or Path
+        verbosity : int
+        resume : bool
+            If a fit to ``path`` was killed (or stopped by an error) after its first epoch, finish it first, with
+            the arguments and data it stored, from the end of its last finished epoch; then return the fitted
+            predictor. With no interrupted fit there, the saved predictor is loaded as usual.
+        """
+        from .inference.onnx import onnxruntime_available
+        from .io import read_metadata, recover_interrupted_save, restore_model, work_folder
+
+        if resume:
+            from .fit_resume import has_resume_state, stored_call
+
+            work_dir = work_folder(path)
+            if has_resume_state(work_dir):
+                call = stored_call(work_dir)
+                predictor = cls(call.pop("label"), call.pop("problem_type"), call.pop("eval_metric"), str(path),
+                                verbosity)
+                return predictor.fit(**call, resume=True)
+            logger.info("No interrupted fit to %s: loading the saved predictor.", path)
         recover_interrupted_save(path)
         metadata = read_metadata(path)
         predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),

@@ -190,7 +190,7 @@ class DistillationSetup:
 
 
 def prepare_distillation(config, preprocessor, student_model, teachers: list, rows, student_inputs: dict,
-                         cache_folder) -> DistillationSetup:
+                         cache_folder, stored_folder=None) -> DistillationSetup:
     """Run every teacher once over the training ``rows`` and build the objective from ``distiller.*``.
 
     Parameters
@@ -209,8 +209,11 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
         the same tokenizer).
     cache_folder : Path
         Where large teacher arrays are memory-mapped.
+    stored_folder : Path, optional
+        Where the teacher outputs are kept for a resumed fit: read from there when an earlier run of the same fit
+        stored them, else computed and stored there.
     """
-    from .teacher import average_soft_targets, same_tokenizer, teacher_outputs
+    from .teacher import average_soft_targets, load_outputs, same_tokenizer, store_outputs, teacher_outputs
 
     d = config.distiller
     first = teachers[0]
@@ -219,18 +222,25 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
                    and first.preprocessor.columns("text") == preprocessor.columns("text"))
     plan = plan_distillation(d, preprocessor.problem_type, student_model, first.model, token_level)
     start = time.perf_counter()
-    arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
-                             shared_inputs=student_inputs[student_text.name] if token_level else None,
-                             cache_folder=cache_folder, precision=d.teacher_precision)
-    soft_targets = [first.in_student_units(arrays["teacher_logits"], preprocessor)]
-    for other in teachers[1:]:
-        logits = teacher_outputs(other, rows, precision=d.teacher_precision)["teacher_logits"]
-        soft_targets.append(other.in_student_units(logits, preprocessor))
-    averages_probabilities = soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy"
-    arrays["teacher_logits"] = soft_targets[0] if len(soft_targets) == 1 else average_soft_targets(
-        soft_targets, d.temperature, averages_probabilities)
-    logger.info("Outputs of %d teacher(s) for %d rows computed once in %.1f s.", len(teachers), len(rows),
-                time.perf_counter() - start)
+    arrays = load_outputs(stored_folder, len(rows)) if stored_folder is not None else None
+    if arrays is not None:
+        logger.info("Outputs of %d teacher(s) for %d rows read from the interrupted fit (%s).", len(teachers),
+                    len(rows), stored_folder)
+    else:
+        arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
+                                 shared_inputs=student_inputs[student_text.name] if token_level else None,
+                                 cache_folder=stored_folder or cache_folder, precision=d.teacher_precision)
+        soft_targets = [first.in_student_units(arrays["teacher_logits"], preprocessor)]
+        for other in teachers[1:]:
+            logits = teacher_outputs(other, rows, precision=d.teacher_precision)["teacher_logits"]
+            soft_targets.append(other.in_student_units(logits, preprocessor))
+        averages_probabilities = soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy"
+        arrays["teacher_logits"] = soft_targets[0] if len(soft_targets) == 1 else average_soft_targets(
+            soft_targets, d.temperature, averages_probabilities)
+        logger.info("Outputs of %d teacher(s) for %d rows computed once in %.1f s.", len(teachers), len(rows),
+                    time.perf_counter() - start)
+        if stored_folder is not None:
+            store_outputs(arrays, stored_folder)
     objective = build_objective(config, preprocessor.problem_type, student_model, first.model, plan, first.alignment)
     logger.info("Distillation objective: %s", objective.objective)
     return DistillationSetup(objective, arrays, plan.student_forward)

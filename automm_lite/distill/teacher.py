@@ -12,6 +12,7 @@ from ..exceptions import ConfigError, DataError
 
 logger = logging.getLogger("automm_lite")
 CACHE_IN_MEMORY_BYTES = 1 << 30  # larger teacher caches go to memory-mapped files in the fit folder
+OUTPUTS_LIST = "outputs.json"  # the list of a fit's stored teacher outputs (for a resumed fit)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,55 @@ def _allocate(shape, dtype, folder: Path | None, name: str):
         return np.zeros(shape, dtype=dtype)
     folder.mkdir(parents=True, exist_ok=True)
     return np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+
+def store_outputs(arrays: dict, folder: Path) -> None:
+    """Keep a fit's teacher outputs in ``folder`` for a resumed fit: ``.npy`` files, then the list of them
+    (written last, so a folder without it is incomplete). Arrays already memory-mapped there are flushed, not
+    copied."""
+    import json
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files, rows = {}, None
+    for name, array in arrays.items():
+        rows = len(array)
+        if isinstance(array, np.memmap) and array.filename and Path(array.filename).parent == folder.resolve():
+            array.flush()
+            files[name] = Path(array.filename).name
+            continue
+        partial = folder / f".{name}.partial.npy"
+        np.save(partial, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(partial, folder / f"{name}.npy")
+        files[name] = f"{name}.npy"
+    partial = folder / ".outputs.json.partial"
+    partial.write_text(json.dumps({"rows": rows, "files": files}))
+    os.replace(partial, folder / OUTPUTS_LIST)
+
+
+def load_outputs(folder: Path, n_rows: int) -> dict | None:
+    """The teacher outputs ``store_outputs`` kept in ``folder`` for ``n_rows`` rows; None when there are none
+    (or they are incomplete or for other rows). Large arrays are memory-mapped, read-only; no pickle is read."""
+    import json
+
+    listing = folder / OUTPUTS_LIST
+    if not listing.is_file():
+        return None
+    try:
+        kept = json.loads(listing.read_text())
+        files = kept["files"]
+        if kept["rows"] != n_rows or not all(isinstance(f, str) and Path(f).name == f and f.endswith(".npy")
+                                             for f in files.values()):
+            return None
+        arrays = {}
+        for name, file in files.items():
+            path = folder / file
+            big = path.stat().st_size > CACHE_IN_MEMORY_BYTES
+            arrays[name] = np.load(path, mmap_mode="r" if big else None, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        logger.warning("The stored teacher outputs in %s are damaged: the teacher runs again.", folder)
+        return None
+    return arrays if all(len(a) == n_rows for a in arrays.values()) else None
 
 
 def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(), shared_inputs=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def model_schema(preprocessor) -> dict:
 
 def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
               time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None,
-              recipe=None) -> FitResult:
+              recipe=None, resume_dir: Path | None = None) -> FitResult:
     """Train a model for ``preprocessor``'s task on ``train``, selecting on ``tuning``.
 
     Parameters
@@ -79,6 +80,10 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     recipe : RecipeChoice, optional
         With teachers: what ``distiller.recipe`` chose before the fit (the student) and the keys the user passed;
         the terms are chosen here, once the student's tokens are known.
+    resume_dir : Path, optional
+        Where a resume point is written at the end of every epoch (and the teacher outputs, once computed). A
+        fit whose ``resume_dir`` already holds them continues from there: the same rows, config and seed give the
+        model an uninterrupted fit would have given.
     """
     from ..data.batching import build_dataset
     from ..exceptions import DataError
@@ -108,7 +113,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         from ..distill.recipe import prepare_distillation
 
         distillation = prepare_distillation(config, pre, model, list(teachers), rows, train_set.inputs,
-                                            work_dir / "teacher_cache")
+                                            work_dir / "teacher_cache",
+                                            resume_dir / "teacher_outputs" if resume_dir is not None else None)
         train_set.arrays.update(distillation.arrays)
         objective, forward_kwargs = distillation.objective, distillation.forward_kwargs
         attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps
@@ -119,7 +125,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     text = model.text_backbone
     with text.attention_implementation(attention) if text is not None else contextlib.nullcontext():
         trainer, kept = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
-                               seed, work_dir, time_limit, verbosity)
+                               seed, work_dir, time_limit, verbosity, resume_dir)
         averaged, score = _average_kept_weights(config, model, kept, tuning_set, metric, pre)
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     return FitResult(model.eval(), names, schema, score, len(averaged), trainer.current_epoch, trainer.global_step,
@@ -188,9 +194,11 @@ def _student_sources(config, teachers, work_dir: Path) -> dict:
 
 
 def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre, seed, work_dir,
-           time_limit, verbosity):
-    """Lightning's fit of the system; returns the trainer and the kept best weights."""
+           time_limit, verbosity, resume_dir):
+    """Lightning's fit of the system, continued from the resume point in ``resume_dir`` if there is one; returns
+    the trainer and the kept best weights."""
     from ..data.batching import eval_loader, inference_batching, train_loader
+    from .resume import ResumePoints, kept_metrics, merge_metrics, read_point, resume_point
     from .strategy import uses_gpu
     from .system import LitSystem, build_trainer
 
@@ -199,8 +207,21 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
                        pre.label_scale)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
     rows, tokens = inference_batching(env, uses_gpu(env))
-    trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit)
-    trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens))
+    extra = [ResumePoints(resume_dir, loader.generator)] if resume_dir is not None else []
+    trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
+    point = resume_point(resume_dir)
+    metrics_file = Path(trainer.logger.log_dir) / "metrics.csv"
+    earlier = None
+    if point:
+        epochs, steps = read_point(point)
+        earlier = kept_metrics(metrics_file, steps)
+        logger.info("Resuming the fit after epoch %d (step %d), from %s.", epochs, steps, point)
+    with warnings.catch_warnings():
+        # The logger warns that it starts metrics.csv anew: the earlier rows are put back below.
+        warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+        trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens),
+                    ckpt_path=point, **({"weights_only": True} if point else {}))
+    merge_metrics(metrics_file, earlier)
     return trainer, kept
 
 

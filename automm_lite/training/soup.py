@@ -33,6 +33,8 @@ class BestWeights(Callback):
         self.k, self.monitor, self.greater_is_better = k, monitor, greater_is_better
         self.ranked = []
         self._last_step = 0
+        self._frozen = set()  # names of the model's frozen tensors: shared with the model, not copied
+        self._restored = False
 
     def on_validation_end(self, trainer, pl_module):
         value = trainer.callback_metrics.get(self.monitor)
@@ -47,11 +49,40 @@ class BestWeights(Callback):
         if len(self.ranked) == self.k:
             self.ranked.pop()  # before copying, so at most k copies exist at once
         model = pl_module.model
-        frozen = {name for name, param in model.named_parameters() if not param.requires_grad}
+        frozen = self._frozen = _frozen_names(model)
         weights = {name: tensor.detach() if name in frozen else tensor.detach().to("cpu", copy=True)
                    for name, tensor in model.state_dict().items()}
         self.ranked.append((score, weights))
         self.ranked.sort(key=lambda kept: -sign * kept[0])  # stable: an earlier validation stays first on a tie
+
+    def state_dict(self) -> dict:
+        """The kept weights for a resume point: their trainable tensors only (the frozen ones are the model's)."""
+        return {"last_step": self._last_step, "scores": [score for score, _ in self.ranked],
+                "weights": [{name: tensor for name, tensor in weights.items() if name not in self._frozen}
+                            for _, weights in self.ranked]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._last_step = state["last_step"]
+        self.ranked = list(zip(state["scores"], state["weights"]))
+        self._restored = True
+
+    def on_fit_start(self, trainer, pl_module):
+        self._complete_restored(pl_module)
+
+    def on_train_start(self, trainer, pl_module):
+        self._complete_restored(pl_module)  # strategies that restore after on_fit_start
+
+    def _complete_restored(self, pl_module):
+        if self._restored:  # a resumed fit: the kept weights get the frozen tensors from the model
+            model = pl_module.model
+            self._frozen = _frozen_names(model)
+            shared = {name: tensor.detach() for name, tensor in model.state_dict().items() if name in self._frozen}
+            self.ranked = [(score, {**shared, **weights}) for score, weights in self.ranked]
+            self._restored = False
+
+
+def _frozen_names(model) -> set:
+    return {name for name, param in model.named_parameters() if not param.requires_grad}
 
 
 def average_checkpoints(model, ranked: list, method: str, score, best_score: float | None = None):

@@ -104,9 +104,9 @@ def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray,
 
 
 def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity: int = 2,
-                  time_limit: float | None = None):
+                  time_limit: float | None = None, extra_callbacks=()):
     """A Lightning Trainer with early stopping, the top-k weights kept in memory, gradient accumulation and the
-    progress bar.
+    progress bar (and ``extra_callbacks``, e.g. the resume points).
 
     Returns
     -------
@@ -118,7 +118,7 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     monitor = f"val_{metric.name}"
     checkpoint = BestWeights(1 if opt.top_k_average_method == "best" else opt.top_k, monitor,
                              metric.greater_is_better)
-    callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience), checkpoint]
+    callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience), checkpoint, *extra_callbacks]
     if verbosity >= 2:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     interval = opt.val_check_interval
@@ -133,7 +133,7 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
         accumulate_grad_batches=plan.accumulate, gradient_clip_val=opt.gradient_clip_val or None,
         callbacks=callbacks, logger=L.pytorch.loggers.CSVLogger(save_dir, name="logs", version=""),
         enable_progress_bar=verbosity >= 2, enable_model_summary=verbosity >= 3, num_sanity_val_steps=0,
-        enable_checkpointing=False,  # BestWeights keeps what the soup needs; no pickled training state on disk
+        enable_checkpointing=False,  # BestWeights keeps what the soup needs; ResumePoints what a resumed fit needs
         deterministic=env.deterministic, log_every_n_steps=max(1, min(10, n_train_batches)),
         default_root_dir=save_dir)
     return trainer, checkpoint

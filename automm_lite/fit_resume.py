@@ -1,0 +1,99 @@
+"""What a fit keeps in its work folder so that it can be continued after a kill: a fingerprint of its arguments
+(a resumed fit must be the same fit) and the arguments themselves (``Predictor.load(path, resume=True)`` replays
+the call). The training state itself is the training package's (``training/resume.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from .exceptions import ConfigError
+
+logger = logging.getLogger("automm_lite")
+
+RESUME_FOLDER = "resume"      # inside the fit's work folder
+FINGERPRINT_FILE = "fingerprint.json"
+CALL_FILE = "call.json"       # the fit's arguments, with its frames beside it as Parquet files
+FRAMES = ("train_data", "tuning_data", "unlabeled_data")
+
+
+def frame_digest(frame) -> str | None:
+    """A hash of a frame's columns, types, index and values."""
+    import pandas as pd
+
+    if frame is None:
+        return None
+    digest = hashlib.sha256(json.dumps([list(map(str, frame.columns)), list(map(str, frame.dtypes))]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(request, label, problem_type, eval_metric) -> dict:
+    """What makes two fits the same fit: the data, the resolved config, the seed, the task and the teachers (the
+    time limit may change between an interrupted fit and its continuation)."""
+    config = json.dumps(request.config.to_dict(), sort_keys=True, default=str)
+    return {"train_data": frame_digest(request.train), "tuning_data": frame_digest(request.tuning),
+            "unlabeled_data": frame_digest(request.unlabeled),
+            "hyperparameters": hashlib.sha256(config.encode()).hexdigest(), "seed": request.seed,
+            "label": label, "problem_type": problem_type, "eval_metric": eval_metric,
+            "column_types": json.dumps(request.column_types, sort_keys=True, default=str),
+            "holdout_frac": request.holdout_frac,
+            "teacher_predictor": [str(Path(t.path).resolve()) for t in request.teachers]}
+
+
+def resume_folder(work_dir: Path) -> Path:
+    return Path(work_dir) / RESUME_FOLDER
+
+
+def has_resume_state(work_dir: Path) -> bool:
+    """Whether an interrupted fit in ``work_dir`` left something to continue from."""
+    return (resume_folder(work_dir) / FINGERPRINT_FILE).is_file()
+
+
+def check_same_fit(work_dir: Path, current: dict) -> None:
+    """Raise if the interrupted fit in ``work_dir`` was started with other arguments than ``current``."""
+    stored = json.loads((resume_folder(work_dir) / FINGERPRINT_FILE).read_text())
+    changed = [name for name in current if stored.get(name) != current[name]]
+    if changed:
+        raise ConfigError(f"The interrupted fit in {work_dir} was started with other {', '.join(changed)}: pass "
+                          "the same arguments to continue it, or resume=False to start over.")
+
+
+def record_fit(work_dir: Path, current: dict, call: dict, frames: dict) -> None:
+    """Write the fingerprint, and the call with its frames for ``Predictor.load(path, resume=True)``. A call whose
+    frames cannot be written as Parquet can still be continued by calling ``fit(..., resume=True)`` again."""
+    folder = resume_folder(work_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, frame in frames.items():
+            if frame is not None:
+                frame.to_parquet(folder / f"{name}.parquet")
+        _write_json(folder / CALL_FILE, call)
+    except (TypeError, ValueError, ImportError, OSError) as error:  # e.g. a column pyarrow cannot store
+        logger.warning("This fit can be continued with fit(..., resume=True) only, not Predictor.load(path, "
+                       "resume=True): its arguments could not be stored (%s).", error)
+    _write_json(folder / FINGERPRINT_FILE, current)
+
+
+def stored_call(work_dir: Path) -> dict:
+    """The arguments of the interrupted fit in ``work_dir``, its frames read back (no pickle)."""
+    import pandas as pd
+
+    folder = resume_folder(work_dir)
+    if not (folder / CALL_FILE).is_file():
+        raise ConfigError(f"The interrupted fit in {work_dir} did not store its arguments (see its fit.log): call "
+                          "fit(..., resume=True) with the same arguments to continue it.")
+    call = json.loads((folder / CALL_FILE).read_text())
+    for name in FRAMES:
+        file = folder / f"{name}.parquet"
+        call[name] = pd.read_parquet(file) if file.is_file() else None
+    return call
+
+
+def _write_json(path: Path, values: dict) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(values, default=str))
+    os.replace(partial, path)

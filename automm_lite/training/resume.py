@@ -1,0 +1,106 @@
+"""Resume points: the training state at the end of every epoch, so that a fit that was killed can continue.
+
+A resume point is Lightning's own checkpoint (weights, optimizer, scheduler, loop progress, early stopping, the
+soup's kept weights, the time limit's clock) plus the random states that decide what comes next (the shuffle
+order, dropout). It is written to a temporary file and renamed over the last one, so a kill at any moment leaves
+the previous point whole. It holds tensors, numbers and strings only, and is read back with
+``weights_only=True``: nothing in it can run code.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+logger = logging.getLogger("automm_lite")
+
+RESUME_FILE = "last_epoch.ckpt"
+
+
+class ResumePoints(Callback):
+    """Write a resume point to ``folder`` at the end of every training epoch.
+
+    Parameters
+    ----------
+    folder : Path
+    loader_generator : torch.Generator
+        The training loader's shuffle generator: its state at the end of an epoch decides the next epoch's order.
+    """
+
+    def __init__(self, folder: Path, loader_generator: torch.Generator):
+        self.folder = Path(folder)
+        self.loader_generator = loader_generator
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if trainer.logger is not None:
+            trainer.logger.save()  # the metrics up to this point are on disk with it
+        partial = self.folder / f".{RESUME_FILE}.partial"
+        trainer.save_checkpoint(partial)  # on every process (some strategies gather); the first one writes
+        if trainer.is_global_zero:
+            os.replace(partial, self.folder / RESUME_FILE)  # atomic: the previous point stays whole until here
+
+    def state_dict(self) -> dict:
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        return {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state(),
+                "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                          "has_gauss": int(has_gauss), "gauss": float(gauss)},
+                "python": random.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        self.loader_generator.set_state(state["loader"])
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
+                             n["gauss"]))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+def resume_point(folder: Path | None) -> Path | None:
+    """The last complete resume point in ``folder``, if there is one."""
+    if folder is None:
+        return None
+    path = Path(folder) / RESUME_FILE
+    return path if path.is_file() else None
+
+
+def read_point(point: Path) -> tuple:
+    """(epochs finished, optimizer steps done) of the resume point at ``point``; a DataError if it is damaged."""
+    from ..exceptions import DataError
+
+    try:
+        state = torch.load(point, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["epoch"]) + 1, int(state["global_step"])
+    except Exception as error:  # whatever a damaged file raises: the message says what to do
+        raise DataError(f"The resume point {point} cannot be read ({type(error).__name__}: {error}); pass "
+                        "resume=False to start the fit over.") from None
+
+
+def kept_metrics(metrics_file: Path, step: int):
+    """The rows of Lightning's ``metrics.csv`` before optimizer step ``step`` (the resume point's), which the
+    resumed fit's logger would otherwise delete (it starts its file anew); None when there are none."""
+    import pandas as pd
+
+    if not metrics_file.is_file():
+        return None
+    rows = pd.read_csv(metrics_file)
+    return rows[rows["step"] < step] if "step" in rows else None
+
+
+def merge_metrics(metrics_file: Path, earlier) -> None:
+    """Put the ``earlier`` rows (``kept_metrics``) back before the resumed fit's rows."""
+    import pandas as pd
+
+    if earlier is None or not len(earlier):
+        return
+    later = pd.read_csv(metrics_file) if metrics_file.is_file() else None
+    rows = earlier if later is None else pd.concat([earlier, later], ignore_index=True)
+    rows.to_csv(metrics_file, index=False)

@@ -163,16 +163,20 @@ def test_load_rejects_what_is_not_a_predictor(tmp_path):
 
 @pytest.mark.parametrize("with_teacher", [False, True])
 def test_same_seed_same_predictions(bbc_short, tiny_hp, fitted_text_predictor, tmp_path, with_teacher):
-    # with a teacher: the default recipe, its synthetic rows and layer-wise terms included
+    # with a teacher: the default recipe's synthetic rows, and layer-wise terms (passed: 128 rows get none)
     train, test = bbc_short
     teacher = {"teacher_predictor": fitted_text_predictor} if with_teacher else {}
     keys = {**tiny_hp, "optimization.max_epochs": 1 if not with_teacher else 4}
+    if with_teacher:
+        keys.update({"distiller.hidden_state_loss_weight": 1.0, "distiller.hidden_state_loss_type": "mse",
+                     "distiller.attention_loss_weight": 1.0})
     fits = [Predictor(label="label", path=str(tmp_path / f"r{i}"), verbosity=0).fit(
         train, hyperparameters=keys, seed=3, **teacher) for i in range(2)]
     runs = [fit.predict_proba(test) for fit in fits]
     assert np.array_equal(runs[0].to_numpy(), runs[1].to_numpy())
     if with_teacher:
-        assert "hidden-state MSE" in " ".join(fits[0].fit_summary()["distillation_recipe"]["reasons"])
+        recipe = fits[0].fit_summary()["distillation_recipe"]
+        assert recipe["keys"]["distiller.synthetic_rows"] == 3 and "attention_loss_weight" in recipe["reasons"][-1]
     other = Predictor(label="label", path=str(tmp_path / "other"), verbosity=0).fit(
         train, hyperparameters=keys, seed=4, **teacher).predict_proba(test)
     assert not np.array_equal(other.to_numpy(), runs[0].to_numpy())  # the seed is what decides

@@ -29,6 +29,9 @@ WITH_SYNTHETIC_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hid
                        "distiller.attention_loss_weight": 1.0}
 # Layer-wise terms need steps to pay off: below this many optimizer steps they are left out.
 MIN_LAYER_STEPS = 100
+# Without unlabeled rows, below this many labelled rows the teacher (fitted on as few) is weak, and on synthetic
+# rows its layers teach its mistakes: synthetic rows, but no layer-wise terms (README: BBC-short with few labels).
+MIN_LAYER_ROWS = 500
 # The teacher's layer outputs for every training row are cached before training (memory-mapped above 1 GB); the
 # recipe keeps that cache under this size.
 LAYER_CACHE_BUDGET = 8 * 2 ** 30
@@ -189,6 +192,9 @@ def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
         reasons.append("different tokens: logits and pooled features only")
     elif steps < MIN_LAYER_STEPS:
         reasons.append(f"about {steps} optimizer steps, under {MIN_LAYER_STEPS}: no layer-wise terms")
+    elif not facts.n_unlabeled and facts.n_rows < MIN_LAYER_ROWS:
+        reasons.append(f"{facts.n_rows} labelled rows and no unlabeled ones, under {MIN_LAYER_ROWS}: no layer-wise "
+                       "terms (a teacher fitted on so few rows teaches its mistakes layer by layer)")
     elif not (facts.n_unlabeled or extra or copies):
         reasons.append("same tokens but no rows beyond the labelled ones: no layer-wise terms")
     else:

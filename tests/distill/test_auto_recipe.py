@@ -17,6 +17,7 @@ from automm_lite.config import Config, apply_overrides
 from automm_lite.data.augment import synthetic_rows
 from automm_lite.distill.auto import (
     AUTOGLUON_DISTILLER,
+    MIN_LAYER_ROWS,
     MIN_LAYER_STEPS,
     FitFacts,
     RecipeChoice,
@@ -75,6 +76,15 @@ def test_auto_leaves_layer_terms_out_with_other_tokens_or_too_few_steps():
     # 40 rows x 4 / 32 per step x 10 epochs = 50 steps
     few, choice = chosen(n_rows=40)
     assert few.distiller.hidden_state_loss_weight == 0 and f"under {MIN_LAYER_STEPS}" in choice.describe()
+    # enough steps, but few labelled rows and no unlabeled ones: synthetic rows with the logit and feature terms
+    weak, choice = chosen({"optimization.max_epochs": 100}, n_rows=MIN_LAYER_ROWS - 1)
+    d = weak.distiller
+    assert (d.synthetic_rows, d.hidden_state_loss_weight, d.attention_loss_weight) == (3, 0, 0)
+    assert f"{MIN_LAYER_ROWS - 1} labelled rows and no unlabeled ones, under {MIN_LAYER_ROWS}" in choice.describe()
+    enough, _ = chosen({"optimization.max_epochs": 100}, n_rows=MIN_LAYER_ROWS)
+    assert enough.distiller.hidden_state_loss_weight == 1.0 and enough.distiller.attention_loss_weight == 1.0
+    with_unlabeled, _ = chosen({"optimization.max_epochs": 100}, n_rows=MIN_LAYER_ROWS - 1, has_unlabeled=True)
+    assert with_unlabeled.distiller.hidden_state_loss_weight == 1.0  # the rule is for synthetic rows only
 
 
 def test_the_layer_cache_and_the_unlabeled_rows_bound_the_layer_terms():

@@ -169,7 +169,8 @@ CASES = {
         ConfigError, "layer 9 is out of range.*0..5"),
     "a hub checkpoint offline": (
         lambda c: c.fit(c.train, hyperparameters={**c.hp, "model.hf_text.checkpoint_name": "no-org/no-such-model"}),
-        ConfigError, "(?s)Could not load the text checkpoint 'no-org/no-such-model'.*offline zoo name"),
+        ConfigError, "(?s)Could not load the text checkpoint 'no-org/no-such-model'.*hub is offline.*offline zoo "
+                     "name"),
     # ---------------------------------------------------------------- tuning rows
     "tuning labels not in training": (lambda c: c.fit(c.train, tuning_data=c.test.assign(label="weather")),
                                       DataError, r"\['weather'\].*not seen in training"),

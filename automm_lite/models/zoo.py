@@ -231,6 +231,33 @@ def split_layer_spec(name: str):
     return (match.group("source"), match.group("layers")) if match else (None, None)
 
 
+def check_reachable(name: str) -> None:
+    """A ConfigError now, before any data work, for a hub checkpoint name that cannot load: offline
+    (``HF_HUB_OFFLINE``) and not in the local Hugging Face cache. Zoo names, folders and ``teacher`` always pass;
+    online, the download is left to the fit."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from ..exceptions import ConfigError
+
+    source, _ = split_layer_spec(name)
+    name = os.fspath(source or name)
+    if name in ZOO or name == "teacher" or os.path.isdir(name):
+        return
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if not offline:
+        return
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not even a repository id
+        cached = None
+    if not isinstance(cached, str):
+        raise ConfigError(
+            f"Could not load the text checkpoint {name!r}: it is neither an offline zoo name nor a local folder, "
+            f"and the hub is offline (HF_HUB_OFFLINE) with no cached copy.\nWithout internet, use an offline zoo "
+            f"name ({', '.join(list_zoo())}), a local Hugging Face folder, or '<zoo name>:layers=0,2,4' for a "
+            "smaller student; see `automm-lite zoo`.")
+
+
 def known_depth(name: str, teacher_layers: int | None = None) -> int | None:
     """Encoder layers of a checkpoint name without loading or converting it: a zoo entry, a local folder's
     ``config.json``, ``teacher`` (``teacher_layers``), a ``:layers=`` spec (checked against its source); None when

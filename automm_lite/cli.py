@@ -45,11 +45,14 @@ def _keys(args):
 
 
 def _zoo(args):
-    from .models.zoo import ZOO
+    from .models.zoo import IMAGE_ZOO, ZOO
 
     for name, entry in ZOO.items():
         print(f"{name:12s} {entry.description}")
     print("\nA smaller student from chosen layers of any of them: '<name>:layers=0,2,4' (e.g. 'minilm-l6:layers=0').")
+    print("\nImage networks (model.timm_image.checkpoint_name; any timm name with pretrained=false, or online):")
+    for name, entry in IMAGE_ZOO.items():
+        print(f"{name:18s} {entry.description}")
 
 
 def _distill(args):

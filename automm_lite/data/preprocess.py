@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ..exceptions import DataError
+from .images import count_unreadable, is_missing, looks_like_images
 
 logger = logging.getLogger("automm_lite")
 
-COLUMN_KINDS = ("text", "categorical", "numerical", "ignore")
+COLUMN_KINDS = ("text", "image", "categorical", "numerical", "ignore")
 PROBLEM_TYPES = ("binary", "multiclass", "regression")
 NUMBER_CLIP = 100.0  # standardized numbers are kept within this many training standard deviations
 
@@ -87,6 +89,9 @@ def infer_column_types(data, label: str, column_types: dict | None = None) -> di
         reason = None
         if values.empty:
             reason = "it is empty"
+        elif looks_like_images(column, values):  # before the value count: every file may have one name
+            kinds[column] = "image"
+            continue
         elif values.astype(str).nunique() == 1:
             reason = "it holds one value only"
         kinds[column] = "ignore" if reason else _infer_kind(values, n_rows)
@@ -218,6 +223,15 @@ class Preprocessor:
                 raise DataError(f"{what}: column {column!r} holds infinite values; replace them, e.g. "
                                 f"df[{column!r}] = df[{column!r}].replace([np.inf, -np.inf], np.nan) (a missing "
                                 "value reads as the training mean).")
+        for column in self.columns("image"):
+            unreadable = count_unreadable(data[column])
+            if unreadable == len(data):
+                raise DataError(f"{what}: column {column!r} has no image in any of its {len(data)} row(s) (missing "
+                                f"values or paths that are not files, e.g. {data[column].iloc[0]!r}); pass paths "
+                                f"that exist (relative ones are read from {os.getcwd()!r}) or image bytes.")
+            if unreadable:
+                logger.warning("%s: column %r has no image in %d of %d row(s) (missing, or not a file); they are "
+                               "read as zero images.", what, column, unreadable, len(data))
         for column in self.columns("text"):
             blank = data[column].isna() | data[column].astype(str).str.strip().eq("")
             if blank.any():
@@ -245,6 +259,9 @@ class Preprocessor:
             first = texts[0]
             second = [" ".join(parts) for parts in zip(*texts[1:])] if len(texts) > 1 else None
             features["text"] = (first, second)
+        image_columns = self.columns("image")
+        if image_columns:
+            features["image"] = [[None if is_missing(v) else v for v in data[c].tolist()] for c in image_columns]
         if self.state["numerical"]:
             columns = []
             for column, (mean, std) in self.state["numerical"].items():

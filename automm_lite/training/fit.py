@@ -47,7 +47,8 @@ def model_schema(preprocessor) -> dict:
     """What the model's shape depends on in the data (saved with the predictor)."""
     classes = preprocessor.class_labels
     return {"n_outputs": 1 if classes is None else len(classes),
-            "n_numerical": len(preprocessor.columns("numerical")), "cardinalities": preprocessor.cardinalities()}
+            "n_numerical": len(preprocessor.columns("numerical")), "cardinalities": preprocessor.cardinalities(),
+            "n_image_columns": len(preprocessor.columns("image"))}
 
 
 def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
@@ -108,6 +109,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
     train_set = build_dataset(model, pre.transform(rows), labels)
+    for group in train_set.inputs.values():
+        if hasattr(group, "use_training_transforms"):  # images: augmented while training only
+            group.use_training_transforms()
     tuning_set = build_dataset(model, pre.transform(tuning), pre.encode_labels(tuning[pre.label]))
     if teachers:
         from ..distill.recipe import prepare_distillation

@@ -56,8 +56,8 @@ def test_column_types_override_and_errors():
     assert kinds["rating"] == "numerical" and kinds["text"] == "ignore"
     with pytest.raises(DataError, match="nosuch"):
         infer_column_types(frame(), "label", {"nosuch": "text"})
-    with pytest.raises(DataError, match="image"):
-        infer_column_types(frame(), "label", {"text": "image"})
+    with pytest.raises(DataError, match="'video' is not a column kind"):
+        infer_column_types(frame(), "label", {"text": "video"})
     with pytest.raises(DataError, match="No usable"):
         infer_column_types(frame()[["empty", "label"]], "label")
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_IMAGE_HP  # noqa: E402  (pytest puts tests/ on sys.path)
 
 from automm_lite.config import Config, apply_overrides
 from automm_lite.data.preprocess import COLUMN_KINDS, Preprocessor, infer_column_types
@@ -20,15 +21,16 @@ COMBINATIONS = [list(names) for size in range(1, len(BACKBONES) + 1) for names i
 
 
 def test_every_registered_backbone_is_checked():
-    assert {"hf_text", "tabular_mlp"} <= set(BACKBONES)
+    assert {"hf_text", "timm_image", "tabular_mlp"} <= set(BACKBONES)
     assert len(COMBINATIONS) == 2 ** len(BACKBONES) - 1
 
 
-def rows(n=7):
-    """A frame with a column of every kind a backbone may read (texts of different lengths)."""
+def rows(images, n=7):
+    """A frame with a column of every kind a backbone may read (texts of different lengths, image files)."""
     rng = np.random.default_rng(0)
     return pd.DataFrame({
         "review": [" ".join(["word"] * (1 + 3 * i)) + f" number {i}" for i in range(n)],
+        "photo": images[:n],
         "drug": ["aspirin", "ibuprofen", "placebo"] * (n // 3) + ["aspirin"] * (n % 3),
         "useful_count": rng.integers(0, 50, n).astype(float),
         "year": rng.integers(2008, 2018, n).astype(float),
@@ -37,17 +39,19 @@ def rows(n=7):
 
 
 @pytest.fixture(scope="module")
-def features():
+def features(digit_images):
     """``Preprocessor.transform`` features and the model schema of ``rows()``."""
-    data = rows()
+    data = rows(digit_images[0])
     kinds = infer_column_types(data, "label", {"review": "text", "drug": "categorical", "useful_count": "numerical",
                                                "year": "numerical"})
+    assert kinds["photo"] == "image"
     pre = Preprocessor("label", "binary", kinds).fit(data)
     return pre.transform(data), model_schema(pre), len(data)
 
 
 def config_for(checkpoint):
-    return apply_overrides(Config(), {"model.hf_text.checkpoint_name": checkpoint, "model.hf_text.max_text_len": 32})
+    return apply_overrides(Config(), {"model.hf_text.checkpoint_name": checkpoint, "model.hf_text.max_text_len": 32,
+                                      **TINY_IMAGE_HP})
 
 
 @pytest.fixture(scope="module", params=COMBINATIONS, ids="+".join)
@@ -144,11 +148,14 @@ def test_saved_backbones_rebuild_the_same_model(built, features, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def drug_reviews():
+def drug_reviews(digit_images):
+    """Drug reviews with a photo column (a digit image per row) for the image backbone."""
     from automm_lite.datasets import load_drug_reviews
 
     train, test = load_drug_reviews()
-    return train.sample(80, random_state=0), test.head(16)
+    paths = digit_images[0]
+    train, test = train.sample(80, random_state=0), test.head(16)
+    return train.assign(photo=paths[:80]), test.assign(photo=paths[80:96])
 
 
 @pytest.mark.parametrize("names", COMBINATIONS, ids="+".join)

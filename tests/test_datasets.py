@@ -308,3 +308,33 @@ def test_chatterbot_topics_are_disjoint_stratified_and_checked():
     assert abs(len(test) / len(both) - 0.25) < 0.01
     with pytest.raises(ValueError, match="english"):
         ds.load_chatterbot_categories(language="klingon")
+
+
+def test_fashion_mnist_is_real_stratified_and_written_once(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from automm_lite.data.preprocess import infer_column_types
+    from automm_lite.datasets import FASHION_MNIST_LABELS, load_fashion_mnist
+
+    monkeypatch.setenv("AUTOMM_LITE_CACHE", str(tmp_path))
+    train, test = load_fashion_mnist(200, 50, seed=1, mixed=True)
+    assert len(train) == 200 and len(test) == 50 and set(train.label) == set(FASHION_MNIST_LABELS)
+    assert train.label.value_counts().tolist() == [20] * 10  # stratified
+    with Image.open(train.image.iloc[0]) as image:
+        assert image.size == (28, 28) and image.mode == "L"
+    assert infer_column_types(train, "label") == {"image": "image", "ink": "numerical", "description": "text"}
+    again, _ = load_fashion_mnist(200, 50, seed=1)
+    assert again.image.tolist() == train.image.tolist() and list(again.columns) == ["image", "label"]
+    other, _ = load_fashion_mnist(200, 50, seed=2)
+    assert set(other.image) != set(train.image)
+    sandals = train[train.label == "Sandal"]
+    assert sandals.description.str.startswith("footwear").all()
+
+
+def test_digit_images(tmp_path, monkeypatch):
+    from automm_lite.datasets import load_digit_images
+
+    monkeypatch.setenv("AUTOMM_LITE_CACHE", str(tmp_path))
+    train, test = load_digit_images()
+    assert len(train) + len(test) == 1797 and sorted(train.label.unique()) == list(range(10))
+    assert not set(train.image) & set(test.image)

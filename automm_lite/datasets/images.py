@@ -1,0 +1,106 @@
+"""Real offline images as frames of file paths: Fashion-MNIST (the Debian package ``dataset-fashion-mnist``) and
+scikit-learn's 8x8 digits, written as PNG files once into the cache."""
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                        "Ankle boot")
+# A real attribute of each class, coarser than the class: the text column of the mixed frame.
+FASHION_MNIST_GROUPS = ("a top", "trousers", "a top", "a dress", "a top", "footwear", "a top", "footwear", "a bag",
+                        "footwear")
+
+
+def _images_folder(name: str) -> Path:
+    from ..models.zoo import cache_dir
+
+    return cache_dir() / "datasets" / name
+
+
+def _write_pngs(images, folder: Path, names) -> list:
+    """Each image (a uint8 array) as ``folder/<name>.png``, written once (a file appears whole or not at all)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image, name in zip(images, names):
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            partial = folder / f".{name}.{os.getpid()}.png"
+            Image.fromarray(image).save(partial)
+            os.replace(partial, path)
+        paths.append(str(path))
+    return paths
+
+
+def _read_idx(path: Path, offset: int, shape: tuple):
+    import numpy as np
+
+    with gzip.open(path, "rb") as file:
+        return np.frombuffer(file.read(), dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def load_fashion_mnist(n_train: int | None = 6000, n_test: int | None = 1000, seed: int = 0, mixed: bool = False):
+    """Fashion-MNIST (28x28 grey clothes, 10 classes) as (train, test) frames: ``image`` (a PNG path) and
+    ``label`` (the class name), a stratified sample of each split.
+
+    Parameters
+    ----------
+    n_train, n_test : int or None
+        Rows sampled from the 60,000 training and 10,000 test images (None: all of them).
+    seed : int
+    mixed : bool
+        Add a number and a text column from real attributes, for text + image + tabular fits: ``ink`` (the
+        image's mean brightness) and ``description`` (the kind of garment, coarser than the class, and its ink:
+        "footwear with 13 percent ink").
+
+    Raises
+    ------
+    FileNotFoundError
+        Without the Debian package; the message gives the apt command.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        raise FileNotFoundError(f"Fashion-MNIST is read from {FASHION_MNIST_DIR}, which the Debian package "
+                                "dataset-fashion-mnist installs: sudo apt-get install dataset-fashion-mnist (or "
+                                "bash scripts/install.sh).")
+    frames = []
+    for split, prefix, n_rows, total in (("train", "train", n_train, 60000), ("test", "t10k", n_test, 10000)):
+        labels = _read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz", 8, (total,))
+        rng = np.random.default_rng(seed)
+        if n_rows is None or n_rows >= total:
+            rows = np.arange(total)
+        else:  # stratified: the same share of every class
+            rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:round(n_rows / 10)]
+                                           for c in range(10)]))
+        images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz", 16, (total, 28, 28))[rows]
+        paths = _write_pngs(images, _images_folder("fashion_mnist") / split, [str(i) for i in rows])
+        frame = pd.DataFrame({"image": paths, "label": [FASHION_MNIST_LABELS[c] for c in labels[rows]]})
+        if mixed:
+            ink = images.reshape(len(rows), -1).mean(axis=1).round(2)
+            frame.insert(1, "ink", ink)
+            frame.insert(2, "description", [f"{FASHION_MNIST_GROUPS[c]} with {round(i)} percent ink"
+                                            for c, i in zip(labels[rows], ink / 2.55)])
+        frames.append(frame)
+    return frames[0], frames[1]
+
+
+def load_digit_images(test_size: float = 0.25, seed: int = 0):
+    """scikit-learn's 1,797 handwritten digits (8x8) as PNG paths: (train, test) frames of ``image`` and
+    ``label`` (0-9), stratified; a tiny real image set."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    from ._files import _check_fraction, _stratified_split
+
+    _check_fraction("test_size", test_size)
+    digits = load_digits()
+    images = (digits.images * 255 / 16).astype(np.uint8)
+    paths = _write_pngs(images, _images_folder("digits"), [str(i) for i in range(len(images))])
+    return _stratified_split(pd.DataFrame({"image": paths, "label": digits.target}), test_size, seed)

@@ -20,7 +20,8 @@ from .hub import (
 from .images import FASHION_MNIST_LABELS, load_digit_images, load_fashion_mnist
 from .reviews import DRUG_REVIEW_LABELS, load_drug_reviews
 
-__all__ = ["BBC_LABELS", "DRUG_REVIEW_LABELS", "FASHION_MNIST_LABELS", "GLUE_ALIASES", "GLUE_HUB_ID", "GLUE_METRICS", "GLUE_TASKS",
-           "MIN_PAIR_SIZE", "PAWSX_HUB_ID", "PAWSX_LANGUAGES", "DatasetUnavailableError", "glue_task_name",
-           "list_pair_languages", "load_bbc_news", "load_chatterbot_categories", "load_digit_images",
-           "load_drug_reviews", "load_fashion_mnist", "load_glue", "load_multilingual_pairs", "load_pawsx"]
+__all__ = ["BBC_LABELS", "DRUG_REVIEW_LABELS", "FASHION_MNIST_LABELS", "GLUE_ALIASES", "GLUE_HUB_ID", "GLUE_METRICS",
+           "GLUE_TASKS", "MIN_PAIR_SIZE", "PAWSX_HUB_ID", "PAWSX_LANGUAGES", "DatasetUnavailableError",
+           "glue_task_name", "list_pair_languages", "load_bbc_news", "load_chatterbot_categories",
+           "load_digit_images", "load_drug_reviews", "load_fashion_mnist", "load_glue", "load_multilingual_pairs",
+           "load_pawsx"]

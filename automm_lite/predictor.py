@@ -527,6 +527,8 @@ class Predictor:
         from .inference.onnx import onnxruntime_available
         from .io import read_metadata, recover_interrupted_save, restore_model, work_folder
 
+        if not isinstance(resume, bool):
+            raise ConfigError(f"resume must be True or False, got {resume!r}.")
         if resume:
             from .fit_resume import has_resume_state, stored_call
 

@@ -142,6 +142,8 @@ def test_a_resumed_call_must_be_the_same_fit(interrupted, bbc_short):
     assert point_of(path).is_file()  # the mistakes cost the interrupted fit nothing
     with pytest.raises(ConfigError, match="resume must be True or False"):
         predictor.fit(train, seed=1, hyperparameters=hyperparameters, resume="yes")
+    with pytest.raises(ConfigError, match="resume must be True or False"):
+        Predictor.load(path, resume=1)
 
 
 def test_a_fit_without_resume_starts_over(interrupted, bbc_short):

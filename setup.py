@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="automm_lite",
     version="0.1.0",
-    description="Small, fast AutoML predictors for text and tabular data, with knowledge distillation",
+    description="Small, fast AutoML predictors for text, image and tabular data, with knowledge distillation",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["automm_lite", "automm_lite.*"]),

@@ -1,8 +1,19 @@
-"""Models stage: the backbone protocol and registry, and ``build_model`` (column kinds + config -> one model)."""
+"""Models stage: the backbone registry and ``build_model`` (column kinds + config -> one model). Imports nothing
+heavy: the backbones are imported when first needed."""
 from __future__ import annotations
 
 from ..exceptions import ConfigError
-from .registry import BACKBONES, register_backbone  # noqa: F401  (the registry's public names)
+
+BACKBONES = {}  # names (as in ``model.names``) -> backbone classes
+
+
+def register_backbone(name: str):
+    """Class decorator: make a backbone available under ``name`` (as in ``model.names``)."""
+    def add(cls):
+        BACKBONES[name] = cls
+        cls.name = name
+        return cls
+    return add
 
 
 def get_backbone(name: str):
@@ -13,8 +24,13 @@ def get_backbone(name: str):
 
 
 def _register_builtin():
-    # The built-in backbones, registered by importing them; their order is the default order of a model's parts.
-    from . import text, image, tabular  # noqa: F401, I001
+    # The built-in backbones (each names itself); a model's parts follow their ``order``.
+    from .image import TimmImage
+    from .tabular import TabularMlp
+    from .text import HfTextBackbone
+
+    for backbone in (HfTextBackbone, TimmImage, TabularMlp):
+        BACKBONES.setdefault(backbone.name, backbone)
 
 
 def backbone_names(config, column_kinds: dict) -> list[str]:

@@ -6,12 +6,13 @@ from torch import nn
 
 
 class Backbone(nn.Module):
-    """Base class of every registered backbone (``@register_backbone(name)`` sets ``name``).
+    """Base class of every registered backbone.
 
     A backbone reads some kinds of columns, encodes them once per dataset (``encode``: a group with ``len``,
     ``lengths()`` and ``collate(indices) -> dict of tensors``), and turns a batch of its own inputs (``forward``
-    gets ``batch[name]``) into one feature vector per row. Adding a backbone is a new file plus its line in
-    ``models._register_builtin``.
+    gets ``batch[name]``) into one feature vector per row. A built-in backbone is a new file whose class sets
+    ``name``, plus its line in ``models._register_builtin``; one of your own is registered with
+    ``@automm_lite.models.register_backbone(name)``.
 
     Attributes
     ----------

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..exceptions import ConfigError
 from .backbone import Backbone
-from .registry import register_backbone
 
 INFO_FILE = "timm_image.json"  # what rebuilds the network without the hub: its timm name and image settings
 
@@ -38,7 +37,6 @@ def image_transform(names, size: int, data_config: dict):
     return T.Compose([*chosen, T.ToTensor(), T.Normalize(data_config["mean"], data_config["std"])])
 
 
-@register_backbone("timm_image")
 class TimmImage(Backbone):
     """Pooled features of a timm network for each image column, averaged over the images a row has.
 
@@ -54,6 +52,7 @@ class TimmImage(Backbone):
     train_transforms, val_transforms : list of str
     """
 
+    name = "timm_image"
     reads = ("image",)
     order = 5
 

@@ -7,10 +7,8 @@ from torch import nn
 
 from ..data.batching import ArrayGroup
 from .backbone import Backbone
-from .registry import register_backbone
 
 
-@register_backbone("tabular_mlp")
 class TabularMlp(Backbone):
     """Embeds each categorical column, concatenates the scaled numbers, and runs an MLP.
 
@@ -23,6 +21,7 @@ class TabularMlp(Backbone):
     hidden_size, num_layers, embedding_size, dropout : MLP shape (``model.tabular_mlp.*``).
     """
 
+    name = "tabular_mlp"
     reads = ("numerical", "categorical")
     order = 10
 

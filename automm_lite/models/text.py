@@ -8,7 +8,6 @@ import torch
 from ..data.tokens import TOKEN_INPUTS, TokenGroup
 from ..exceptions import ConfigError
 from .backbone import Backbone
-from .registry import register_backbone
 
 BIG_VOCAB = 100_000  # above this the word embeddings dominate the model (me5-small: 96M of 118M weights)
 
@@ -43,7 +42,6 @@ def load_tokenizer(folder: str):
         raise ConfigError(f"Could not load a tokenizer from {folder!r}: {error}") from error
 
 
-@register_backbone("hf_text")
 class HfTextBackbone(Backbone):
     """Token states of a transformer encoder pooled into one vector per row.
 
@@ -59,6 +57,7 @@ class HfTextBackbone(Backbone):
         Where the encoder came from (for the model card).
     """
 
+    name = "hf_text"
     reads = ("text",)
     order = 0
     layer_outputs = True

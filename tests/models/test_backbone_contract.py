@@ -13,7 +13,7 @@ from automm_lite.data.preprocess import COLUMN_KINDS, Preprocessor, infer_column
 from automm_lite.inference.onnx import flat_inputs
 from automm_lite.inference.runner import example_batch
 from automm_lite.models import _register_builtin, build_model
-from automm_lite.models.registry import BACKBONES
+from automm_lite.models import BACKBONES
 from automm_lite.training.fit import model_schema
 
 _register_builtin()

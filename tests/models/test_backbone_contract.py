@@ -12,8 +12,7 @@ from automm_lite.config import Config, apply_overrides
 from automm_lite.data.preprocess import COLUMN_KINDS, Preprocessor, infer_column_types
 from automm_lite.inference.onnx import flat_inputs
 from automm_lite.inference.runner import example_batch
-from automm_lite.models import _register_builtin, build_model
-from automm_lite.models import BACKBONES
+from automm_lite.models import BACKBONES, _register_builtin, build_model
 from automm_lite.training.fit import model_schema
 
 _register_builtin()

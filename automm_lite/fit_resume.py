@@ -62,10 +62,11 @@ def has_resume_state(work_dir: Path) -> bool:
     """Whether an interrupted fit in ``work_dir`` left something to continue from: a finished epoch's resume
     point, or the teacher outputs it computed."""
     from .distill.teacher import OUTPUTS_LIST
+    from .training.resume import RESUME_FILE, TEACHER_OUTPUTS
 
     folder = resume_folder(work_dir)
     return (folder / FINGERPRINT_FILE).is_file() and (
-        (folder / "last_epoch.ckpt").is_file() or (folder / "teacher_outputs" / OUTPUTS_LIST).is_file())
+        (folder / RESUME_FILE).is_file() or (folder / TEACHER_OUTPUTS / OUTPUTS_LIST).is_file())
 
 
 def check_same_fit(work_dir: Path, current: dict) -> None:

@@ -243,8 +243,9 @@ def restore_model(config, names, schema, path):
 class FitFolder:
     """The folder a fit works in (``work_dir``, beside ``save_path``), with the fit's log file being written."""
 
-    def __init__(self, save_path: Path, work_dir: Path, log_handler):
+    def __init__(self, save_path: Path, work_dir: Path, log_handler, resuming: bool = False):
         self.save_path, self.work_dir, self.log_handler = save_path, work_dir, log_handler
+        self.resuming = resuming  # it holds an interrupted fit's state, which this fit continues
 
 
 def work_folder(path) -> Path:
@@ -269,10 +270,11 @@ def fit_folder(path, resume: bool = False):
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
     save_path = check_save_path(path or f"automm_lite_models/{stamp}")
     work_dir = work_folder(save_path)
-    if has_resume_state(work_dir) and not resume:
+    interrupted = has_resume_state(work_dir)
+    if interrupted and not resume:
         logger.info("An interrupted fit of %s is discarded: this fit starts over (resume=True continues it).",
                     save_path)
-    resuming = resume and has_resume_state(work_dir)
+    resuming = resume and interrupted
     if not resuming:
         shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +282,7 @@ def fit_folder(path, resume: bool = False):
     kept = save_path.parent / f"{save_path.name}.failed-fit.log"
     keep_work = False
     try:
-        yield FitFolder(save_path, work_dir, handler)
+        yield FitFolder(save_path, work_dir, handler, resuming)
         kept.unlink(missing_ok=True)  # an earlier failure's
     except (ConfigError, DataError):
         keep_work = resuming  # a mistake in a resumed call costs the interrupted fit nothing

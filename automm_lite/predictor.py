@@ -102,7 +102,7 @@ class Predictor:
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
                                       column_types, teachers)
-        from .fit_resume import check_same_fit, fingerprint, has_resume_state, record_fit, resume_folder
+        from .fit_resume import check_same_fit, fingerprint, record_fit, resume_folder
         from .io import fit_folder, save_atomically
 
         # Resume points need a path to come back to (not the default timestamped one) and data it can hash.
@@ -116,7 +116,7 @@ class Predictor:
                 record = False
         with fit_folder(self.path, resume) as folder:
             self.path = str(folder.save_path)
-            resuming = resume and has_resume_state(folder.work_dir)
+            resuming = folder.resuming
             if resuming:
                 if same_fit is None:
                     raise ConfigError("resume=True, but these arguments cannot be compared with the interrupted "

@@ -115,10 +115,11 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     tuning_set = build_dataset(model, pre.transform(tuning), pre.encode_labels(tuning[pre.label]))
     if teachers:
         from ..distill.recipe import prepare_distillation
+        from .resume import TEACHER_OUTPUTS
 
         distillation = prepare_distillation(config, pre, model, list(teachers), rows, train_set.inputs,
                                             work_dir / "teacher_cache",
-                                            resume_dir / "teacher_outputs" if resume_dir is not None else None)
+                                            resume_dir / TEACHER_OUTPUTS if resume_dir is not None else None)
         train_set.arrays.update(distillation.arrays)
         objective, forward_kwargs = distillation.objective, distillation.forward_kwargs
         attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps
@@ -202,7 +203,7 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
     """Lightning's fit of the system, continued from the resume point in ``resume_dir`` if there is one; returns
     the trainer and the kept best weights."""
     from ..data.batching import eval_loader, inference_batching, train_loader
-    from .resume import ResumePoints, kept_metrics, merge_metrics, read_point, resume_point
+    from .resume import ResumePoints, kept_metrics, read_point, resume_point, write_merged_log
     from .strategy import uses_gpu
     from .system import LitSystem, build_trainer
 
@@ -225,7 +226,8 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens),
                     ckpt_path=point, **({"weights_only": True} if point else {}))
-    merge_metrics(metrics_file, earlier)
+    if earlier is not None and len(earlier):  # the logger started its file anew: earlier runs' rows go first
+        write_merged_log(metrics_file, earlier, metrics_file)
     return trainer, kept
 
 

@@ -21,6 +21,7 @@ logger = logging.getLogger("automm_lite")
 
 RESUME_FILE = "last_epoch.ckpt"
 HISTORY_FILE = "metrics.csv"  # the training log up to the point, across all runs of the fit
+TEACHER_OUTPUTS = "teacher_outputs"  # the folder of the teacher outputs a fit stored, beside the points
 
 
 class ResumePoints(Callback):
@@ -45,7 +46,7 @@ class ResumePoints(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         if trainer.logger is not None and trainer.is_global_zero:
             trainer.logger.save()  # the training log up to this point is kept with it, whatever comes next
-            _write_history(self.folder / HISTORY_FILE, self.history, Path(trainer.logger.log_dir) / "metrics.csv")
+            write_merged_log(self.folder / HISTORY_FILE, self.history, Path(trainer.logger.log_dir) / "metrics.csv")
         self._should_stop = bool(trainer.should_stop)  # early stopping decided in this epoch's validation
         partial = self.folder / f".{RESUME_FILE}.partial"
         trainer.save_checkpoint(partial)  # on every process (some strategies gather); the first one writes
@@ -78,16 +79,17 @@ class ResumePoints(Callback):
         self._stop_when_resumed = bool(state.get("should_stop", False))
 
 
-def _write_history(target: Path, earlier, metrics_file: Path) -> None:
+def write_merged_log(target: Path, earlier, metrics_file: Path) -> None:
+    """Write the ``earlier`` rows of the training log, then those of ``metrics_file`` (the current run's), to
+    ``target`` (atomically: it may be the resume point's copy)."""
     import pandas as pd
 
-    if not metrics_file.is_file():
+    parts = [rows for rows in (earlier, pd.read_csv(metrics_file) if metrics_file.is_file() else None)
+             if rows is not None and len(rows)]
+    if not parts:
         return
-    rows = pd.read_csv(metrics_file)
-    if earlier is not None and len(earlier):
-        rows = pd.concat([earlier, rows], ignore_index=True)
     partial = target.with_name(f".{target.name}.partial")
-    rows.to_csv(partial, index=False)
+    pd.concat(parts, ignore_index=True).to_csv(partial, index=False)
     os.replace(partial, target)
 
 
@@ -121,14 +123,3 @@ def kept_metrics(folder: Path, step: int):
         return None
     rows = pd.read_csv(history)
     return rows[rows["step"] < step] if "step" in rows else None
-
-
-def merge_metrics(metrics_file: Path, earlier) -> None:
-    """Put the ``earlier`` rows (``kept_metrics``) back before the resumed fit's rows."""
-    import pandas as pd
-
-    if earlier is None or not len(earlier):
-        return
-    later = pd.read_csv(metrics_file) if metrics_file.is_file() else None
-    rows = earlier if later is None else pd.concat([earlier, later], ignore_index=True)
-    rows.to_csv(metrics_file, index=False)

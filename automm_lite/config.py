@@ -48,7 +48,8 @@ IMAGE_TRANSFORMS = Literal["resize_to_square", "resize_shorter_side", "center_cr
 @dataclass
 class TimmImageConfig:
     checkpoint_name: str = _key("efficientnet-lite0", "Image network: an offline zoo name (`efficientnet-lite0`, "
-                                "ImageNet weights) or a timm model name (pretrained weights from the hub, online)")
+                                "ImageNet weights) or a timm model name (pretrained weights from the hub, online); "
+                                "`name:blocks=k` keeps the first k blocks of every stage (a smaller student)")
     pretrained: bool = _key(True, "Start from the network's pretrained weights; false = random weights (the "
                             "architecture only)")
     image_size: int | Literal["auto"] = _key(AUTO, "Side of the square images the network reads, in pixels; auto = "
@@ -194,9 +195,10 @@ class DistillerConfig:
                                le=16)
     synthetic_ops: list[Literal["mix", "swap", "span"]] = _key(
         ["mix", "swap", "span"], "How synthetic rows are made, cycling through the list: mix = the first half of "
-        "one row's words and the second half of another's, in every text column; swap = one text column replaced "
-        "by another row's (rows with two or more text columns, such as sentence pairs; else mix); span = a shorter "
-        "stretch of each text")
+        "one row's words and the second half of another's in every text column, a box of another row's image pasted "
+        "in (CutMix) in every image column; swap = one text or image column replaced by another row's (rows with "
+        "two or more such columns, such as sentence pairs; else mix); span = a shorter stretch of each text, a crop "
+        "of each image")
     teacher_precision: Literal["32", "bf16"] = _key(
         "32", "Precision of the one teacher pass over the training rows: 32, or bf16 autocast where the CPU/GPU has "
         "native bf16 (a big teacher's pass runs faster; else 32 with a warning)")

@@ -252,7 +252,7 @@ class Predictor:
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
                                compile=False):
-        """Make predict faster: a bf16 text encoder, int8 weights, onnxruntime, a compiled encoder; returns ``self``.
+        """Make predict faster: bf16 encoders, int8 weights, onnxruntime, compiled encoders; returns ``self``.
 
         The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``,
         ``env.inference_compile``), so a saved predictor keeps it. Choices the hardware cannot run fast fall back
@@ -271,9 +271,9 @@ class Predictor:
         max_score_drop : float
             Tolerated loss of ``eval_metric`` (in its own units) before warning.
         compile : bool
-            Run the text encoder through ``torch.compile`` (torch backend, precision 32 or bf16). It compiles
-            here, once (seconds to a minute), and again at the first predict of a reloaded predictor. A CPU needs
-            a C++ compiler; without one inference runs uncompiled, with a warning.
+            Run the text encoder and the image network through ``torch.compile`` (torch backend, precision 32
+            or bf16). It compiles here, once (seconds to a minute), and again at the first predict of a reloaded
+            predictor. A CPU needs a C++ compiler; without one inference runs uncompiled, with a warning.
         """
         self._check_fitted()
         if not isinstance(compile, bool):

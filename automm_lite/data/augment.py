@@ -1,5 +1,6 @@
 """Text augmentation: extra training copies of labelled rows (word masking, deletion, span shuffling), and
-synthetic rows for a teacher to label (two rows mixed, one text column swapped, a shorter span)."""
+synthetic rows for a teacher to label (two rows mixed, one text or image column swapped, a shorter span or a
+crop)."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,37 +62,42 @@ def augmented_copies(data, text_columns: list, copies: int, ops, prob: float, se
     return pd.concat(parts, ignore_index=True)
 
 
-def synthetic_rows(data, text_columns: list, per_row: int, ops, seed: int):
+def synthetic_rows(data, text_columns: list, per_row: int, ops, seed: int, image_columns: list = ()):
     """``per_row`` x ``len(data)`` made-up rows for a teacher to label (their labels mean nothing: drop them).
 
     Each batch of ``len(data)`` rows applies one operation, cycling through ``ops``, with every row of ``data`` as
     the first parent once and a random other row as the second:
 
     - ``mix``: in every text column, the first half of the first row's words and the second half of the second's;
-    - ``swap``: one text column (a random one per row) taken from the second row, the others from the first, so a
-      sentence pair becomes a new pair; with fewer than two text columns it mixes instead;
-    - ``span``: a random stretch of 40-90% of each text column's words.
+      in every image column, a box of the second row's image (20-60% of the area) pasted into the first's (CutMix);
+    - ``swap``: one text or image column (a random one per row) taken from the second row, the others from the
+      first, so a sentence pair becomes a new pair; with fewer than two such columns it mixes instead;
+    - ``span``: a random stretch of 40-90% of each text column's words, a random crop of 50-90% of each image's
+      sides.
 
     Other columns come from the first row. Deterministic for a seed, so teacher outputs can be computed once.
+    Made images are :class:`~automm_lite.data.images.MadeImage` values, decoded per batch like paths.
     """
     import pandas as pd
 
-    if per_row <= 0 or not text_columns or len(data) < 2:
+    columns = [*text_columns, *image_columns]
+    if per_row <= 0 or not columns or len(data) < 2:
         return data.iloc[:0]
     rng = np.random.default_rng(seed)
     data = data.reset_index(drop=True)
     texts = {column: [str(t).split() for t in data[column].fillna("")] for column in text_columns}
+    images = {column: data[column].to_numpy(dtype=object) for column in image_columns}
     n = len(data)
     parts = []
     for index in range(per_row):
         op = ops[index % len(ops)]
-        if op == "swap" and len(text_columns) < 2:
+        if op == "swap" and len(columns) < 2:
             op = "mix"
         other = (np.arange(n) + rng.integers(1, n, size=n)) % n  # never the row itself
         part = data.copy()
         if op == "swap":
-            swapped = rng.integers(0, len(text_columns), size=n)
-            for position, column in enumerate(text_columns):
+            swapped = rng.integers(0, len(columns), size=n)
+            for position, column in enumerate(columns):
                 take = swapped == position
                 values = part[column].to_numpy(dtype=object)
                 values[take] = data[column].to_numpy(dtype=object)[other[take]]
@@ -101,8 +107,29 @@ def synthetic_rows(data, text_columns: list, per_row: int, ops, seed: int):
                 words = texts[column]
                 part[column] = [_mixed(words[i], words[j]) if op == "mix" else _span(words[i], rng)
                                 for i, j in zip(range(n), other)]
+            for column in image_columns:
+                part[column] = _made_images(images[column], other, op, rng)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def _made_images(values, other, op: str, rng: np.random.Generator) -> list:
+    from .images import MadeImage, is_missing
+
+    made = []
+    for i, j in enumerate(other):
+        if op == "mix":  # a box of 20-60% of the area, its sides in proportion to the image's
+            side = np.sqrt(rng.uniform(0.2, 0.6))
+        else:  # span: a crop keeping 50-90% of each side
+            side = rng.uniform(0.5, 0.9)
+        left, top = rng.uniform(0, 1 - side, size=2)
+        box = (float(left), float(top), float(left + side), float(top + side))
+        first, second = values[i], values[j] if op == "mix" else None
+        if is_missing(first) or (op == "mix" and is_missing(second)):  # nothing to mix with: the row's own value
+            made.append(first)
+        else:
+            made.append(MadeImage(first, second, box))
+    return made
 
 
 def _mixed(first: list, second: list) -> str:

@@ -97,10 +97,13 @@ class EpochShuffle(torch.utils.data.Sampler):
 
 def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
     """Shuffled batches, the same order for the same seed and epoch."""
+    # A last batch of a single row stops batch norm (image networks), which cannot train on one value per
+    # channel: that row waits for the next epoch, where the shuffle puts another row last.
+    lone_row = len(dataset) > batch_size and len(dataset) % batch_size == 1
     # The generator seeds the worker processes, so they take nothing from the global random state either.
     return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed),
                       generator=torch.Generator().manual_seed(seed), collate_fn=dataset.collate,
-                      num_workers=num_workers, persistent_workers=num_workers > 0)
+                      num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=lone_row)
 
 
 def sorted_batches(dataset: RowDataset, batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:

@@ -6,6 +6,7 @@ import io
 import logging
 import math
 import os
+from dataclasses import dataclass
 
 from ..exceptions import DataError
 
@@ -20,10 +21,39 @@ def is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+@dataclass(frozen=True)
+class MadeImage:
+    """A synthetic image for a teacher to label, made when a batch decodes it (no file is written).
+
+    ``mix``: the box of ``second`` (resized to ``first``'s size) pasted into ``first``, as CutMix does; ``span``
+    (``second`` None): ``first`` cropped to the box. The box is (left, top, right, bottom) in fractions of a side.
+    """
+
+    first: object
+    second: object
+    box: tuple
+
+    def open(self):
+        base = open_image(self.first)
+        if base is None:
+            return None if self.second is None else open_image(self.second)
+        width, height = base.size
+        left, top = int(self.box[0] * width), int(self.box[1] * height)
+        right, bottom = max(left + 1, round(self.box[2] * width)), max(top + 1, round(self.box[3] * height))
+        if self.second is None:
+            return base.crop((left, top, right, bottom))
+        other = open_image(self.second)
+        if other is not None:
+            base.paste(other.resize((width, height)).crop((left, top, right, bottom)), (left, top))
+        return base
+
+
 def open_image(value):
     """The image a path or encoded bytes hold, as RGB; None when it is missing or cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(value, MadeImage):
+        return value.open()
     if is_missing(value):
         return None
     try:
@@ -111,7 +141,8 @@ class ImageGroup:
                 value = column[index]
                 image = open_image(value)
                 if image is None:  # missing values and absent files are counted before (check_values)
-                    readable = isinstance(value, (bytes, bytearray)) or os.path.isfile(os.fspath(value or ""))
+                    readable = isinstance(value, (bytes, bytearray)) or (isinstance(value, str)
+                                                                         and os.path.isfile(value))
                     if readable and _name(value) not in _warned:
                         _warned.add(_name(value))
                         logger.warning("Image %s cannot be read; a zero image takes its place.", _name(value))

@@ -112,7 +112,7 @@ class FitFacts:
         Teacher and student read the same tokens (layer-wise terms can run).
     n_rows, n_unlabeled : int
         Labelled training rows, and unlabeled rows passed.
-    n_text_columns : int
+    n_text_columns, n_image_columns : int
     layer_pairs : int
         Student layers, each matched to one teacher layer by a layer-wise term.
     teacher_heads, teacher_width, max_tokens : int
@@ -123,6 +123,7 @@ class FitFacts:
     n_rows: int
     n_unlabeled: int = 0
     n_text_columns: int = 1
+    n_image_columns: int = 0
     layer_pairs: int = 0
     teacher_heads: int = 0
     teacher_width: int = 0
@@ -171,7 +172,8 @@ def choose_terms(config, choice: RecipeChoice, facts: FitFacts) -> tuple:
 
 def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
     keys, reasons = {}, []
-    can_make_rows = facts.n_rows >= 2 and facts.n_text_columns > 0  # what synthetic_rows can mix
+    mixable = facts.n_text_columns + facts.n_image_columns  # the columns synthetic_rows can mix
+    can_make_rows = facts.n_rows >= 2 and mixable > 0
     extra = 0
     if "distiller.synthetic_rows" in explicit:
         extra = config.distiller.synthetic_rows if can_make_rows else 0
@@ -179,7 +181,7 @@ def _auto_terms(config, explicit, facts: FitFacts) -> tuple:
         extra = synthetic_rows_for(facts.n_rows)
         if extra:
             keys["distiller.synthetic_rows"] = extra
-            keys["distiller.synthetic_ops"] = ["swap", "mix"] if facts.n_text_columns > 1 else ["mix", "span"]
+            keys["distiller.synthetic_ops"] = ["swap", "mix"] if mixable > 1 else ["mix", "span"]
             reasons.append(f"no unlabeled rows: {extra} synthetic rows per training row for the teacher to label")
     if facts.n_unlabeled:
         reasons.append("the teacher labels the unlabeled rows")

@@ -29,20 +29,34 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
-def bf16_copy(model):
-    """A copy of ``model`` whose text encoder is stored and run in bfloat16 (the head and the small tabular MLP stay
-    float32; the encoder's pooled features come back as float32). Converting once beats autocast, which converts
-    weights and activations back and forth at every call. On CPUs without AMX, attention runs as batched matmuls
-    (inference/attention.py)."""
+def inference_copy(model, dtype=torch.float32):
+    """What predict runs in torch: a copy of ``model`` whose backbones are set up for ``dtype`` on its device
+    (a bf16 text encoder, an image network in bf16 and channels-last on a CPU; the head and the small tabular MLP
+    stay float32, features come back as float32), or ``model`` itself when no backbone changes anything.
+    Converting once beats autocast, which converts weights and activations back and forth at every call. With a
+    bf16 text encoder on a CPU without AMX, attention runs as batched matmuls (inference/attention.py)."""
     from .attention import use_bmm_attention, wants_bmm_attention
 
+    device = model_device(model)
+    if not any(backbone.inference_changes(dtype, device) for backbone in _backbones(model)):
+        return model
     fast = copy.deepcopy(model).eval()
-    text = getattr(fast, "text_backbone", None)
-    if text is not None:
-        text.encoder.to(torch.bfloat16)
-        if wants_bmm_attention(model_device(fast)):
-            use_bmm_attention(text.encoder)
+    for backbone in fast.backbones.values():
+        if backbone.inference_changes(dtype, device):
+            backbone.prepare_inference(dtype, device)
+    text = fast.text_backbone
+    if dtype == torch.bfloat16 and text is not None and wants_bmm_attention(device):
+        use_bmm_attention(text.encoder)
     return fast
+
+
+def _backbones(model) -> list:
+    return list(getattr(model, "backbones", {}).values())
+
+
+def bf16_copy(model):
+    """``inference_copy`` in bfloat16."""
+    return inference_copy(model, torch.bfloat16)
 
 
 def quantize_int8(model):
@@ -59,33 +73,36 @@ def quantize_int8(model):
 COMPILED_GRAPHS_LIMIT = 64
 
 
-def compile_text_encoder(model, example_batch: dict) -> bool:
-    """Compile the text encoder of ``model`` (a private copy) in place, now.
+def compile_backbones(model, example_batch: dict) -> bool:
+    """Compile the heavy part of every backbone of ``model`` (a private copy) in place, now: the text encoder, the
+    image network (each backbone's ``compiled_part``).
 
     Shapes are dynamic, so one graph serves every batch size and text length, plus one for single rows
     (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch`` and on its
     first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
-    residual adds fused into the matmuls. The graphs (and the weights they hold) live as long as the process.
+    residual adds fused into the matmuls (and batch norms folded into convolutions). The graphs (and the weights
+    they hold) live as long as the process.
 
     Parameters
     ----------
     model : PredictorModel
-        A copy owned by the inference runner, with a ``text_backbone``.
+        A copy owned by the inference runner.
     example_batch : dict
-        A collated batch of two rows of different lengths.
+        A collated batch of two rows (texts of different lengths).
 
     Returns
     -------
     bool
         Whether it compiled. A failure (no C++ compiler on a CPU, no Triton on a GPU, too many compiled models in
-        the process) leaves the eager encoder and warns.
+        the process) leaves the eager modules and warns.
     """
     from torch._dynamo import config as dynamo_config
     from torch._inductor import config as inductor_config
 
-    text = model.text_backbone
-    eager = text.encoder
-    text.encoder = torch.compile(eager, dynamic=True)  # attribute reads (e.g. .config) reach the eager module
+    parts = [(backbone, backbone.compiled_part) for backbone in model.backbones.values() if backbone.compiled_part]
+    eager = [getattr(backbone, part) for backbone, part in parts]
+    for (backbone, part), module in zip(parts, eager):  # attribute reads (e.g. .config) reach the eager module
+        setattr(backbone, part, torch.compile(module, dynamic=True))
     start = time.perf_counter()
     limits = {"recompile_limit": max(dynamo_config.recompile_limit, COMPILED_GRAPHS_LIMIT),
               "fail_on_recompile_limit_hit": True}
@@ -96,9 +113,10 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
         with torch.inference_mode(), inductor_config.patch(freezing=True), dynamo_config.patch(limits):
             batch = map_tensors(to_device(example_batch, model_device(model)), lambda _, tensor: tensor.clone())
             model(batch)
-            model(_first_row(batch, text.name))
+            model(_first_row(batch))
     except Exception as error:  # noqa: BLE001 - any compiler failure leaves the eager model, which works
-        text.encoder = eager
+        for (backbone, part), module in zip(parts, eager):
+            setattr(backbone, part, module)
         name = type(error).__name__
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         if "RecompileLimit" in name:
@@ -109,13 +127,16 @@ def compile_text_encoder(model, example_batch: dict) -> bool:
         warnings.warn(f"torch.compile failed ({name}: {message}); inference runs without compiling: {hint}.",
                       stacklevel=3)
         return False
-    logger.info("Compiled the text encoder in %.1f s.", time.perf_counter() - start)
+    logger.info("Compiled %s in %.1f s.", " and ".join(f"the {b.name} {part}" for b, part in parts),
+                time.perf_counter() - start)
     return True
 
 
-def _first_row(batch, text_name: str):
-    """The first row of a collated batch, cut to its own length (a batch of one row has no padding)."""
-    length = int(batch[text_name]["attention_mask"][0].sum())
+def _first_row(batch):
+    """The first row of a collated batch, its tokens cut to its own length (a batch of one row has no padding)."""
+    masks = [inputs["attention_mask"] for inputs in batch.values()
+             if isinstance(inputs, dict) and "attention_mask" in inputs]
+    length = int(masks[0][0].sum()) if masks else None
     return map_tensors(batch, lambda name, tensor: tensor[:1, :length] if name in TOKEN_INPUTS else tensor[:1])
 
 
@@ -163,17 +184,19 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8"), mode
     if mode.precision == "int8":
         return quantize_int8(model), mode
-    if mode.compiled and getattr(model, "text_backbone", None) is None:
-        warnings.warn("This model has no text encoder to compile; it runs uncompiled.", stacklevel=3)
+    if mode.compiled and not any(backbone.compiled_part for backbone in _backbones(model)):
+        warnings.warn("This model has no text encoder or image network to compile; it runs uncompiled.",
+                      stacklevel=3)
         mode = replace(mode, compiled=False)
-    fast = bf16_copy(model) if mode.precision == "bf16" else model
+    fast = inference_copy(model, torch.bfloat16 if mode.precision == "bf16" else torch.float32)
     if not mode.compiled:
         return fast, mode
+    ready = fast
     if fast is model:
         fast = copy.deepcopy(model).eval()  # the fitted model itself stays as it was (training, saving)
-    if compile_text_encoder(fast, example_batch):
+    if compile_backbones(fast, example_batch):
         return fast, mode
-    return (fast if mode.precision == "bf16" else model), replace(mode, compiled=False)
+    return ready, replace(mode, compiled=False)
 
 
 def _mode_settings(env) -> tuple:

@@ -37,6 +37,7 @@ class Backbone(nn.Module):
     order = 100
     layer_outputs = False
     out_features: int
+    compiled_part: str | None = None  # the submodule ``compile=True`` hands to torch.compile (None: nothing)
 
     @classmethod
     def from_config(cls, config, schema: dict, source_dir=None, pretrained: bool = True) -> "Backbone":
@@ -55,6 +56,15 @@ class Backbone(nn.Module):
     def dynamic_axes(self) -> dict:
         """Input name -> {axis: name} of the axes besides rows whose size varies between batches (ONNX)."""
         return {}
+
+    def inference_changes(self, dtype, device) -> bool:
+        """Whether :meth:`prepare_inference` changes anything for ``dtype`` on ``device`` (if no backbone does,
+        predict runs the fitted model itself, without a copy)."""
+        return False
+
+    def prepare_inference(self, dtype, device) -> None:
+        """Set this backbone of a private inference copy up for fast predict: its heavy part stored and run in
+        ``dtype`` (features stay float32), in the memory layout that is fastest on ``device``. Default: as is."""
 
     def save(self, folder: str) -> None:
         """Write what rebuilds this backbone without its weights (e.g. a config and tokenizer); default none."""

@@ -2,14 +2,49 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..exceptions import ConfigError
 from .backbone import Backbone
 
 INFO_FILE = "timm_image.json"  # what rebuilds the network without the hub: its timm name and image settings
+_BLOCKS_SPEC = re.compile(r"^(?P<source>.+):blocks=(?P<blocks>.*)$")
+
+
+def split_blocks_spec(name: str) -> tuple:
+    """``"efficientnet-lite0:blocks=1"`` -> ("efficientnet-lite0", 1); a plain name -> (name, None).
+
+    Raises
+    ------
+    ConfigError
+        A block count that is not a positive integer.
+    """
+    match = _BLOCKS_SPEC.match(name)
+    if not match:
+        return name, None
+    count = match["blocks"].strip()
+    if not re.fullmatch(r"[1-9]\d*", count):
+        raise ConfigError(f"bad block count {count!r} in {name!r}: give the blocks to keep of every stage as a "
+                          f"positive integer, e.g. '{match['source']}:blocks=1'.")
+    return match["source"], int(count)
+
+
+def keep_blocks(network, per_stage: int, name: str) -> None:
+    """Keep the first ``per_stage`` blocks of every stage of a timm network whose ``blocks`` is a sequence of
+    stages (EfficientNet, MobileNet, ...): a stage's first block changes the shape, the later ones are residual
+    and can go, so the kept blocks keep their pretrained weights and the network its output width."""
+    from torch import nn
+
+    stages = getattr(network, "blocks", None)
+    if not isinstance(stages, nn.Sequential) or not all(isinstance(stage, nn.Sequential) for stage in stages):
+        raise ConfigError(f"{name!r}: ':blocks=' needs a network built of stages of blocks (EfficientNet, "
+                          f"MobileNet, ...); {type(network).__name__} is not. Name a smaller timm model instead.")
+    for i, stage in enumerate(stages):
+        stages[i] = nn.Sequential(*list(stage)[:per_stage])
 
 
 def image_transform(names, size: int, data_config: dict):
@@ -55,17 +90,21 @@ class TimmImage(Backbone):
     name = "timm_image"
     reads = ("image",)
     order = 5
+    compiled_part = "network"
 
     def __init__(self, network, model_name: str, n_columns: int, image_size: int, train_transforms,
-                 val_transforms):
+                 val_transforms, blocks_per_stage: int | None = None):
         super().__init__()
         from timm.data import resolve_data_config
 
         self.network, self.model_name, self.n_columns = network, model_name, max(1, n_columns)
+        self.blocks_per_stage = blocks_per_stage
+        self.compute_dtype, self.memory_format = torch.float32, torch.contiguous_format  # prepare_inference
         self.image_size = image_size
         self.train_transforms, self.val_transforms = list(train_transforms), list(val_transforms)
         self.data_config = resolve_data_config({}, model=network)
-        self.out_features = network.num_features
+        # the pooled width: after the head convolution where the network has one (MobileNetV3), else num_features
+        self.out_features = getattr(network, "head_hidden_size", None) or network.num_features
 
     @classmethod
     def from_config(cls, config, schema, source_dir=None, pretrained=True):
@@ -77,8 +116,10 @@ class TimmImage(Backbone):
         if source_dir is not None:  # a saved predictor: the architecture by name, weights from its file
             info = json.loads((Path(source_dir) / INFO_FILE).read_text())
             name, weights, pretrained = info["model_name"], None, False
+            blocks = info.get("blocks_per_stage")
         else:
-            name, weights = resolve_image_checkpoint(c.checkpoint_name)
+            source, blocks = split_blocks_spec(c.checkpoint_name)
+            name, weights = resolve_image_checkpoint(source)
             pretrained = pretrained and c.pretrained
         try:
             network = timm.create_model(name, pretrained=pretrained and weights is None, num_classes=0)
@@ -91,8 +132,11 @@ class TimmImage(Backbone):
             from safetensors.torch import load_file
 
             network.load_state_dict(load_file(weights))
+        if blocks is not None:
+            keep_blocks(network, blocks, c.checkpoint_name)
         size = c.image_size if c.image_size != "auto" else int(resolve_size(network))
-        return cls(network, name, schema.get("n_image_columns", 1), size, c.train_transforms, c.val_transforms)
+        return cls(network, name, schema.get("n_image_columns", 1), size, c.train_transforms, c.val_transforms,
+                   blocks)
 
     def encode(self, features: dict):
         from ..data.images import ImageGroup
@@ -108,22 +152,33 @@ class TimmImage(Backbone):
         return ArrayGroup({"pixels": np.zeros(shape, dtype=np.float32),
                            "valid": np.ones((2, self.n_columns), dtype=bool)})
 
+    def inference_changes(self, dtype, device) -> bool:
+        return dtype != torch.float32 or device.type == "cpu"
+
+    def prepare_inference(self, dtype, device) -> None:
+        # oneDNN's convolutions are faster channels-last on a CPU (benchmarks/speed.py measures it)
+        self.compute_dtype = dtype
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.network.to(dtype=dtype, memory_format=self.memory_format)
+
     def forward(self, inputs: dict) -> dict:
         pixels, valid = inputs["pixels"], inputs["valid"]
         rows, columns = valid.shape
-        features = self.network(pixels.flatten(0, 1)).view(rows, columns, -1)
+        images = pixels.flatten(0, 1).to(dtype=self.compute_dtype, memory_format=self.memory_format)
+        features = self.network(images).float().view(rows, columns, -1)
         weights = valid.to(features.dtype).unsqueeze(-1)
         # the mean over the images a row has (a row without any gets zeros, like a missing category)
         return {"features": (features * weights).sum(1) / weights.sum(1).clamp(min=1)}
 
     def save(self, folder: str) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / INFO_FILE).write_text(json.dumps({"model_name": self.model_name,
-                                                          "image_size": self.image_size}))
+        (Path(folder) / INFO_FILE).write_text(json.dumps({"model_name": self.model_name, "image_size": self.image_size,
+                                                          "blocks_per_stage": self.blocks_per_stage}))
 
     def describe(self) -> str:
         params = sum(p.numel() for p in self.network.parameters())
-        return f"timm_image ({self.model_name}, {params / 1e6:.1f}M parameters, {self.image_size} px)"
+        blocks = f", {self.blocks_per_stage} block(s) per stage" if self.blocks_per_stage else ""
+        return f"timm_image ({self.model_name}{blocks}, {params / 1e6:.1f}M parameters, {self.image_size} px)"
 
 
 def resolve_size(network) -> int:

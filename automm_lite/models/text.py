@@ -61,6 +61,7 @@ class HfTextBackbone(Backbone):
     reads = ("text",)
     order = 0
     layer_outputs = True
+    compiled_part = "encoder"
 
     def __init__(self, encoder, tokenizer, pooling: str = "mean", max_text_len: int = 128,
                  checkpoint_name: str = ""):
@@ -105,6 +106,12 @@ class HfTextBackbone(Backbone):
 
     def describe(self) -> str:
         return f"{self.name} (text checkpoint: `{self.checkpoint_name}`)"
+
+    def inference_changes(self, dtype, device) -> bool:
+        return dtype != torch.float32
+
+    def prepare_inference(self, dtype, device) -> None:
+        self.encoder.to(dtype)  # pooling returns float32 features
 
     def attention_implementation(self, name: str | None):
         """Run the encoder with attention ``name`` inside the block (see ``attention_implementation``)."""

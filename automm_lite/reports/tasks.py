@@ -125,5 +125,25 @@ def chatterbot_topics(budget: str = "full", seed: int = 0) -> DistillTask:
                               "teacher: minilm-l6 fine-tuned; student: pretrained minilm-l3, the same settings"])
 
 
+def fashion_mnist(budget: str = "full", seed: int = 0) -> DistillTask:
+    """Fashion-MNIST clothes at 64 px: an efficientnet-lite0 teacher from ImageNet weights, a student keeping the
+    first block of each of its 7 stages (the ImageNet weights of those blocks)."""
+    from sklearn.model_selection import train_test_split
+
+    from ..datasets import load_fashion_mnist
+
+    train, test = load_fashion_mnist(n_train=400 if budget == "small" else 2500,
+                                     n_test=200 if budget == "small" else 1000, seed=seed)
+    train, tuning = train_test_split(train, test_size=0.2, stratify=train["label"], random_state=seed)
+    common = {"model.timm_image.image_size": 64, "optimization.max_epochs": 1 if budget == "small" else 4,
+              "optim.lr": 1e-3}
+    return DistillTask("fashion-mnist", "label", train, tuning, {"test": test},
+                       {**common, "model.timm_image.checkpoint_name": "efficientnet-lite0"},
+                       {**common, "model.timm_image.checkpoint_name": "efficientnet-lite0:blocks=1"},
+                       notes=[f"{len(train)} training images of 10 classes, 64 px",
+                              "teacher: efficientnet-lite0 (16 blocks, ImageNet weights) fine-tuned; student: its "
+                              "first block of each stage (7 blocks, ImageNet weights), the same settings"])
+
+
 TASKS = {"bbc-short": bbc_short, "bbc-short-unlabeled": bbc_short_unlabeled, "multilingual-pairs": multilingual_pairs,
-         "chatterbot-topics": chatterbot_topics}
+         "chatterbot-topics": chatterbot_topics, "fashion-mnist": fashion_mnist}

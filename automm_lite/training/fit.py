@@ -145,7 +145,7 @@ def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled
     text_columns = preprocessor.columns("text")
     token_level = same_tokenizer(teacher.model, model) and teacher.preprocessor.columns("text") == text_columns
     facts = FitFacts(token_level, n_rows=len(train), n_unlabeled=0 if unlabeled is None else len(unlabeled),
-                     n_text_columns=len(text_columns))
+                     n_text_columns=len(text_columns), n_image_columns=len(preprocessor.columns("image")))
     if token_level:
         from ..distill.recipe import layer_pairs
 
@@ -166,7 +166,7 @@ def _with_synthetic_rows(distiller, preprocessor, train, unlabeled, seed):
     from ..data.augment import synthetic_rows
 
     made = synthetic_rows(train, preprocessor.columns("text"), distiller.synthetic_rows, distiller.synthetic_ops,
-                          seed).drop(columns=[preprocessor.label], errors="ignore")
+                          seed, preprocessor.columns("image")).drop(columns=[preprocessor.label], errors="ignore")
     if not len(made):
         return unlabeled
     return made if unlabeled is None else pd.concat([unlabeled, made], ignore_index=True)

@@ -176,6 +176,50 @@ def test_synthetic_rows_mix_swap_and_span():
     assert synthetic_rows(data, ["a"], 0, ["mix"], seed=0).empty
 
 
+def test_synthetic_image_rows_paste_a_box_of_another_image_or_crop(tmp_path):
+    from PIL import Image
+
+    from automm_lite.data.images import MadeImage, open_image
+
+    shades = (0, 60, 120, 255)
+    paths = []
+    for i, shade in enumerate(shades):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("L", (40, 30), shade).save(paths[-1])
+    data = pd.DataFrame({"image": paths, "label": [0, 1, 0, 1]})
+    mixed = synthetic_rows(data, [], 1, ["mix"], seed=0, image_columns=["image"])
+    assert len(mixed) == 4
+    for made, own, shade in zip(mixed.image, paths, shades):
+        assert isinstance(made, MadeImage) and made.first == own and made.second not in (own, None)
+        pixels = np.asarray(open_image(made).convert("L"))
+        other = shades[paths.index(made.second)]
+        # the pasted box covers 20-60% of the area, the rest stays the row's own image
+        assert pixels.shape == (30, 40) and 0.15 < (pixels == other).mean() < 0.65
+        assert ((pixels == other) | (pixels == shade)).all()
+    crops = synthetic_rows(data, [], 1, ["span"], seed=0, image_columns=["image"])
+    sizes = [open_image(made).size for made in crops.image]
+    assert all(20 <= w < 40 and 15 <= h < 30 for w, h in sizes), sizes
+    gaps = synthetic_rows(data.assign(image=[paths[0], None, None, None]), [], 1, ["mix"], seed=0,
+                          image_columns=["image"])
+    assert gaps.image[0] == paths[0] and gaps.image[1:].isna().all()  # nothing to mix with: the row's own value
+    notes = ["a b", "c d", "e f", "g h"]
+    pair = synthetic_rows(data.assign(note=notes), ["note"], 4, ["swap"], seed=0, image_columns=["image"])
+    text_swapped, image_swapped = pair.note.to_numpy() != np.tile(notes, 4), pair.image.to_numpy() != np.tile(paths, 4)
+    assert (text_swapped ^ image_swapped).all() and image_swapped.any()  # one column per row, images too
+    assert MadeImage(str(tmp_path / "gone.png"), None, (0, 0, 1, 1)).open() is None  # an unreadable parent
+
+
+def test_auto_makes_synthetic_image_rows_for_an_image_student():
+    config = Config()
+    for columns, ops in (((0, 1), ["mix", "span"]), ((1, 1), ["swap", "mix"]), ((0, 0), None)):
+        facts = FitFacts(False, n_rows=1000, n_text_columns=columns[0], n_image_columns=columns[1])
+        chosen_config, choice = choose_terms(config, RecipeChoice("auto"), facts)
+        if ops is None:  # numbers and categories only: nothing to mix
+            assert chosen_config.distiller.synthetic_rows == 0
+        else:
+            assert chosen_config.distiller.synthetic_rows == 3 and chosen_config.distiller.synthetic_ops == ops
+
+
 def recipe_line(folder) -> str:
     return log_message(folder, "Distillation recipe")
 

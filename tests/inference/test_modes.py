@@ -7,6 +7,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -217,3 +218,44 @@ def test_a_failed_switch_leaves_the_predictor_as_it_was(fresh_copy, fitted, bbc_
     assert predictor.config_.env.inference_precision == "int8"
     assert predictor.config_.env.inference_backend == "torch"
     assert np.array_equal(predictor.predict_proba(test).to_numpy(), expected)
+
+
+@pytest.fixture(scope="module")
+def image_predictor(digit_images, tiny_hp, tmp_path_factory):
+    """A tiny image predictor (timm's test network with batch norms, random weights) on the digit images."""
+    paths, digits = digit_images
+    frame = pd.DataFrame({"image": paths, "label": digits})
+    predictor = Predictor("label", path=str(tmp_path_factory.mktemp("images") / "digits"), verbosity=0).fit(
+        frame.iloc[:150], hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    return predictor, frame.iloc[150:]
+
+
+@pytest.mark.parametrize("precision,backend,compiled,tolerance", [
+    ("32", "torch", False, 1e-5), ("bf16", "torch", False, 0.05), ("int8", "torch", False, 0.05),
+    ("32", "onnx", False, 1e-4), ("int8", "onnx", False, 0.1),
+    pytest.param("32", "torch", True, 1e-4, marks=pytest.mark.skipif(not HAS_CXX, reason="needs a C++ compiler"))])
+def test_image_predictors_run_every_inference_mode(fresh_copy, image_predictor, precision, backend, compiled,
+                                                   tolerance):
+    """On a CPU the torch modes run the image network channels-last (a private copy: the fitted weights keep
+    their layout and save as they are); bf16 stores it in bf16 where the CPU has native bf16."""
+    fitted, test = image_predictor
+    reference = fitted.predict_proba(test).to_numpy()
+    runs = "32" if precision == "bf16" and not bf16_supported(torch.device("cpu")) else precision
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the bf16 fallback on CPUs without it (tested above)
+        fast = fresh_copy(fitted).optimize_for_inference(precision, backend, compile=compiled)
+    expected = runs if backend == "torch" else f"{backend}/{runs}"
+    assert fast.inference_mode == (f"{expected}+compile" if compiled else expected)
+    proba = fast.predict_proba(test)
+    assert np.abs(proba.to_numpy() - reference).max() < tolerance
+    fitted_network = fast.model_.backbones["timm_image"].network
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in fitted_network.parameters())
+    if backend == "torch" and precision != "int8":
+        running = fast._runner.model.backbones["timm_image"]
+        assert running.memory_format == torch.channels_last
+        assert running.compute_dtype == (torch.bfloat16 if runs == "bf16" else torch.float32)
+        if compiled:
+            assert isinstance(running.network, torch._dynamo.eval_frame.OptimizedModule)
+            one_row = fast.predict_proba(test.head(1)).to_numpy()
+            assert np.abs(one_row - reference[:1]).max() < tolerance
+    assert fast.extract_embedding(test.head(3)).shape == (3, fast.model_.out_features)

@@ -122,3 +122,29 @@ def test_the_offline_efficientnet_lite0_weights_see_imagenet_classes():
         logits = features @ classifier["_fc.weight"].T + classifier["_fc.bias"]
         top.append(int(logits.argmax()))
     assert top == [698, 985]  # ImageNet's "palace" and "daisy"
+
+
+def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_image_teacher(digit_frame, tiny_hp,
+                                                                                            tmp_path):
+    from automm_lite.exceptions import ConfigError
+
+    train, test = digit_frame
+    train, test = train.drop(columns="ink"), test.drop(columns="ink")
+    network = {**tiny_hp, "model.timm_image.checkpoint_name": "mobilenetv3_small_050", "optimization.max_epochs": 1}
+    teacher = Predictor("label", path=str(tmp_path / "teacher"), verbosity=0).fit(train, hyperparameters=network)
+    student_hp = {**network, "model.timm_image.checkpoint_name": "mobilenetv3_small_050:blocks=1"}
+    student = Predictor("label", path=str(tmp_path / "student"), verbosity=0).fit(
+        train, hyperparameters=student_hp, teacher_predictor=teacher)
+    kept = [len(stage) for stage in student.model_.backbones["timm_image"].network.blocks]
+    assert kept == [1] * 6 and student.total_parameters < teacher.total_parameters
+    assert "1 block(s) per stage" in student.model_.backbones["timm_image"].describe()
+    summary = student.fit_summary()
+    assert summary["distillation_recipe"]["recipe"] == "auto" and summary["teacher"] == teacher.path, summary
+    loaded = Predictor.load(student.path, verbosity=0)  # the architecture comes back from the saved folder
+    np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), student.predict_proba(test).to_numpy())
+    for bad, message in (("mobilenetv3_small_050:blocks=0", "bad block count '0'"),
+                         ("mobilenetv3_small_050:blocks=two", "bad block count 'two'"),
+                         ("test_vit:blocks=1", "needs a network built of stages")):
+        with pytest.raises(ConfigError, match=message):
+            Predictor("label", verbosity=0).fit(train, hyperparameters={**network,
+                                                                        "model.timm_image.checkpoint_name": bad})

@@ -49,13 +49,14 @@ def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     assert list(default_recipes(False)) == ["autogluon", "auto", "ours"] and default_recipes(False)["auto"] == {}
 
 
-@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs", "chatterbot-topics"])
+@pytest.mark.parametrize("name", ["bbc-short", "bbc-short-unlabeled", "multilingual-pairs", "chatterbot-topics",
+                                  "fashion-mnist"])
 def test_table_tasks_keep_their_splits_apart(name):
     from automm_lite.config import Config, apply_overrides
     from automm_lite.reports.tasks import TASKS
 
     task = TASKS[name]("small")
-    text = "sentence1" if "sentence1" in task.train else "text"
+    text = next(c for c in ("sentence1", "text", "image") if c in task.train)
     seen = [set(task.train[text]), set(task.tuning[text]), set(task.test_sets[next(iter(task.test_sets))][text])]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     if task.unlabeled is not None:

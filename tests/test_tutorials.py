@@ -87,10 +87,14 @@ def test_distillation(tmp_path, monkeypatch):
 def test_pawsx_multilingual(tmp_path, monkeypatch):
     text = text_of(run_tutorial("pawsx_multilingual.ipynb", tmp_path, monkeypatch))
     number = r"(-?[0-9.]+|NaN)"
-    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number}$", text, flags=re.M)
+    # test pairs, teacher, no-distill, distilled, ratio, then "+ unlabeled" and "ratio +u" on the offline path
+    rows = re.findall(rf"^(\w+) +(\d+) +{number} +{number} +{number} +{number} +{number} +{number}$", text, flags=re.M)
     languages = {row[0] for row in rows} - {"all"}
     assert len(languages) >= 4 and "all" in {row[0] for row in rows}, rows
-    assert all(0 <= float(score) <= 1 for row in rows for score in row[2:5])
+    assert all(0 <= float(score) <= 1 for row in rows for score in (*row[2:5], row[6]))
+    # the default call chooses its recipe: synthetic pairs without unlabeled rows, the teacher's labels with them
+    assert re.search(r"^recipe auto:\n  no unlabeled rows: \d+ synthetic rows per training row", text, flags=re.M)
+    assert re.search(r"^recipe auto:\n  the teacher labels the unlabeled rows", text, flags=re.M)
     speedup = float(re.search(r"evaluates ([0-9.]+)x faster than the teacher", text).group(1))
     assert speedup > 1, speedup  # 3 of the teacher's 12 layers
 

@@ -11,10 +11,15 @@
 4. `import automm_lite` time.
 5. The student's float32 evaluate with glibc's default allocator settings against freed memory kept for reuse
    (`env.keep_freed_memory`, on by default), in fresh processes.
+6. Images: an efficientnet-lite0 teacher and its 7-block student (`efficientnet-lite0:blocks=1`) fitted on
+   Fashion-MNIST; for each, every inference mode: accuracy, images/s of `evaluate` (PNG decoding and transforms
+   included), GFLOP/s of the network and its share of the float32 (or bf16) matmul roof, one-image latency; and
+   the network alone in the default memory layout against channels-last (what the torch modes run on a CPU).
 
 Example:
-    python benchmarks/speed.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/speed.py                 # about 15 minutes on a 2-core CPU
     python benchmarks/speed.py --quick         # a smoke run on a few rows
+    python benchmarks/speed.py --only images   # part 6 (and the roof) only
 """
 import argparse
 import os
@@ -67,6 +72,98 @@ def encoder_flops(predictor, data) -> float:
     for s in dataset.lengths():
         total += layers * 2 * (4 * s * h * h + 2 * s * h * inner + 2 * s * s * h)
     return total
+
+
+def network_flops(network, image_size: int) -> float:
+    """Forward FLOPs of an image network on one image (convolutions and matmuls, torch's own count)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        network.eval()(torch.zeros(1, 3, image_size, image_size))
+    return float(counter.get_total_flops())
+
+
+def layout_rates(network, image_size: int, rows: int = 64, seconds: float = 2.0) -> dict:
+    """Images/s of the network alone, float32 and bf16 (where native), default layout and channels-last: the
+    fastest of interleaved calls on one batch of ``rows`` random images."""
+    import copy
+
+    import torch
+
+    from automm_lite.inference.modes import bf16_supported
+
+    dtypes = [torch.float32] + ([torch.bfloat16] if bf16_supported(torch.device("cpu")) else [])
+    variants = {}
+    for dtype in dtypes:
+        for layout in (torch.contiguous_format, torch.channels_last):
+            net = copy.deepcopy(network).eval().to(dtype=dtype, memory_format=layout)
+            images = torch.randn(rows, 3, image_size, image_size).to(dtype=dtype, memory_format=layout)
+            kind = "bf16" if dtype == torch.bfloat16 else "float32"
+            variants[f"{kind} {'channels-last' if layout == torch.channels_last else 'default'}"] = (net, images)
+    best = dict.fromkeys(variants, float("inf"))
+    with torch.inference_mode():
+        for net, images in variants.values():
+            net(images)  # warm-up: kernel selection
+        deadline = time.perf_counter() + seconds * len(variants)
+        while time.perf_counter() < deadline:
+            for name, (net, images) in variants.items():
+                began = time.perf_counter()
+                net(images)
+                best[name] = min(best[name], time.perf_counter() - began)
+    return {name: rows / value for name, value in best.items()}
+
+
+def image_report(args, roof: dict) -> None:
+    """Part 6: the image teacher and student in every inference mode, and the layout comparison."""
+    import pandas as pd
+
+    from automm_lite import Predictor, compare_predictors
+    from automm_lite.datasets import load_fashion_mnist
+    from automm_lite.inference.modes import InferenceMode
+
+    size = args.image_size
+    train, test = load_fashion_mnist(n_train=args.image_train_rows, n_test=args.test_rows, seed=0)
+    common = {"model.timm_image.image_size": size, "optimization.max_epochs": args.epochs, "optim.lr": 1e-3}
+    fitted = {}
+    for role, name in (("teacher", "efficientnet-lite0"), ("student", "efficientnet-lite0:blocks=1")):
+        fitted[role] = Predictor(label="label", eval_metric="accuracy", path=f"{args.path}/image-{role}",
+                                 verbosity=1).fit(train, hyperparameters={**common,
+                                                                          "model.timm_image.checkpoint_name": name})
+    predictors = {}
+    for role, predictor in fitted.items():
+        for precision, backend, compiled in MODES:
+            requested = str(InferenceMode(precision, backend, compiled))
+            copy = Predictor.load(predictor.path, verbosity=0)
+            copy.optimize_for_inference(precision, backend, compile=compiled)
+            if copy.inference_mode != requested:
+                print(f"image {role} {requested}: not available here, runs as {copy.inference_mode}; left out")
+                continue
+            predictors[(role, requested)] = copy
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=5)
+    flops = {role: network_flops(p.model_.backbones["timm_image"].network, size) for role, p in fitted.items()}
+    rows = []
+    for (role, mode), (_, result) in zip(predictors, table.iterrows()):
+        achieved = flops[role] * len(test) / result["evaluate_s"] / 1e9
+        reference = table.loc[f"{role} 32"]
+        rows.append({"model": role, "mode": mode, "accuracy": result["accuracy"],
+                     "acc_change_pts": 100 * (result["accuracy"] - reference["accuracy"]),
+                     "images/s": result["rows_per_s"], "GFLOP/s": achieved,
+                     "of_roof": achieved / roof["bf16" if mode.startswith("bf16") else "32"],
+                     "one_image_p50_ms": result["one_row_p50_ms"], "one_image_p95_ms": result["one_row_p95_ms"],
+                     "vs_teacher_32": result["speedup"], "vs_own_32": reference["evaluate_s"] / result["evaluate_s"]})
+    params = {role: p.total_parameters / 1e6 for role, p in fitted.items()}
+    print(f"\nImage inference on {len(test)} Fashion-MNIST test images at {size} px (teacher efficientnet-lite0 "
+          f"{params['teacher']:.1f}M parameters, {flops['teacher'] / 1e6:.0f} MFLOP per image; student 7 blocks "
+          f"{params['student']:.1f}M, {flops['student'] / 1e6:.0f} MFLOP); images/s of evaluate() incl. PNG decoding "
+          "and transforms, GFLOP/s of the network, share of the matching matmul roof:")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    rates = layout_rates(fitted["teacher"].model_.backbones["timm_image"].network, size)
+    print(f"\nThe teacher's network alone, 64 random {size}-px images per call (images/s, fastest of interleaved "
+          "calls): " + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items()))
+    print(f"channels-last / default layout: float32 {rates['float32 channels-last'] / rates['float32 default']:.2f}x"
+          + (f", bf16 {rates['bf16 channels-last'] / rates['bf16 default']:.2f}x" if "bf16 default" in rates else ""))
 
 
 # A fresh interpreter per run: the allocator setting is process-wide and cannot be undone.
@@ -184,9 +281,12 @@ def main():
     parser.add_argument("--max-len", type=int, default=128, help="tokens per article")
     parser.add_argument("--path", default="speed_runs", help="folder for the fitted predictors")
     parser.add_argument("--quick", action="store_true", help="a few rows and one epoch: checks the script runs")
+    parser.add_argument("--only", choices=["text", "images"], help="run parts 1-5 (text) or part 6 (images) only")
+    parser.add_argument("--image-train-rows", type=int, default=1000, help="Fashion-MNIST training images")
+    parser.add_argument("--image-size", type=int, default=64, help="image side in pixels")
     args = parser.parse_args()
     if args.quick:
-        args.train_rows, args.test_rows, args.epochs = 64, 32, 1
+        args.train_rows, args.test_rows, args.epochs, args.image_train_rows = 64, 32, 1, 64
 
     import pandas as pd
     import torch
@@ -207,6 +307,11 @@ def main():
     roof = {"32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
     print(f"Matmul roof (BERT-shaped, 4096x384x1536): float32 {roof['32']:.0f} GFLOP/s, bf16 {roof['bf16']:.0f} "
           f"GFLOP/s ({roof['bf16'] / roof['32']:.1f}x)")
+    if args.only != "text":
+        image_report(args, roof)
+    if args.only == "images":
+        print(f"Total {time.perf_counter() - start:.0f} s")
+        return
 
     train, test = load_bbc_news(seed=0)
     train = train.sample(args.train_rows, random_state=0)

@@ -75,6 +75,8 @@ def choose_student(config, explicit: set, teacher) -> tuple:
     from ..config import apply_overrides
 
     choice = RecipeChoice(config.distiller.recipe, set(explicit))
+    if choice.recipe == "auto":
+        config = _choose_image_student(config, explicit, teacher, choice)
     text = teacher.model.text_backbone
     names = config.model.names
     if (choice.recipe != "auto" or "model.hf_text.checkpoint_name" in explicit or text is None
@@ -96,10 +98,43 @@ def choose_student(config, explicit: set, teacher) -> tuple:
     if "model.hf_text.max_text_len" not in explicit:  # its layers were fine-tuned on texts of this length
         keys["model.hf_text.max_text_len"] = text.max_text_len
         taken.append("text length")
-    choice.keys = keys
+    choice.keys.update(keys)
     budget = f", with the teacher's {', '.join(taken)}" if taken else ""
     choice.reasons.append(f"no student named: {spec}, half of the teacher's {n_layers} fine-tuned layers{budget}")
     return apply_overrides(config, keys, allow_distiller=True), choice
+
+
+def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"):
+    """No image network named, and the teacher has one built of stages: the same network keeping the first block
+    of every stage (``name:blocks=1``, pretrained weights), at the teacher's image size, epochs and learning
+    rate unless those were passed."""
+    from ..config import apply_overrides
+    from ..models.image import stage_sizes
+    from ..models.zoo import IMAGE_ARCHITECTURES
+
+    image = teacher.model.backbones["timm_image"] if "timm_image" in teacher.model.backbones else None
+    names = config.model.names
+    if image is None or "model.timm_image.checkpoint_name" in explicit or (names and "timm_image" not in names):
+        return config
+    stages = stage_sizes(image.network)
+    if not stages or max(stages) < 2:
+        choice.reasons.append("no image network named, and the teacher's has no stage of several blocks: the "
+                              "default network")
+        return config
+    zoo_names = {architecture: name for name, architecture in IMAGE_ARCHITECTURES.items()}
+    spec = f"{zoo_names.get(image.model_name, image.model_name)}:blocks=1"
+    keys = {"model.timm_image.checkpoint_name": spec}
+    if "model.timm_image.image_size" not in explicit:
+        keys["model.timm_image.image_size"] = image.image_size
+    if teacher.optimization is not None:
+        for key in ("optimization.max_epochs", "optimization.learning_rate"):
+            if key not in explicit:
+                keys[key] = getattr(teacher.optimization, key.split(".")[1])
+    choice.keys.update(keys)
+    choice.reasons.append(f"no image network named: {spec}, the first block of each of the teacher's {len(stages)} "
+                          f"stages (pretrained weights), at its {image.image_size} px"
+                          + (", with its epochs and learning rate" if "optimization.max_epochs" in keys else ""))
+    return apply_overrides(config, keys, allow_distiller=True)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..exceptions import ConfigError
 from .backbone import Backbone
@@ -33,18 +34,24 @@ def split_blocks_spec(name: str) -> tuple:
     return match["source"], int(count)
 
 
-def keep_blocks(network, per_stage: int, name: str) -> None:
-    """Keep the first ``per_stage`` blocks of every stage of a timm network whose ``blocks`` is a sequence of
-    stages (EfficientNet, MobileNet, ...): a stage's first block changes the shape, the later ones are residual
-    and can go, so the kept blocks keep their pretrained weights and the network its output width."""
-    from torch import nn
-
+def stage_sizes(network) -> list | None:
+    """Blocks per stage of a timm network whose ``blocks`` is a sequence of stages (EfficientNet, MobileNet, ...);
+    None for other networks."""
     stages = getattr(network, "blocks", None)
     if not isinstance(stages, nn.Sequential) or not all(isinstance(stage, nn.Sequential) for stage in stages):
+        return None
+    return [len(stage) for stage in stages]
+
+
+def keep_blocks(network, per_stage: int, name: str) -> None:
+    """Keep the first ``per_stage`` blocks of every stage of a network built of stages (:func:`stage_sizes`): a
+    stage's first block changes the shape, the later ones are residual and can go, so the kept blocks keep their
+    pretrained weights and the network its output width."""
+    if stage_sizes(network) is None:
         raise ConfigError(f"{name!r}: ':blocks=' needs a network built of stages of blocks (EfficientNet, "
                           f"MobileNet, ...); {type(network).__name__} is not. Name a smaller timm model instead.")
-    for i, stage in enumerate(stages):
-        stages[i] = nn.Sequential(*list(stage)[:per_stage])
+    for i, stage in enumerate(network.blocks):
+        network.blocks[i] = nn.Sequential(*list(stage)[:per_stage])
 
 
 def image_transform(names, size: int, data_config: dict):

@@ -142,6 +142,16 @@ def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_imag
     assert summary["distillation_recipe"]["recipe"] == "auto" and summary["teacher"] == teacher.path, summary
     loaded = Predictor.load(student.path, verbosity=0)  # the architecture comes back from the saved folder
     np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), student.predict_proba(test).to_numpy())
+    # no image network named: the recipe keeps the first block of each of the teacher network's stages
+    unnamed = {k: v for k, v in network.items()
+               if k not in ("model.timm_image.checkpoint_name", "model.timm_image.image_size")}
+    chosen = Predictor("label", path=str(tmp_path / "chosen"), verbosity=0).fit(
+        train, hyperparameters={**unnamed, "optimization.max_epochs": 2}, teacher_predictor=teacher)
+    recipe = chosen.fit_summary()["distillation_recipe"]
+    assert recipe["keys"]["model.timm_image.checkpoint_name"] == "mobilenetv3_small_050:blocks=1", recipe
+    assert recipe["keys"]["model.timm_image.image_size"] == 32 and "optimization.max_epochs" not in recipe["keys"]
+    assert [len(stage) for stage in chosen.model_.backbones["timm_image"].network.blocks] == [1] * 6
+    assert "the first block of each of the teacher's 6 stages" in recipe["reasons"][0]
     for bad, message in (("mobilenetv3_small_050:blocks=0", "bad block count '0'"),
                          ("mobilenetv3_small_050:blocks=two", "bad block count 'two'"),
                          ("test_vit:blocks=1", "needs a network built of stages")):

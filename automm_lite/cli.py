@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     distill = commands.add_parser("distill", help="teacher vs no-distill vs distilled students on a bundled task")
     distill.add_argument("--task", default="bbc-short",
-                         choices=["bbc-short", "bbc-short-unlabeled", "multilingual-pairs", "chatterbot-topics"])
+                         choices=["bbc-short", "bbc-short-unlabeled", "multilingual-pairs", "chatterbot-topics",
+                                  "fashion-mnist"])
     distill.add_argument("--budget", choices=["small", "full"], default="small")
     distill.add_argument("--seeds", type=int, nargs="+", default=[0])
     distill.add_argument("--path", default="distill_runs", help="folder for the trained predictors")

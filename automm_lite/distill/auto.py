@@ -109,20 +109,20 @@ def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"
     of every stage (``name:blocks=1``, pretrained weights), at the teacher's image size, epochs and learning
     rate unless those were passed."""
     from ..config import apply_overrides
-    from ..models.image import stage_sizes
+    from ..models.image import removable_blocks
     from ..models.zoo import IMAGE_ARCHITECTURES
 
     image = teacher.model.backbones["timm_image"] if "timm_image" in teacher.model.backbones else None
     names = config.model.names
     if image is None or "model.timm_image.checkpoint_name" in explicit or (names and "timm_image" not in names):
         return config
-    stages = stage_sizes(image.network)
-    if not stages or max(stages) < 2:
-        choice.reasons.append("no image network named, and the teacher's has no stage of several blocks: the "
-                              "default network")
-        return config
     zoo_names = {architecture: name for name, architecture in IMAGE_ARCHITECTURES.items()}
-    spec = f"{zoo_names.get(image.model_name, image.model_name)}:blocks=1"
+    if image.model_name not in zoo_names or not removable_blocks(image.network):
+        # only a zoo network has pretrained weights for sure (offline too); others: the user names one
+        choice.reasons.append("no image network named, and the teacher's is not a zoo network with stages of "
+                              "residual blocks: the default network")
+        return config
+    spec = f"{zoo_names[image.model_name]}:blocks=1"
     keys = {"model.timm_image.checkpoint_name": spec}
     if "model.timm_image.image_size" not in explicit:
         keys["model.timm_image.image_size"] = image.image_size
@@ -131,8 +131,8 @@ def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"
             if key not in explicit:
                 keys[key] = getattr(teacher.optimization, key.split(".")[1])
     choice.keys.update(keys)
-    choice.reasons.append(f"no image network named: {spec}, the first block of each of the teacher's {len(stages)} "
-                          f"stages (pretrained weights), at its {image.image_size} px"
+    choice.reasons.append(f"no image network named: {spec}, the first block of each of the teacher's "
+                          f"{len(image.network.blocks)} stages (pretrained weights), at its {image.image_size} px"
                           + (", with its epochs and learning rate" if "optimization.max_epochs" in keys else ""))
     return apply_overrides(config, keys, allow_distiller=True)
 

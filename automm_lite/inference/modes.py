@@ -32,18 +32,22 @@ def bf16_supported(device: torch.device) -> bool:
 def inference_copy(model, dtype=torch.float32):
     """What predict runs in torch: a copy of ``model`` whose backbones are set up for ``dtype`` on its device
     (a bf16 text encoder, an image network in bf16 and channels-last on a CPU; the head and the small tabular MLP
-    stay float32, features come back as float32), or ``model`` itself when no backbone changes anything.
+    stay float32, features come back as float32; backbones that do not change are shared, not copied), or
+    ``model`` itself when no backbone changes anything.
     Converting once beats autocast, which converts weights and activations back and forth at every call. With a
     bf16 text encoder on a CPU without AMX, attention runs as batched matmuls (inference/attention.py)."""
     from .attention import use_bmm_attention, wants_bmm_attention
 
     device = model_device(model)
-    if not any(backbone.inference_changes(dtype, device) for backbone in _backbones(model)):
+    changing = {name for name, backbone in getattr(model, "backbones", {}).items()
+                if backbone.inference_changes(dtype, device)}
+    if not changing:
         return model
-    fast = copy.deepcopy(model).eval()
-    for backbone in fast.backbones.values():
-        if backbone.inference_changes(dtype, device):
-            backbone.prepare_inference(dtype, device)
+    # the backbones that stay as they are are shared with the fitted model, not copied (a large text encoder)
+    shared = {id(backbone): backbone for name, backbone in model.backbones.items() if name not in changing}
+    fast = copy.deepcopy(model, memo=shared).eval()
+    for name in changing:
+        fast.backbones[name].prepare_inference(dtype, device)
     text = fast.text_backbone
     if dtype == torch.bfloat16 and text is not None and wants_bmm_attention(device):
         use_bmm_attention(text.encoder)

@@ -34,24 +34,35 @@ def split_blocks_spec(name: str) -> tuple:
     return match["source"], int(count)
 
 
-def stage_sizes(network) -> list | None:
-    """Blocks per stage of a timm network whose ``blocks`` is a sequence of stages (EfficientNet, MobileNet, ...);
-    None for other networks."""
+def _kept_blocks(stage, per_stage: int) -> list:
+    # the first per_stage blocks, then every block that is not residual (timm's has_skip): those change the shape
+    return [block for i, block in enumerate(stage) if i < per_stage or getattr(block, "has_skip", None) is not True]
+
+
+def removable_blocks(network, per_stage: int = 1) -> int:
+    """How many blocks :func:`keep_blocks` would drop: residual blocks past the first ``per_stage`` of each stage
+    of a timm network whose ``blocks`` is a sequence of stages (EfficientNet, MobileNet, ...); 0 for others."""
     stages = getattr(network, "blocks", None)
     if not isinstance(stages, nn.Sequential) or not all(isinstance(stage, nn.Sequential) for stage in stages):
-        return None
-    return [len(stage) for stage in stages]
+        return 0
+    return sum(len(stage) - len(_kept_blocks(stage, per_stage)) for stage in stages)
 
 
 def keep_blocks(network, per_stage: int, name: str) -> None:
-    """Keep the first ``per_stage`` blocks of every stage of a network built of stages (:func:`stage_sizes`): a
-    stage's first block changes the shape, the later ones are residual and can go, so the kept blocks keep their
-    pretrained weights and the network its output width."""
-    if stage_sizes(network) is None:
-        raise ConfigError(f"{name!r}: ':blocks=' needs a network built of stages of blocks (EfficientNet, "
-                          f"MobileNet, ...); {type(network).__name__} is not. Name a smaller timm model instead.")
+    """Keep the first ``per_stage`` blocks of every stage, dropping only residual blocks (timm's ``has_skip``:
+    same shape in and out), so the kept blocks keep their pretrained weights and the network its output width.
+
+    Raises
+    ------
+    ConfigError
+        A network not built of stages, or one of which no block can be dropped safely.
+    """
+    if removable_blocks(network, per_stage) == 0:
+        raise ConfigError(f"{name!r}: ':blocks=' needs a network built of stages of residual blocks (EfficientNet, "
+                          f"MobileNet, ...); {type(network).__name__} has none to drop. Name a smaller timm model "
+                          "instead.")
     for i, stage in enumerate(network.blocks):
-        network.blocks[i] = nn.Sequential(*list(stage)[:per_stage])
+        network.blocks[i] = nn.Sequential(*_kept_blocks(stage, per_stage))
 
 
 def image_transform(names, size: int, data_config: dict):

@@ -105,8 +105,11 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         recipe.reasons.append("no text column read: no student cut from the teacher")
     model = build_model(config, names, schema, source_dirs=sources)
     if teachers:
-        config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled)
-        unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed)
+        # image columns are mixed only when both networks read images
+        images = pre.columns("image") if "timm_image" in model.backbones and \
+            "timm_image" in teachers[0].model.backbones else []
+        config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled, images)
+        unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed, images)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
     train_set = build_dataset(model, pre.transform(rows), labels)
     for group in train_set.inputs.values():
@@ -137,7 +140,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
                      len(rows), config, recipe)
 
 
-def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled):
+def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled, image_columns):
     """``distiller.recipe``'s terms for this student and data, logged."""
     from ..distill.auto import FitFacts, RecipeChoice, choose_terms
     from ..distill.teacher import same_tokenizer
@@ -145,7 +148,7 @@ def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled
     text_columns = preprocessor.columns("text")
     token_level = same_tokenizer(teacher.model, model) and teacher.preprocessor.columns("text") == text_columns
     facts = FitFacts(token_level, n_rows=len(train), n_unlabeled=0 if unlabeled is None else len(unlabeled),
-                     n_text_columns=len(text_columns), n_image_columns=len(preprocessor.columns("image")))
+                     n_text_columns=len(text_columns), n_image_columns=len(image_columns))
     if token_level:
         from ..distill.recipe import layer_pairs
 
@@ -159,14 +162,14 @@ def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled
     return config, recipe
 
 
-def _with_synthetic_rows(distiller, preprocessor, train, unlabeled, seed):
+def _with_synthetic_rows(distiller, preprocessor, train, unlabeled, seed, image_columns):
     """The transfer rows plus ``distiller.synthetic_rows`` made-up rows per training row (no gold labels)."""
     import pandas as pd
 
     from ..data.augment import synthetic_rows
 
     made = synthetic_rows(train, preprocessor.columns("text"), distiller.synthetic_rows, distiller.synthetic_ops,
-                          seed, preprocessor.columns("image")).drop(columns=[preprocessor.label], errors="ignore")
+                          seed, image_columns).drop(columns=[preprocessor.label], errors="ignore")
     if not len(made):
         return unlabeled
     return made if unlabeled is None else pd.concat([unlabeled, made], ignore_index=True)

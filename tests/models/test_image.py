@@ -142,16 +142,23 @@ def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_imag
     assert summary["distillation_recipe"]["recipe"] == "auto" and summary["teacher"] == teacher.path, summary
     loaded = Predictor.load(student.path, verbosity=0)  # the architecture comes back from the saved folder
     np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), student.predict_proba(test).to_numpy())
-    # no image network named: the recipe keeps the first block of each of the teacher network's stages
+    # no image network named: the recipe keeps the first block of each stage of a zoo teacher's network
     unnamed = {k: v for k, v in network.items()
                if k not in ("model.timm_image.checkpoint_name", "model.timm_image.image_size")}
+    lite = Predictor("label", path=str(tmp_path / "lite"), verbosity=0).fit(
+        train, hyperparameters={**network, "model.timm_image.checkpoint_name": "efficientnet-lite0"})
     chosen = Predictor("label", path=str(tmp_path / "chosen"), verbosity=0).fit(
-        train, hyperparameters={**unnamed, "optimization.max_epochs": 2}, teacher_predictor=teacher)
+        train, hyperparameters={**unnamed, "optimization.max_epochs": 2}, teacher_predictor=lite)
     recipe = chosen.fit_summary()["distillation_recipe"]
-    assert recipe["keys"]["model.timm_image.checkpoint_name"] == "mobilenetv3_small_050:blocks=1", recipe
+    assert recipe["keys"]["model.timm_image.checkpoint_name"] == "efficientnet-lite0:blocks=1", recipe
     assert recipe["keys"]["model.timm_image.image_size"] == 32 and "optimization.max_epochs" not in recipe["keys"]
-    assert [len(stage) for stage in chosen.model_.backbones["timm_image"].network.blocks] == [1] * 6
-    assert "the first block of each of the teacher's 6 stages" in recipe["reasons"][0]
+    assert [len(stage) for stage in chosen.model_.backbones["timm_image"].network.blocks] == [1] * 7
+    assert "the first block of each of the teacher's 7 stages" in recipe["reasons"][0]
+    # a teacher network outside the zoo (its weights may not be at hand offline): the default, with a reason
+    other = Predictor("label", path=str(tmp_path / "other"), verbosity=0).fit(
+        train, hyperparameters={**unnamed, "optimization.max_epochs": 1, "model.timm_image.image_size": 32},
+        teacher_predictor=teacher)
+    assert "not a zoo network" in " ".join(other.fit_summary()["distillation_recipe"]["reasons"])
     for bad, message in (("mobilenetv3_small_050:blocks=0", "bad block count '0'"),
                          ("mobilenetv3_small_050:blocks=two", "bad block count 'two'"),
                          ("test_vit:blocks=1", "needs a network built of stages")):

@@ -57,6 +57,10 @@ def keep_blocks(network, per_stage: int, name: str) -> None:
     ConfigError
         A network not built of stages, or one of which no block can be dropped safely.
     """
+    if removable_blocks(network, per_stage) == 0 and removable_blocks(network, 1) > 0:
+        largest = max(len(stage) for stage in network.blocks)
+        raise ConfigError(f"{name!r} keeps every block: the largest stage has {largest}; give a smaller count, "
+                          f"e.g. ':blocks=1'.")
     if removable_blocks(network, per_stage) == 0:
         raise ConfigError(f"{name!r}: ':blocks=' needs a network built of stages of residual blocks (EfficientNet, "
                           f"MobileNet, ...); {type(network).__name__} has none to drop. Name a smaller timm model "

@@ -161,6 +161,7 @@ def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_imag
     assert "not a zoo network" in " ".join(other.fit_summary()["distillation_recipe"]["reasons"])
     for bad, message in (("mobilenetv3_small_050:blocks=0", "bad block count '0'"),
                          ("mobilenetv3_small_050:blocks=two", "bad block count 'two'"),
+                         ("mobilenetv3_small_050:blocks=3", "keeps every block: the largest stage has 3"),
                          ("test_vit:blocks=1", "needs a network built of stages")):
         with pytest.raises(ConfigError, match=message):
             Predictor("label", verbosity=0).fit(train, hyperparameters={**network,

@@ -29,11 +29,12 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
-def inference_copy(model, dtype=torch.float32):
+def inference_copy(model, dtype=torch.float32, share_unchanged: bool = True):
     """What predict runs in torch: a copy of ``model`` whose backbones are set up for ``dtype`` on its device
     (a bf16 text encoder, an image network in bf16 and channels-last on a CPU; the head and the small tabular MLP
     stay float32, features come back as float32; backbones that do not change are shared, not copied), or
-    ``model`` itself when no backbone changes anything.
+    ``model`` itself when no backbone changes anything. ``share_unchanged=False`` copies every backbone (a copy
+    that will be compiled in place must not share modules with the fitted model).
     Converting once beats autocast, which converts weights and activations back and forth at every call. With a
     bf16 text encoder on a CPU without AMX, attention runs as batched matmuls (inference/attention.py)."""
     from .attention import use_bmm_attention, wants_bmm_attention
@@ -44,7 +45,8 @@ def inference_copy(model, dtype=torch.float32):
     if not changing:
         return model
     # the backbones that stay as they are are shared with the fitted model, not copied (a large text encoder)
-    shared = {id(backbone): backbone for name, backbone in model.backbones.items() if name not in changing}
+    shared = {id(backbone): backbone for name, backbone in model.backbones.items()
+              if name not in changing and share_unchanged}
     fast = copy.deepcopy(model, memo=shared).eval()
     for name in changing:
         fast.backbones[name].prepare_inference(dtype, device)
@@ -192,7 +194,8 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
         warnings.warn("This model has no text encoder or image network to compile; it runs uncompiled.",
                       stacklevel=3)
         mode = replace(mode, compiled=False)
-    fast = inference_copy(model, torch.bfloat16 if mode.precision == "bf16" else torch.float32)
+    fast = inference_copy(model, torch.bfloat16 if mode.precision == "bf16" else torch.float32,
+                          share_unchanged=not mode.compiled)
     if not mode.compiled:
         return fast, mode
     ready = fast

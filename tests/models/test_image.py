@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from automm_lite import Predictor
 from automm_lite.data.preprocess import infer_column_types
@@ -66,6 +67,15 @@ def test_a_mixed_frame_of_text_image_and_numbers(digit_frame, tiny_hp, tmp_path)
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     loaded = Predictor.load(predictor.path, verbosity=0)
     np.testing.assert_array_equal(loaded.predict_proba(mixed[1]).to_numpy(), proba.to_numpy())
+    # predict's copy on a CPU changes the image network's layout only: the text encoder is shared, except in a
+    # copy that will be compiled in place
+    from automm_lite.inference.modes import inference_copy
+
+    fitted = predictor.model_.backbones
+    fast = inference_copy(predictor.model_)
+    assert fast.backbones["hf_text"] is fitted["hf_text"] and fast.backbones["timm_image"] is not fitted["timm_image"]
+    assert fitted["timm_image"].memory_format == torch.contiguous_format  # the fitted network keeps its layout
+    assert inference_copy(predictor.model_, share_unchanged=False).backbones["hf_text"] is not fitted["hf_text"]
     only_images = Predictor("label", path=str(tmp_path / "subset"), verbosity=0).fit(
         mixed[0], hyperparameters={**tiny_hp, "optimization.max_epochs": 1, "model.names": ["timm_image"]})
     assert list(only_images.model_.backbones) == ["timm_image"]

@@ -19,9 +19,10 @@ AUTO = "auto"  # the one spelling of "decided for you" (older spellings are read
 def _key(default, help, *, gt=None, ge=None, lt=None, le=None, auto_aliases=()):
     """A config field: its default, its help, and its bounds (``gt``/``ge``/``lt``/``le``: open or closed, as
     scikit-learn's ``Interval``). The kind and the allowed values come from the field's annotation: ``int``,
-    ``float``, ``bool``, ``str``, ``Literal[...]`` (the choices), ``list[Literal[...]]``, and ``... | Literal["auto"]``
-    for keys that can be left to the library. ``auto_aliases`` are older spellings of ``"auto"`` that stay valid
-    (AutoGluon's ``-1`` GPUs, an empty soft-loss type, ``None`` in configs saved by earlier versions)."""
+    ``float``, ``bool``, ``str``, ``Literal[...]`` (the choices), ``list[Literal[...]]``, ``list[int]``, and
+    ``... | Literal["auto"]`` for keys that can be left to the library. ``auto_aliases`` are older spellings of
+    ``"auto"`` that stay valid (AutoGluon's ``-1`` GPUs, an empty soft-loss type, ``None`` in configs saved by
+    earlier versions)."""
     meta = {"help": help, "gt": gt, "ge": ge, "lt": lt, "le": le, "auto_aliases": tuple(auto_aliases)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -71,9 +72,19 @@ class TabularMlpConfig:
 
 @dataclass
 class FusionMlpConfig:
-    hidden_size: int = _key(128, "Width of the late-fusion MLP (used when several column kinds are present)",
-                            ge=1)
-    dropout: float = _key(0.1, "Dropout in the late-fusion MLP and before the output layer", ge=0.0, lt=1.0)
+    hidden_sizes: list[int] = _key([128], "Widths of the late-fusion MLP's layers, used when several backbones "
+                                   "are present (alias `model.fusion_mlp.hidden_size` for one layer)", ge=1)
+    activation: Literal["gelu", "leaky_relu", "relu", "tanh"] = _key("gelu", "Activation in the late-fusion MLP")
+    normalization: Literal["layer_norm", "batch_norm", "none"] = _key(
+        "layer_norm", "Normalization after each late-fusion layer's activation")
+    dropout: float = _key(0.1, "Dropout between the late-fusion layers and before the output layer (alias "
+                          "`model.fusion_mlp.drop_rate`)", ge=0.0, lt=1.0)
+    adapt_in_features: Literal["none", "max", "min"] = _key(
+        "none", "Project every backbone's features to the widest (`max`) or narrowest (`min`) backbone's width "
+        "before they are joined; none = join them as they are")
+    weight: float = _key(0.0, "With several backbones, give each its own output layer and add this weight x its "
+                         "task loss while training (AutoGluon's per-backbone losses); 0 = only the fused output",
+                         ge=0.0)
 
 
 @dataclass
@@ -187,6 +198,12 @@ class DistillerConfig:
     attention_loss_weight: float = _key(0.0, "Weight of the attention-map term (same tokenizer only)", ge=0.0)
     attention_loss_type: Literal["kl", "mse"] = _key("kl", "Attention loss")
     embedding_loss_weight: float = _key(0.0, "Weight of the embedding-layer output term", ge=0.0)
+    feature_map_loss_weight: float = _key(0.0, "Weight of the image feature-map term (averaged over the matched "
+                                          "levels; both models read the same image columns, else skipped)", ge=0.0)
+    feature_map_loss_type: Literal["mse", "attention"] = _key(
+        "mse", "Feature-map loss: mse (a 1x1-convolution matcher where channels differ) or attention transfer")
+    feature_map_levels: int = _key(2, "How many of the deepest feature levels (timm's feature_info) are matched, "
+                                   "the deepest of the student with the deepest of the teacher", ge=1, le=8)
     layer_mapping: str = _key("uniform", "Student->teacher layers for the hidden/attention terms: 'uniform', "
                               "'last', or explicit 'student:teacher' pairs such as '1:2,2:4,3:6'")
     t2_scaling: bool = _key(False, "Multiply the soft-label term by temperature^2 (Hinton et al.)")
@@ -236,6 +253,9 @@ ALIASES = {
     "data.label.numerical_label_preprocessing": "data.numerical_label_preprocessing",
     "data.label.numerical_preprocessing": "data.numerical_label_preprocessing",
     "data.numerical.scaler": "data.numerical_scaler",
+    "model.fusion_mlp.hidden_size": "model.fusion_mlp.hidden_sizes",
+    "model.fusion_mlp.drop_rate": "model.fusion_mlp.dropout",
+    "model.fusion_mlp.dropout_prob": "model.fusion_mlp.dropout",
 }
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
                "off": False}
@@ -290,7 +310,7 @@ def parse_hyperparameters(hyperparameters) -> dict:
 class _Spec:
     """What a field accepts, read from its annotation and metadata."""
 
-    kind: str                 # "bool", "int", "float", "str" or "list"
+    kind: str                 # "bool", "int", "float", "str", "list" (of names) or "int_list"
     choices: tuple | None     # allowed values (of the items, for a list), from Literal[...]
     or_auto: bool             # "auto" is a value too (``X | Literal["auto"]``)
     meta: dict
@@ -310,6 +330,8 @@ def _spec_of(annotation, meta) -> _Spec:
     base = next(p for p in parts if p != auto or not or_auto)
     if typing.get_origin(base) is list:
         item = typing.get_args(base)[0]
+        if item is int:
+            return _Spec("int_list", None, or_auto, meta)
         choices = typing.get_args(item) if typing.get_origin(item) is Literal else None
         return _Spec("list", choices, or_auto, meta)
     if typing.get_origin(base) is Literal:
@@ -386,6 +408,8 @@ def _coerce(key: str, value, spec: _Spec, bounds: bool = True):
         if bounds and not _in_bounds(value, meta):
             raise bad(f"a value in {_bounds_text(meta)}")
         return value
+    if kind == "int_list":
+        return _int_list(value, bad, meta if bounds else {**meta, "ge": None})
     if kind == "list":
         if isinstance(value, str):
             text = value.strip()
@@ -405,6 +429,24 @@ def _coerce(key: str, value, spec: _Spec, bounds: bool = True):
     if spec.choices is not None and value not in spec.choices:
         raise bad("one of " + ", ".join(repr(c) for c in spec.choices))
     return value
+
+
+def _int_list(value, bad, meta) -> list:
+    """Whole numbers from a list, ``"128,64"``, ``"[128, 64]"`` or one number (a list of one)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise bad("whole numbers, e.g. [128, 64] or '128,64'") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise bad("a non-empty list of whole numbers, e.g. [128, 64] or '128,64'")
+    if meta["ge"] is not None and min(value) < meta["ge"]:
+        raise bad(f"whole numbers >= {meta['ge']}")
+    return list(value)
 
 
 def valid_keys() -> list[str]:

@@ -124,7 +124,7 @@ def image_report(args, roof: dict) -> None:
     from automm_lite.inference.modes import InferenceMode
 
     size = args.image_size
-    train, test = load_fashion_mnist(n_train=args.image_train_rows, n_test=args.test_rows, seed=0)
+    train, test = load_fashion_mnist(n_train=args.image_train_rows, n_test=args.image_test_rows, seed=0)
     common = {"model.timm_image.image_size": size, "optimization.max_epochs": args.epochs, "optim.lr": 1e-3}
     fitted = {}
     for role, name in (("teacher", "efficientnet-lite0"), ("student", "efficientnet-lite0:blocks=1")):
@@ -141,7 +141,7 @@ def image_report(args, roof: dict) -> None:
                 print(f"image {role} {requested}: not available here, runs as {copy.inference_mode}; left out")
                 continue
             predictors[(role, requested)] = copy
-    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=5)
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=args.image_repeats)
     flops = {role: network_flops(p.model_.backbones["timm_image"].network, size) for role, p in fitted.items()}
     rows = []
     for (role, mode), (_, result) in zip(predictors, table.iterrows()):
@@ -283,10 +283,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a few rows and one epoch: checks the script runs")
     parser.add_argument("--only", choices=["text", "images"], help="run parts 1-5 (text) or part 6 (images) only")
     parser.add_argument("--image-train-rows", type=int, default=1000, help="Fashion-MNIST training images")
+    parser.add_argument("--image-test-rows", type=int, default=300, help="Fashion-MNIST test images")
     parser.add_argument("--image-size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--image-repeats", type=int, default=3, help="rounds of evaluate per image predictor")
     args = parser.parse_args()
     if args.quick:
-        args.train_rows, args.test_rows, args.epochs, args.image_train_rows = 64, 32, 1, 64
+        args.train_rows, args.test_rows, args.epochs, args.image_train_rows, args.image_test_rows = 64, 32, 1, 64, 32
 
     import pandas as pd
     import torch
@@ -351,7 +353,7 @@ def main():
             if compiled:
                 compile_seconds[f"{role} {mode}"] = time.perf_counter() - began
             predictors[(role, mode)] = copy
-    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=5)
+    table = compare_predictors({f"{r} {m}": p for (r, m), p in predictors.items()}, test, repeats=args.image_repeats)
     flops = {role: encoder_flops(fitted, test) for role, fitted in (("teacher", teacher), ("student", student))}
     rows = []
     for (role, mode), (_, result) in zip(predictors, table.iterrows()):

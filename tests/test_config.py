@@ -112,9 +112,11 @@ def test_annotations_say_what_each_key_holds():
         spec = module._specs(type(owner))[field.name]
         value = getattr(owner, field.name)
         annotation = typing.get_type_hints(type(owner))[field.name]
-        assert spec.kind in ("bool", "int", "float", "str", "list"), (key, annotation)
+        assert spec.kind in ("bool", "int", "float", "str", "list", "int_list"), (key, annotation)
         if value == "auto":
             assert spec.or_auto or "auto" in (spec.choices or ()), key
+        elif spec.kind == "int_list":
+            assert isinstance(value, list) and value and all(type(v) is int for v in value), key
         elif spec.kind == "list":
             assert isinstance(value, list) and all(v in spec.choices for v in value) if spec.choices else True, key
         else:

@@ -88,13 +88,8 @@ def choose_student(config, explicit: set, teacher) -> tuple:
                               "checkpoint")
         return config, choice
     spec = "teacher:layers=" + ",".join(map(str, layers_for_student(n_layers)))
-    keys = {"model.hf_text.checkpoint_name": spec}
-    taken = []
-    if teacher.optimization is not None:
-        for key, name in (("optimization.max_epochs", "epochs"), ("optimization.learning_rate", "learning rate")):
-            if key not in explicit:
-                keys[key] = getattr(teacher.optimization, key.split(".")[1])
-                taken.append(name)
+    keys = {"model.hf_text.checkpoint_name": spec, **_teacher_budget(teacher, explicit)}
+    taken = [BUDGET_NAMES[key] for key in keys if key in BUDGET_NAMES]
     if "model.hf_text.max_text_len" not in explicit:  # its layers were fine-tuned on texts of this length
         keys["model.hf_text.max_text_len"] = text.max_text_len
         taken.append("text length")
@@ -102,6 +97,17 @@ def choose_student(config, explicit: set, teacher) -> tuple:
     budget = f", with the teacher's {', '.join(taken)}" if taken else ""
     choice.reasons.append(f"no student named: {spec}, half of the teacher's {n_layers} fine-tuned layers{budget}")
     return apply_overrides(config, keys, allow_distiller=True), choice
+
+
+BUDGET_NAMES = {"optimization.max_epochs": "epochs", "optimization.learning_rate": "learning rate"}
+
+
+def _teacher_budget(teacher, explicit: set) -> dict:
+    """The teacher's epochs and learning rate, for those of the two keys not passed: a student built from the
+    teacher's network trains on the budget that network was tuned with."""
+    if teacher.optimization is None:
+        return {}
+    return {key: getattr(teacher.optimization, key.split(".")[1]) for key in BUDGET_NAMES if key not in explicit}
 
 
 def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"):
@@ -126,10 +132,7 @@ def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"
     keys = {"model.timm_image.checkpoint_name": spec}
     if "model.timm_image.image_size" not in explicit:
         keys["model.timm_image.image_size"] = image.image_size
-    if teacher.optimization is not None:
-        for key in ("optimization.max_epochs", "optimization.learning_rate"):
-            if key not in explicit:
-                keys[key] = getattr(teacher.optimization, key.split(".")[1])
+    keys.update(_teacher_budget(teacher, explicit))
     choice.keys.update(keys)
     choice.reasons.append(f"no image network named: {spec}, the first block of each of the teacher's "
                           f"{len(image.network.blocks)} stages (pretrained weights), at its {image.image_size} px"

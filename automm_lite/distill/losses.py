@@ -1,4 +1,5 @@
-"""Distillation loss terms (soft labels, features, tokens, attentions, RKD) and the weighted DistillationObjective."""
+"""Distillation loss terms (soft labels, features, tokens, attentions, image feature maps, RKD) and the weighted
+DistillationObjective."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -14,9 +15,9 @@ from ..models.text import mean_pool
 _EPS = 1e-12
 _ALIASES = {"mse": "mse", "mean_square_error": "mse", "mean_squared_error": "mse", "cosine": "cosine",
             "cosine_distance": "cosine", "cos": "cosine", "cross_entropy": "cross_entropy", "ce": "cross_entropy",
-            "kl": "kl", "kl_div": "kl", "kld": "kl"}
+            "kl": "kl", "kl_div": "kl", "kld": "kl", "attention": "attention", "at": "attention"}
 _OUTPUTS = {"logits": ("cross_entropy", "mse"), "features": ("mse", "cosine"), "hidden_states": ("mse", "cosine"),
-            "embeddings": ("mse", "cosine"), "attentions": ("kl", "mse")}
+            "embeddings": ("mse", "cosine"), "attentions": ("kl", "mse"), "feature_maps": ("mse", "attention")}
 
 
 def normalize_loss_type(name: str, valid=("mse", "cosine")) -> str:
@@ -151,6 +152,29 @@ def attention_loss(student_attn, teacher_attn, attention_mask, loss_type: str = 
     return torch.where(rows, per_row, 0.0).sum() / rows.sum().clamp(min=1)
 
 
+def feature_map_loss(student_maps, teacher_maps, loss_type: str = "mse"):
+    """Image feature-map loss for maps [B, C, H, W]; a student map of another size is first resized to the
+    teacher's (bilinear).
+
+    ``mse``: mean((s - t)^2) over all elements (FitNets, Romero et al. 2015; the channels must agree, through a
+    1x1-convolution matcher where they differ). ``attention``: attention transfer (Zagoruyko & Komodakis 2017):
+    q = the channel mean of the squared map, flattened and scaled to unit length; loss = mean_b ||q_s - q_t||^2,
+    so the channel counts may differ.
+    """
+    loss_type = normalize_loss_type(loss_type, ("mse", "attention"))
+    s = student_maps.float()
+    t = teacher_maps.detach().float()
+    if s.shape[-2:] != t.shape[-2:]:
+        s = F.interpolate(s, size=t.shape[-2:], mode="bilinear", align_corners=False)
+    if loss_type == "mse":
+        return F.mse_loss(s, _target(t, s))
+
+    def spatial_attention(maps):
+        return F.normalize(maps.pow(2).mean(1).flatten(1), dim=1)
+
+    return (spatial_attention(s) - spatial_attention(t)).pow(2).sum(1).mean()
+
+
 def _normalized_distances(e: torch.Tensor) -> torch.Tensor:
     """Euclidean distance matrix (zero diagonal, RepDistiller's ``pdist``) over its mean off-diagonal entry."""
     sq = e.pow(2).sum(1)
@@ -217,21 +241,26 @@ def parse_layer_mapping(text: str) -> list:
     return pairs
 
 
+_LAYERED = ("hidden_states", "attentions", "feature_maps")  # the outputs whose terms name layers
+
+
 @dataclass
 class Match:
     """One teacher -> student term.
 
     Parameters
     ----------
-    output : {"logits", "features", "hidden_states", "embeddings", "attentions"}
-        ``embeddings`` is hidden-state index 0; ``attentions`` layers count from 1 (``attentions[i - 1]``).
+    output : {"logits", "features", "hidden_states", "embeddings", "attentions", "feature_maps"}
+        ``embeddings`` is hidden-state index 0; ``attentions`` layers count from 1 (``attentions[i - 1]``);
+        ``feature_maps`` are an image network's maps at timm's feature levels, from 0.
     student_layer, teacher_layer : int, optional
-        Layer indices, required for ``hidden_states`` and ``attentions`` only.
+        Layer (or feature level) indices, required for ``hidden_states``, ``attentions`` and ``feature_maps``.
     loss : str or callable, optional
         logits: cross_entropy (default) | mse; features, hidden_states, embeddings: mse (default) | cosine;
-        attentions: kl (default) | mse. Or your own term: a function of ``(student, teacher, mask)`` returning a
-        scalar tensor, where ``student`` and ``teacher`` are the two tensors the output names (the student's
-        through its width matcher, for features and hidden states; logits as they are, without temperature) and
+        attentions: kl (default) | mse; feature_maps: mse (default) | attention. Or your own term: a function of
+        ``(student, teacher, mask)`` returning a scalar tensor, where ``student`` and ``teacher`` are the two
+        tensors the output names (the student's through its width matcher, for features, hidden states and
+        feature maps; logits as they are, without temperature) and
         ``mask`` the batch's attention mask (None without one).
     weight, temperature : float
         Term weight (>= 0; 0 disables the term) and softening temperature (``logits`` only, built-in losses).
@@ -259,14 +288,14 @@ class Match:
             if any(x not in (None, 0) for x in layers):
                 raise ValueError("Match('embeddings') is hidden-state index 0; leave its layers unset.")
             self.student_layer = self.teacher_layer = 0
-        elif self.output in ("hidden_states", "attentions"):
-            lowest = 0 if self.output == "hidden_states" else 1
+        elif self.output in _LAYERED:
+            lowest = 1 if self.output == "attentions" else 0
             if any(x is None or int(x) != x or x < lowest for x in layers):
                 raise ValueError(f"Match({self.output!r}) needs integer student_layer and teacher_layer >= {lowest}, "
                                  f"e.g. Match({self.output!r}, 1, 4); got {layers}.")
             self.student_layer, self.teacher_layer = int(self.student_layer), int(self.teacher_layer)
         elif any(x is not None for x in layers):
-            raise ValueError(f"Match({self.output!r}) takes no layers; only hidden_states and attentions do.")
+            raise ValueError(f"Match({self.output!r}) takes no layers; only {', '.join(_LAYERED)} do.")
         if not (float(self.weight) >= 0 and float(self.temperature) > 0):
             raise ValueError(f"Match needs weight >= 0 and temperature > 0, got {self.weight!r}, {self.temperature!r}.")
         if self.name is None:
@@ -275,12 +304,11 @@ class Match:
             raise ValueError(f"Match name {self.name!r} must be a word of letters, digits and underscores.")
 
     def _default_name(self) -> str:
-        layers = f"_s{self.student_layer}_t{self.teacher_layer}" if self.output in ("hidden_states",
-                                                                                    "attentions") else ""
+        layers = f"_s{self.student_layer}_t{self.teacher_layer}" if self.output in _LAYERED else ""
         if callable(self.loss):
             name = getattr(self.loss, "__name__", type(self.loss).__name__)
             return ("custom" if name == "<lambda>" else name) + layers
-        prefix = {"hidden_states": "hidden", "attentions": "attention"}.get(self.output)
+        prefix = {"hidden_states": "hidden", "attentions": "attention", "feature_maps": "feature_map"}.get(self.output)
         fixed = {"logits": "soft_label", "features": "output_feature", "embeddings": "embeddings"}
         return f"{prefix}{layers}" if prefix else fixed[self.output]
 
@@ -294,6 +322,8 @@ class Match:
         """Which feature matcher this term projects the student through (None for logits and attentions)."""
         if self.output == "features":
             return "features"
+        if self.output == "feature_maps":
+            return f"map_s{self.student_layer}"
         return f"hidden_s{self.student_layer}" if self.output in ("hidden_states", "embeddings") else None
 
 
@@ -308,8 +338,10 @@ class DistillationObjective(nn.Module):
     hard_label_weight : float
         Weight of ``task_loss`` on labeled rows (label -100, or NaN for regression, marks an unlabeled row).
     student_widths, teacher_widths : dict, optional
-        Widths per output kind (``"features"``, ``"hidden_states"``, optionally ``"embeddings"``). Where they differ,
-        a trainable ``nn.Linear(student, teacher)`` matcher is created in ``self.matchers`` (FitNets).
+        Widths per output kind (``"features"``, ``"hidden_states"``, optionally ``"embeddings"``, and
+        ``"feature_maps"``: the channels of each feature level). Where they differ, a trainable
+        ``nn.Linear(student, teacher)`` matcher (a 1x1 ``nn.Conv2d`` for feature maps) is created in
+        ``self.matchers`` (FitNets).
     teacher_head : nn.Module, optional
         The teacher's frozen head (features -> logits), required when ``softmax_regression_weight > 0``.
     t2_scaling : bool
@@ -319,12 +351,15 @@ class DistillationObjective(nn.Module):
     softmax_regression_loss_type : {"mse", "cross_entropy", "auto"}
         ``auto`` (or empty): cross entropy for classes; a regression problem always uses MSE.
     loss_function, label_smoothing : passed to ``task_loss`` for the hard-label term.
+    backbone_loss_weight : float
+        With the student's per-backbone output layers (``model.fusion_mlp.weight``), their hard-label terms are
+        added at ``hard_label_weight`` x this weight, as AutoGluon sums the task loss over every output head.
     """
 
     def __init__(self, matches, problem_type="multiclass", hard_label_weight=0.0, loss_function="auto",
                  student_widths=None, teacher_widths=None, teacher_head=None, t2_scaling=False,
                  rkd_distance_weight=0.0, rkd_angle_weight=0.0, softmax_regression_weight=0.0,
-                 softmax_regression_loss_type="mse", label_smoothing=0.0):
+                 softmax_regression_loss_type="mse", label_smoothing=0.0, backbone_loss_weight=0.0):
         super().__init__()
         if problem_type not in ("binary", "multiclass", "regression"):
             raise ValueError(f"problem_type must be binary, multiclass or regression, got {problem_type!r}.")
@@ -336,6 +371,7 @@ class DistillationObjective(nn.Module):
         self.hard_label_weight, self.t2_scaling = float(hard_label_weight), bool(t2_scaling)
         self.rkd_distance_weight, self.rkd_angle_weight = float(rkd_distance_weight), float(rkd_angle_weight)
         self.softmax_regression_weight = float(softmax_regression_weight)
+        self.backbone_loss_weight = float(backbone_loss_weight)
         self.softmax_regression_loss_type = soft_loss_type(problem_type, softmax_regression_loss_type)
         if self.softmax_regression_weight > 0 and teacher_head is None:
             raise ValueError("softmax_regression_weight > 0 needs teacher_head (the teacher's features -> logits).")
@@ -344,7 +380,15 @@ class DistillationObjective(nn.Module):
             raise ValueError("Nothing to distil: every match weight and every term weight is 0.")
         self.matchers = nn.ModuleDict()
         sw, tw = dict(student_widths or {}), dict(teacher_widths or {})
-        needs = [(m.matcher_key, "embeddings" if m.student_layer == 0 else m.output) for m in self.active_matches]
+        for m in self.active_matches:  # feature maps: channels per level, matched only for the mse term
+            if m.output == "feature_maps" and m.loss == "mse" and m.matcher_key not in self.matchers:
+                channels_s, channels_t = (w.get("feature_maps", {}) for w in (sw, tw))
+                c_s, c_t = (c[i] if i < len(c) else None for c, i in ((channels_s, m.student_layer),
+                                                                        (channels_t, m.teacher_layer)))
+                if c_s and c_t and c_s != c_t:
+                    self.matchers[m.matcher_key] = nn.Conv2d(int(c_s), int(c_t), kernel_size=1)
+        needs = [(m.matcher_key, "embeddings" if m.student_layer == 0 else m.output) for m in self.active_matches
+                 if m.output != "feature_maps"]
         needs += [("features", "features")] if self._pooled_terms() else []
         for key, kind in needs:
             width_s, width_t = (w.get(kind, w.get("hidden_states") if kind == "embeddings" else None) for w in (sw, tw))
@@ -377,6 +421,10 @@ class DistillationObjective(nn.Module):
 
         if self.hard_label_weight > 0 and labels is not None:
             add("hard_label", self.hard_label_weight, self._hard_label(_get(student, "logits", "student"), labels))
+            own = student.get("backbone_logits") if self.backbone_loss_weight > 0 else None
+            if own:
+                add("backbone_hard_label", self.hard_label_weight * self.backbone_loss_weight,
+                    sum(self._hard_label(logits, labels) for logits in own.values()))
         for m in self.active_matches:
             add(m.name, m.weight, self._match_loss(m, student, teacher, attention_mask))
         if self._pooled_terms():
@@ -412,6 +460,10 @@ class DistillationObjective(nn.Module):
             s = self._project("features", _features(student, mask, "student"))
             t = _features(teacher, mask, "teacher")
             return _custom_term(m, s, t, mask) if custom else feature_loss(s, t, m.loss)
+        if m.output == "feature_maps":
+            s = self._project(m.matcher_key, _layer(student, "feature_maps", m.student_layer, "student"))
+            t = _layer(teacher, "feature_maps", m.teacher_layer, "teacher")
+            return _custom_term(m, s, t, None) if custom else feature_map_loss(s, t, m.loss)
         key, offset = ("attentions", 1) if m.output == "attentions" else ("hidden_states", 0)
         s = _layer(student, key, m.student_layer - offset, "student")
         t = _layer(teacher, key, m.teacher_layer - offset, "teacher")
@@ -434,6 +486,8 @@ class DistillationObjective(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"{self.hard_label_weight:g}*hard_label"] if self.hard_label_weight > 0 else []
+        if self.hard_label_weight > 0 and self.backbone_loss_weight > 0:
+            parts.append(f"{self.hard_label_weight * self.backbone_loss_weight:g}*backbone_hard_label")
         for m in self.active_matches:
             if m.output == "logits" and not callable(m.loss):
                 t2 = "*T^2" if self.t2_scaling else ""
@@ -461,6 +515,7 @@ def _get(outputs: Mapping, key: str, side: str):
     value = outputs.get(key)
     if value is None:
         hint = {"hidden_states": " (call the model with output_hidden_states=True)",
+                "feature_maps": " (call the model with output_feature_maps=True)",
                 "attentions": " (call the model with output_attentions=True and attn_implementation='eager')"}
         raise ValueError(f"The {side} outputs have no {key!r}{hint.get(key, '')}; found {sorted(outputs.keys())}.")
     return value

@@ -21,12 +21,14 @@ class DistillPlan:
     matches: list
     hidden_layers: list = field(default_factory=list)     # teacher hidden-state indices (0 = embeddings)
     attention_layers: list = field(default_factory=list)  # teacher attention layers, 1-based
+    map_levels: list = field(default_factory=list)        # teacher image feature levels, from 0
 
     @property
     def student_forward(self) -> dict:
         hidden = any(m.output in ("hidden_states", "embeddings") for m in self.matches)
         attention = any(m.output == "attentions" for m in self.matches)
-        return {"output_hidden_states": hidden, "output_attentions": attention} if hidden or attention else {}
+        forward = {"output_hidden_states": hidden, "output_attentions": attention} if hidden or attention else {}
+        return {**forward, "output_feature_maps": True} if self.map_levels else forward
 
 
 def _num_layers(model) -> int:
@@ -79,8 +81,16 @@ def check_layer_settings(config, teacher=None) -> None:
         raise ConfigError(f"distiller.layer_mapping={d.layer_mapping!r}: {error}") from None
 
 
-def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool) -> DistillPlan:
-    """Turn ``distiller.*`` into match items; token-level terms only when both read the same tokens."""
+def map_level_pairs(n_student: int, n_teacher: int, levels: int) -> list:
+    """The deepest ``levels`` feature levels of each image network, paired from the deepest down."""
+    n = min(n_student, n_teacher, levels)
+    return [(n_student - n + i, n_teacher - n + i) for i in range(n)]
+
+
+def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool,
+                      same_images: bool = False) -> DistillPlan:
+    """Turn ``distiller.*`` into match items; token-level terms only when both read the same tokens, feature-map
+    terms only when both read the same image columns."""
     soft_type = soft_loss_type(problem_type, distiller.soft_label_loss_type)
     matches = []
     if distiller.soft_label_weight > 0:
@@ -92,6 +102,8 @@ def plan_distillation(distiller, problem_type: str, student_model, teacher_model
     token_weights = (distiller.hidden_state_loss_weight, distiller.attention_loss_weight,
                      distiller.embedding_loss_weight)
     plan = DistillPlan(matches)
+    if distiller.feature_map_loss_weight > 0:
+        _plan_feature_maps(plan, distiller, student_model, teacher_model, same_images)
     if not any(w > 0 for w in token_weights):
         return plan
     if not token_level:
@@ -115,11 +127,26 @@ def plan_distillation(distiller, problem_type: str, student_model, teacher_model
     return plan
 
 
+def _plan_feature_maps(plan: DistillPlan, distiller, student_model, teacher_model, same_images: bool) -> None:
+    student, teacher = student_model.image_backbone, teacher_model.image_backbone
+    shapes = [b.feature_map_shapes() if b is not None and same_images else [] for b in (student, teacher)]
+    if not all(shapes):
+        logger.info("The feature-map term is skipped: teacher and student do not both run an image network with "
+                    "spatial feature levels over the same image columns.")
+        return
+    pairs = map_level_pairs(len(shapes[0]), len(shapes[1]), distiller.feature_map_levels)
+    for s, t in pairs:
+        plan.matches.append(Match("feature_maps", s, t, loss=distiller.feature_map_loss_type,
+                                  weight=distiller.feature_map_loss_weight / len(pairs)))
+        plan.map_levels.append(t)
+
+
 class CachedTeacherObjective(torch.nn.Module):
     """The objective ``LitSystem`` calls: rebuilds the teacher's outputs for a batch from the cached arrays.
 
-    The batch carries ``teacher_logits``, ``teacher_features`` and, for token-level terms, padded
-    ``teacher_hidden_<i>`` / ``teacher_attention_<i>`` arrays, cropped here to the batch's own length.
+    The batch carries ``teacher_logits``, ``teacher_features``, for token-level terms padded
+    ``teacher_hidden_<i>`` / ``teacher_attention_<i>`` arrays, cropped here to the batch's own length, and for
+    image feature-map terms ``teacher_map_<level>``.
     """
 
     def __init__(self, objective: DistillationObjective, plan: DistillPlan, n_teacher_layers: int):
@@ -140,6 +167,11 @@ class CachedTeacherObjective(torch.nn.Module):
             for i in self.plan.attention_layers:
                 maps[i - 1] = batch[f"teacher_attention_{i}"][:, :, :length, :length].float()
             teacher["attentions"] = maps
+        if self.plan.map_levels:
+            levels = [None] * (max(self.plan.map_levels) + 1)
+            for i in self.plan.map_levels:
+                levels[i] = batch[f"teacher_map_{i}"].float()
+            teacher["feature_maps"] = levels
         return teacher
 
     def forward(self, outputs: dict, batch: dict):
@@ -157,9 +189,11 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
     d = config.distiller
     widths = {}
     for key, model in (("student", student_model), ("teacher", teacher_model)):
-        text = model.text_backbone
+        text, image = model.text_backbone, model.image_backbone
         widths[key] = {"features": model.out_features,
                        "hidden_states": text.encoder.config.hidden_size if text is not None else None}
+        if plan.map_levels and image is not None:
+            widths[key]["feature_maps"] = [channels for channels, _, _ in image.feature_map_shapes()]
     head = copy.deepcopy(teacher_model.head[-1]).requires_grad_(False)  # the teacher's output layer
     if alignment is not None:  # its outputs in the student's class order, like the cached teacher logits
         head.weight.data, head.bias.data = head.weight.data[alignment], head.bias.data[alignment]
@@ -169,7 +203,8 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
         teacher_widths=widths["teacher"], teacher_head=head, t2_scaling=d.t2_scaling,
         rkd_distance_weight=d.rkd_distance_loss_weight, rkd_angle_weight=d.rkd_angle_loss_weight,
         softmax_regression_weight=d.softmax_regression_weight,
-        softmax_regression_loss_type=soft_loss_type(problem_type, d.softmax_regression_loss_type))
+        softmax_regression_loss_type=soft_loss_type(problem_type, d.softmax_regression_loss_type),
+        backbone_loss_weight=student_model.backbone_loss_weight)
     n_teacher = _num_layers(teacher_model) if teacher_model.text_backbone is not None else 0
     return CachedTeacherObjective(objective, plan, n_teacher)
 
@@ -220,7 +255,8 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     student_text = student_model.text_backbone
     token_level = (same_tokenizer(first.model, student_model)
                    and first.preprocessor.columns("text") == preprocessor.columns("text"))
-    plan = plan_distillation(d, preprocessor.problem_type, student_model, first.model, token_level)
+    same_images = first.preprocessor.columns("image") == preprocessor.columns("image")
+    plan = plan_distillation(d, preprocessor.problem_type, student_model, first.model, token_level, same_images)
     start = time.perf_counter()
     arrays = load_outputs(stored_folder, len(rows)) if stored_folder is not None else None
     if arrays is not None:
@@ -229,6 +265,7 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     else:
         arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
                                  shared_inputs=student_inputs[student_text.name] if token_level else None,
+                                 map_levels=plan.map_levels,
                                  cache_folder=stored_folder or cache_folder, precision=d.teacher_precision)
         soft_targets = [first.in_student_units(arrays["teacher_logits"], preprocessor)]
         for other in teachers[1:]:

@@ -203,7 +203,7 @@ def load_outputs(folder: Path, n_rows: int) -> dict | None:
 
 
 def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(), shared_inputs=None,
-                    cache_folder: Path | None = None, precision: str = "32") -> dict:
+                    cache_folder: Path | None = None, precision: str = "32", map_levels=()) -> dict:
     """Run the frozen teacher once over ``data`` and keep what the objective needs, row by row.
 
     Parameters
@@ -222,11 +222,13 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     precision : {"32", "bf16"}
         ``bf16`` runs the pass under bfloat16 autocast where the hardware has native bf16
         (``distiller.teacher_precision``).
+    map_levels : iterable of int
+        The image network's feature levels (from 0) whose maps to keep, in float16.
 
     Returns
     -------
     dict of name -> numpy array with rows first: ``teacher_logits`` (in the teacher's own class order and
-    units), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``.
+    units), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``, ``teacher_map_<level>``.
     """
     import torch
 
@@ -239,6 +241,7 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     shared = {text.name: shared_inputs} if shared_inputs is not None and text is not None else None
     dataset = build_dataset(model, teacher.preprocessor.transform(data), encoded=shared)
     hidden_layers, attention_layers = sorted(set(hidden_layers)), sorted(set(attention_layers))
+    map_levels = sorted(set(map_levels))
     n, width = len(dataset), int(dataset.lengths().max())
     out = {}
     device = model_device(model)
@@ -251,7 +254,7 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     with eager, torch.inference_mode(), autocast:
         for indices in sorted_batches(dataset, *inference_batching(teacher.env, device.type == "cuda")):
             result = model(to_device(dataset.collate(indices), device), output_hidden_states=bool(hidden_layers),
-                           output_attentions=bool(attention_layers))
+                           output_attentions=bool(attention_layers), output_feature_maps=bool(map_levels))
             if not out:
                 out["teacher_logits"] = np.zeros((n, result["logits"].shape[1]), dtype=np.float32)
                 out["teacher_features"] = np.zeros((n, result["features"].shape[1]), dtype=np.float32)
@@ -262,6 +265,9 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
                     heads = result["attentions"][i - 1].shape[1]
                     out[f"teacher_attention_{i}"] = _allocate((n, heads, width, width), np.float16, cache_folder,
                                                               f"attention_{i}")
+                for i in map_levels:
+                    out[f"teacher_map_{i}"] = _allocate((n, *result["feature_maps"][i].shape[1:]), np.float16,
+                                                        cache_folder, f"map_{i}")
             out["teacher_logits"][indices] = result["logits"].float().cpu().numpy()
             out["teacher_features"][indices] = result["features"].float().cpu().numpy()
             length = result["attention_mask"].shape[1] if "attention_mask" in result else 0
@@ -270,4 +276,6 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
             for i in attention_layers:
                 attention = result["attentions"][i - 1].float().cpu().numpy()
                 out[f"teacher_attention_{i}"][indices, :, :length, :length] = attention
+            for i in map_levels:
+                out[f"teacher_map_{i}"][indices] = result["feature_maps"][i].float().cpu().numpy()
     return out

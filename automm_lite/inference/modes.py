@@ -40,8 +40,7 @@ def inference_copy(model, dtype=torch.float32, share_unchanged: bool = True):
     from .attention import use_bmm_attention, wants_bmm_attention
 
     device = model_device(model)
-    changing = {name for name, backbone in getattr(model, "backbones", {}).items()
-                if backbone.inference_changes(dtype, device)}
+    changing = {name for name, backbone in _backbones(model).items() if backbone.inference_changes(dtype, device)}
     if not changing:
         return model
     # the backbones that stay as they are are shared with the fitted model, not copied (a large text encoder)
@@ -56,8 +55,8 @@ def inference_copy(model, dtype=torch.float32, share_unchanged: bool = True):
     return fast
 
 
-def _backbones(model) -> list:
-    return list(getattr(model, "backbones", {}).values())
+def _backbones(model) -> dict:
+    return dict(getattr(model, "backbones", {}))
 
 
 def bf16_copy(model):
@@ -83,9 +82,10 @@ def compile_backbones(model, example_batch: dict) -> bool:
     """Compile the heavy part of every backbone of ``model`` (a private copy) in place, now: the text encoder, the
     image network (each backbone's ``compiled_part``).
 
-    Shapes are dynamic, so one graph serves every batch size and text length, plus one for single rows
-    (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch`` and on its
-    first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
+    Shapes are dynamic (for an image network only the batch size: its sides are fixed, and symbolic sides made
+    inductor's code generation take minutes), so one graph serves every batch size and text length, plus one for
+    single rows (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch``
+    and on its first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
     residual adds fused into the matmuls (and batch norms folded into convolutions). The graphs (and the weights
     they hold) live as long as the process.
 
@@ -108,7 +108,7 @@ def compile_backbones(model, example_batch: dict) -> bool:
     parts = [(backbone, backbone.compiled_part) for backbone in model.backbones.values() if backbone.compiled_part]
     eager = [getattr(backbone, part) for backbone, part in parts]
     for (backbone, part), module in zip(parts, eager):  # attribute reads (e.g. .config) reach the eager module
-        setattr(backbone, part, torch.compile(module, dynamic=True))
+        setattr(backbone, part, torch.compile(module, dynamic=backbone.compile_dynamic))
     start = time.perf_counter()
     limits = {"recompile_limit": max(dynamo_config.recompile_limit, COMPILED_GRAPHS_LIMIT),
               "fail_on_recompile_limit_hit": True}
@@ -190,7 +190,7 @@ def prepare_model(model, mode: InferenceMode, example_batch: dict):
         return OnnxModel.from_model(model, example_batch, quantize=mode.precision == "int8"), mode
     if mode.precision == "int8":
         return quantize_int8(model), mode
-    if mode.compiled and not any(backbone.compiled_part for backbone in _backbones(model)):
+    if mode.compiled and not any(backbone.compiled_part for backbone in _backbones(model).values()):
         warnings.warn("This model has no text encoder or image network to compile; it runs uncompiled.",
                       stacklevel=3)
         mode = replace(mode, compiled=False)

@@ -25,8 +25,10 @@ class Backbone(nn.Module):
     order : int
         Place among the backbones chosen automatically (a model's parts, and their features in the head, follow
         it).
-    layer_outputs : bool
-        Its forward also returns ``hidden_states``/``attentions`` when asked (layer-wise distillation terms).
+    forward_options : tuple of str
+        Keyword options its forward accepts for extra outputs that layer-wise distillation terms read
+        (``output_hidden_states``/``output_attentions``: ``hidden_states``/``attentions``; ``output_feature_maps``:
+        ``feature_maps``); the model passes each backbone only the options it lists.
     out_features : int
         Width of the feature vector.
     """
@@ -35,9 +37,10 @@ class Backbone(nn.Module):
     reads: tuple = ()
     default = True
     order = 100
-    layer_outputs = False
+    forward_options: tuple = ()
     out_features: int
     compiled_part: str | None = None  # the submodule ``compile=True`` hands to torch.compile (None: nothing)
+    compile_dynamic: bool | None = True  # torch.compile's ``dynamic``: True = every size symbolic
 
     @classmethod
     def from_config(cls, config, schema: dict, source_dir=None, pretrained: bool = True) -> "Backbone":

@@ -113,6 +113,8 @@ class TimmImage(Backbone):
     reads = ("image",)
     order = 5
     compiled_part = "network"
+    forward_options = ("output_feature_maps",)
+    compile_dynamic = None  # only the batch size varies (marked in forward); symbolic sides compile for minutes
 
     def __init__(self, network, model_name: str, n_columns: int, image_size: int, train_transforms,
                  val_transforms, blocks_per_stage: int | None = None):
@@ -183,14 +185,49 @@ class TimmImage(Backbone):
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.network.to(dtype=dtype, memory_format=self.memory_format)
 
-    def forward(self, inputs: dict) -> dict:
+    def forward(self, inputs: dict, output_feature_maps: bool = False) -> dict:
+        """Pooled ``features`` per row and, with ``output_feature_maps``, ``feature_maps``: one [rows, C, H, W]
+        map per feature level of :meth:`feature_map_shapes` (image distillation terms)."""
         pixels, valid = inputs["pixels"], inputs["valid"]
         rows, columns = valid.shape
         images = pixels.flatten(0, 1).to(dtype=self.compute_dtype, memory_format=self.memory_format)
-        features = self.network(images).float().view(rows, columns, -1)
-        weights = valid.to(features.dtype).unsqueeze(-1)
+        if len(images) > 1 and not torch.jit.is_tracing():
+            torch._dynamo.maybe_mark_dynamic(images, 0)  # a compiled network: one graph for every batch size
+        if output_feature_maps:
+            features, maps = self._with_feature_maps(images)
+            out = {"feature_maps": [_row_mean(m.float().reshape(rows, columns, *m.shape[1:]), valid) for m in maps]}
+        else:
+            features, out = self.network(images), {}
         # the mean over the images a row has (a row without any gets zeros, like a missing category)
-        return {"features": (features * weights).sum(1) / weights.sum(1).clamp(min=1)}
+        out["features"] = _row_mean(features.float().view(rows, columns, -1), valid)
+        return out
+
+    def _with_feature_maps(self, images) -> tuple:
+        """The network's output and its spatial maps at timm's feature levels (``feature_info``), shallow first;
+        levels whose output is not a map (a ViT's tokens) are left out."""
+        captured = []
+        levels = [self.network.get_submodule(level["module"]) for level in getattr(self.network, "feature_info", [])]
+        hooks = [module.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+                 for module in levels]
+        try:
+            output = self.network(images)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return output, [m for m in captured if isinstance(m, torch.Tensor) and m.ndim == 4]
+
+    def feature_map_shapes(self) -> list:
+        """(channels, height, width) of each feature map ``forward(..., output_feature_maps=True)`` returns, at
+        this backbone's image size; [] for a network without spatial feature levels."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            with torch.no_grad():
+                probe = torch.zeros(1, 3, self.image_size, self.image_size, dtype=self.compute_dtype)
+                _, maps = self._with_feature_maps(probe.to(memory_format=self.memory_format))
+        finally:
+            self.network.train(was_training)
+        return [tuple(m.shape[1:]) for m in maps]
 
     def save(self, folder: str) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -201,6 +238,12 @@ class TimmImage(Backbone):
         params = sum(p.numel() for p in self.network.parameters())
         blocks = f", {self.blocks_per_stage} block(s) per stage" if self.blocks_per_stage else ""
         return f"timm_image ({self.model_name}{blocks}, {params / 1e6:.1f}M parameters, {self.image_size} px)"
+
+
+def _row_mean(values, valid):
+    """[rows, columns, ...] -> [rows, ...]: the mean over the images each row has (zeros for a row with none)."""
+    weights = valid.to(values.dtype).view(*valid.shape, *([1] * (values.ndim - 2)))
+    return (values * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
 def resolve_size(network) -> int:

@@ -60,7 +60,7 @@ class HfTextBackbone(Backbone):
     name = "hf_text"
     reads = ("text",)
     order = 0
-    layer_outputs = True
+    forward_options = ("output_hidden_states", "output_attentions")
     compiled_part = "encoder"
 
     def __init__(self, encoder, tokenizer, pooling: str = "mean", max_text_len: int = 128,

@@ -128,7 +128,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps
     else:
         objective, forward_kwargs, attention = TaskObjective(pre.problem_type, opt.loss_function,
-                                                             opt.label_smoothing), {}, None
+                                                             opt.label_smoothing, model.backbone_loss_weight), {}, None
     metric = get_metric(metric_name)
     text = model.text_backbone
     with text.attention_implementation(attention) if text is not None else contextlib.nullcontext():

@@ -417,3 +417,46 @@ def test_standalone_training_loop_with_hf_encoders():
     assert set(terms) == {"embeddings", "output_feature", "hidden_s1_t2", "hidden_s2_t4", "attention_s1_t2",
                           "attention_s2_t4"}
     assert losses[2] < losses[1] < losses[0], losses
+
+
+def test_feature_map_mse_and_attention_transfer_hand_computed():
+    from automm_lite.distill.losses import feature_map_loss
+
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert torch.isclose(feature_map_loss(s, t, "mse"), ((s - t) ** 2).mean())
+
+    def q(x):
+        a = (x ** 2).mean(1).flatten(1)
+        return a / a.norm(dim=1, keepdim=True)
+
+    assert torch.isclose(feature_map_loss(s, t, "at"), ((q(s) - q(t)) ** 2).sum(1).mean())
+    # attention transfer compares where the maps are strong, whatever their channels; a larger student map is
+    # first resized to the teacher's
+    wide = torch.randn(2, 7, 8, 8, requires_grad=True)
+    value = feature_map_loss(wide, t, "attention")
+    value.backward()
+    assert value > 0 and wide.grad.abs().sum() > 0
+    assert feature_map_loss(t.repeat(1, 2, 1, 1), t, "attention") < 1e-6  # same spatial pattern, more channels
+    with pytest.raises(ValueError, match="Unknown loss type 'kl'"):
+        feature_map_loss(s, t, "kl")
+
+
+def test_feature_map_matches_project_channels_only_where_they_differ():
+    maps_s = [torch.randn(4, 8, 4, 4), torch.randn(4, 16, 2, 2)]
+    maps_t = [torch.randn(4, 8, 4, 4), torch.randn(4, 32, 2, 2)]
+    matches = [Match("feature_maps", 0, 0, loss="mse", weight=0.5), Match("feature_maps", 1, 1, weight=0.5)]
+    assert [m.name for m in matches] == ["feature_map_s0_t0", "feature_map_s1_t1"] and matches[1].loss == "mse"
+    objective = DistillationObjective(matches, student_widths={"feature_maps": [8, 16]},
+                                      teacher_widths={"feature_maps": [8, 32]})
+    assert list(objective.matchers) == ["map_s1"]
+    assert isinstance(objective.matchers["map_s1"], torch.nn.Conv2d)
+    assert objective.matchers["map_s1"].weight.shape == (32, 16, 1, 1)
+    loss, terms = objective({"logits": torch.randn(4, 3), "feature_maps": maps_s},
+                            {"logits": torch.randn(4, 3), "feature_maps": maps_t})
+    assert set(terms) == {"feature_map_s0_t0", "feature_map_s1_t1"}
+    assert torch.isclose(terms["feature_map_s0_t0"], ((maps_s[0] - maps_t[0]) ** 2).mean())
+    with pytest.raises(ValueError, match="needs integer student_layer"):
+        Match("feature_maps")
+    with pytest.raises(ValueError, match="output_feature_maps=True"):
+        objective({"logits": torch.randn(4, 3)}, {"logits": torch.randn(4, 3), "feature_maps": maps_t})

@@ -176,3 +176,84 @@ def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_imag
         with pytest.raises(ConfigError, match=message):
             Predictor("label", verbosity=0).fit(train, hyperparameters={**network,
                                                                         "model.timm_image.checkpoint_name": bad})
+
+
+def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_frame, tiny_hp, tmp_path, caplog):
+    from automm_lite.distill.teacher import teacher_outputs
+
+    train, test = digit_frame
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    train, test = (part.assign(note=[f"a scan of a {words[d]} with {ink:.2f} ink" if i % 3 else "no note here at all"
+                                     for i, (d, ink) in enumerate(zip(part.label, part.ink))]) for part in (train, test))
+    hp = {**tiny_hp, "optimization.max_epochs": 1}
+    teacher = Predictor("label", path=str(tmp_path / "teacher"), verbosity=0).fit(train, hyperparameters=hp)
+    assert list(teacher.model_.backbones) == ["hf_text", "timm_image", "tabular_mlp"]
+    # The teacher reads its own three columns of every row, whatever the student reads.
+    outputs = teacher_outputs(teacher.as_teacher(), train.head(12))
+    expected = teacher.predict_proba(train.head(12)).to_numpy()
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(outputs["teacher_logits"]), 1).numpy(), expected,
+                               atol=1e-5)
+    with caplog.at_level(logging.INFO, logger="automm_lite"):
+        images_only = Predictor("label", path=str(tmp_path / "images"), verbosity=0).fit(
+            train, hyperparameters={**hp, "model.names": ["timm_image"]}, teacher_predictor=teacher)
+    assert list(images_only.model_.backbones) == ["timm_image"]
+    assert images_only.fit_summary()["teacher"] == teacher.path
+    assert "loss = 0.1*hard_label + 1*soft_label(T=5, cross_entropy)" in caplog.text
+    assert "Outputs of 1 teacher(s) for 512 rows" in caplog.text  # 128 rows and 3 synthetic rows each
+    no_text = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "no_text"), verbosity=0).fit(
+        train, hyperparameters=hp, teacher_predictor=teacher, column_types={"note": "ignore"})
+    assert list(no_text.model_.backbones) == ["timm_image", "tabular_mlp"]
+    assert no_text.column_types["note"] == "ignore"
+    scores = no_text.evaluate(test.drop(columns="note"))  # the student never needs the column it ignores
+    assert 0 <= scores["accuracy"] <= 1
+
+
+def test_feature_maps_of_an_image_network_and_the_feature_map_term(digit_frame, tiny_hp, tmp_path, caplog):
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.models.image import TimmImage
+
+    TINY = {"model.timm_image.pretrained": False, "model.timm_image.image_size": 32}
+    c = apply_overrides(Config(), {**TINY, "model.timm_image.checkpoint_name": "mobilenetv3_small_050"})
+    backbone = TimmImage.from_config(c, {"n_image_columns": 2}, pretrained=False).eval()
+    shapes = backbone.feature_map_shapes()
+    assert shapes == [(16, 16, 16), (8, 8, 8), (16, 4, 4), (24, 2, 2), (288, 1, 1)]  # timm's levels at 32 px
+    pixels = torch.randn(3, 2, 3, 32, 32)
+    valid = torch.tensor([[True, True], [True, False], [False, False]])
+    out = backbone({"pixels": pixels, "valid": valid}, output_feature_maps=True)
+    assert [tuple(m.shape[1:]) for m in out["feature_maps"]] == shapes and len(out["feature_maps"][0]) == 3
+    alone = backbone({"pixels": pixels[1:2, :1], "valid": torch.ones(1, 1, dtype=torch.bool)},
+                     output_feature_maps=True)
+    for both, one in zip(out["feature_maps"], alone["feature_maps"]):  # a row's maps: over the images it has
+        torch.testing.assert_close(both[1], one[0], atol=1e-5, rtol=1e-4)
+        assert both[2].abs().max() == 0
+    torch.testing.assert_close(out["features"], backbone({"pixels": pixels, "valid": valid})["features"])
+    assert TimmImage.from_config(apply_overrides(Config(), {**TINY, "model.timm_image.checkpoint_name": "test_vit"}),
+                                 {}, pretrained=False).feature_map_shapes() == []  # tokens, not maps
+
+    train = digit_frame[0].drop(columns="ink")
+    network = {**tiny_hp, "model.timm_image.checkpoint_name": "mobilenetv3_small_050", "optimization.max_epochs": 1}
+    teacher = Predictor("label", path=str(tmp_path / "teacher"), verbosity=0).fit(train, hyperparameters=network)
+    terms = {"distiller.feature_map_loss_weight": 1.0, "distiller.feature_map_levels": 2}
+    with caplog.at_level(logging.INFO, logger="automm_lite"):
+        Predictor("label", path=str(tmp_path / "same"), verbosity=0).fit(
+            train, teacher_predictor=teacher, hyperparameters={
+                **network, **terms, "model.timm_image.checkpoint_name": "mobilenetv3_small_050:blocks=1"})
+    assert "0.5*feature_map_s3_t3(mse) + 0.5*feature_map_s4_t4(mse)" in caplog.text
+    log = pd.read_csv(tmp_path / "same" / "logs" / "metrics.csv")
+    assert {"train_feature_map_s3_t3", "train_feature_map_s4_t4"} <= set(log.columns)
+    assert np.isfinite(log["train_feature_map_s4_t4"].dropna()).all()
+    # another network: its deepest levels are matched through 1x1 convolutions where the channels differ
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="automm_lite"):
+        Predictor("label", path=str(tmp_path / "other"), verbosity=0).fit(
+            train, teacher_predictor=teacher, hyperparameters={
+                **network, **terms, "model.timm_image.checkpoint_name": "test_efficientnet"})
+    log = pd.read_csv(tmp_path / "other" / "logs" / "metrics.csv")
+    assert {"train_feature_map_s3_t3", "train_feature_map_s4_t4"} <= set(log.columns)
+    # a student without an image network: the term is skipped, and says so
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="automm_lite"):
+        Predictor("label", path=str(tmp_path / "numbers"), verbosity=0).fit(
+            digit_frame[0], teacher_predictor=teacher, hyperparameters={**network, **terms,
+                                                                        "model.names": ["tabular_mlp"]})
+    assert "feature-map term is skipped" in caplog.text

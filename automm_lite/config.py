@@ -50,7 +50,8 @@ IMAGE_TRANSFORMS = Literal["resize_to_square", "resize_shorter_side", "center_cr
 class TimmImageConfig:
     checkpoint_name: str = _key("efficientnet-lite0", "Image network: an offline zoo name (`efficientnet-lite0`, "
                                 "ImageNet weights) or a timm model name (pretrained weights from the hub, online); "
-                                "`name:blocks=k` keeps the first k blocks of every stage (a smaller student)")
+                                "`name:blocks=k` keeps the first k blocks of every stage (a smaller student), "
+                                "`teacher:blocks=k` those of the fitted teacher's own network")
     pretrained: bool = _key(True, "Start from the network's pretrained weights; false = random weights (the "
                             "architecture only)")
     image_size: int | Literal["auto"] = _key(AUTO, "Side of the square images the network reads, in pixels; auto = "
@@ -517,8 +518,9 @@ def keys_table() -> str:
 
 def check_fit_config(config: Config, has_teacher: bool) -> None:
     """The rules that tie keys to the fit's arguments, checked before any work: a student from
-    ``teacher:layers=...`` needs a teacher."""
-    name = config.model.hf_text.checkpoint_name
-    if name.startswith("teacher:") and not has_teacher:
-        raise ConfigError(f"model.hf_text.checkpoint_name={name!r} builds the student from teacher layers: pass "
-                          "teacher_predictor=... too.")
+    ``teacher:layers=...`` or ``teacher:blocks=k`` needs a teacher."""
+    for key, name in (("model.hf_text.checkpoint_name", config.model.hf_text.checkpoint_name),
+                      ("model.timm_image.checkpoint_name", config.model.timm_image.checkpoint_name)):
+        if name.startswith("teacher:") and not has_teacher:
+            raise ConfigError(f"{key}={name!r} builds the student from the teacher's own layers: pass "
+                              "teacher_predictor=... too.")

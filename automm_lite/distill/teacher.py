@@ -137,6 +137,22 @@ def student_from_teacher_layers(teacher: Teacher, spec: str, folder: Path) -> st
         return build_layer_student(str(source), layers, str(folder / "student_encoder"))
 
 
+def student_from_teacher_blocks(teacher: Teacher, spec: str, folder: Path) -> str:
+    """Build the student folder for ``teacher:blocks=k`` from the fitted teacher's own image network: the first
+    k blocks of every stage, with their fine-tuned weights."""
+    from ..models.image import split_blocks_spec
+
+    image = teacher.model.image_backbone
+    if image is None:
+        raise ConfigError(f"{spec!r} needs a teacher with an image network; this teacher has "
+                          f"{list(teacher.model.backbones)}.")
+    source, per_stage = split_blocks_spec(spec)
+    if source != "teacher" or per_stage is None:
+        raise ConfigError(f"model.timm_image.checkpoint_name={spec!r}: a student from the teacher's network is "
+                          "written 'teacher:blocks=k', e.g. 'teacher:blocks=1'.")
+    return image.save_cut(folder / "student_image", per_stage, spec)
+
+
 def same_tokenizer(teacher_model, student_model) -> bool:
     """Token-level terms need both models to read the very same token sequence."""
     t, s = teacher_model.text_backbone, student_model.text_backbone

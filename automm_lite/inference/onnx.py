@@ -128,12 +128,17 @@ class OnnxModel:
         data = buffer.getvalue()
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
+            from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+            # convolutions stay float: dynamic int8 convolutions ran an image network slower and far less
+            # accurately (benchmarks/speed.py --only images); matmuls and embeddings are quantized
+            operators = [op for op in IntegerOpsRegistry if op != "Conv"]
             with tempfile.TemporaryDirectory() as folder:
                 source, target = Path(folder, "model.onnx"), Path(folder, "model-int8.onnx")
                 source.write_bytes(data)
                 logging.disable(logging.WARNING)  # its advice to pre-process is for static quantization
                 try:
-                    quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+                    quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=operators)
                 finally:
                     logging.disable(logging.NOTSET)
                 data = target.read_bytes()

@@ -13,6 +13,7 @@ from ..exceptions import ConfigError
 from .backbone import Backbone
 
 INFO_FILE = "timm_image.json"  # what rebuilds the network without the hub: its timm name and image settings
+WEIGHTS_FILE = "network.safetensors"  # in a folder a student is built from (blocks cut from a fitted teacher)
 _BLOCKS_SPEC = re.compile(r"^(?P<source>.+):blocks=(?P<blocks>.*)$")
 
 
@@ -137,7 +138,8 @@ class TimmImage(Backbone):
         from .zoo import resolve_image_checkpoint
 
         c = config.model.timm_image
-        if source_dir is not None:  # a saved predictor: the architecture by name, weights from its file
+        info = {}
+        if source_dir is not None:  # a saved predictor (weights from its file) or blocks cut from a teacher
             info = json.loads((Path(source_dir) / INFO_FILE).read_text())
             name, weights, pretrained = info["model_name"], None, False
             blocks = info.get("blocks_per_stage")
@@ -158,7 +160,12 @@ class TimmImage(Backbone):
             network.load_state_dict(load_file(weights))
         if blocks is not None:
             keep_blocks(network, blocks, c.checkpoint_name)
-        size = c.image_size if c.image_size != "auto" else int(resolve_size(network))
+        if source_dir is not None and (Path(source_dir) / WEIGHTS_FILE).is_file():
+            from safetensors.torch import load_file
+
+            network.load_state_dict(load_file(Path(source_dir) / WEIGHTS_FILE))
+        # auto: the size the source network was fitted at (a saved predictor, a teacher), else the network's own
+        size = c.image_size if c.image_size != "auto" else int(info.get("image_size") or resolve_size(network))
         return cls(network, name, schema.get("n_image_columns", 1), size, c.train_transforms, c.val_transforms,
                    blocks)
 
@@ -233,6 +240,24 @@ class TimmImage(Backbone):
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / INFO_FILE).write_text(json.dumps({"model_name": self.model_name, "image_size": self.image_size,
                                                           "blocks_per_stage": self.blocks_per_stage}))
+
+    def save_cut(self, folder, per_stage: int, spec: str) -> str:
+        """Write a folder that builds this network keeping the first ``per_stage`` blocks of every stage, with
+        its own (fine-tuned) weights: a student cut from a fitted teacher (``teacher:blocks=k``)."""
+        import copy
+
+        from safetensors.torch import save_file
+
+        if self.blocks_per_stage is not None and per_stage >= self.blocks_per_stage:
+            raise ConfigError(f"{spec!r} keeps every block: the teacher's network keeps {self.blocks_per_stage} per "
+                              "stage already; give a smaller count.")
+        network = copy.deepcopy(self.network)
+        keep_blocks(network, per_stage, spec)
+        cut = TimmImage(network, self.model_name, self.n_columns, self.image_size, self.train_transforms,
+                        self.val_transforms, per_stage)
+        cut.save(folder)
+        save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(Path(folder) / WEIGHTS_FILE))
+        return str(folder)
 
     def describe(self) -> str:
         params = sum(p.numel() for p in self.network.parameters())

@@ -100,7 +100,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     if not names:
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
     schema = model_schema(pre)
-    sources = _student_sources(config, teachers, work_dir) if "hf_text" in names else {}
+    sources = _student_sources(config, teachers, work_dir, names)
     if recipe is not None and "model.hf_text.checkpoint_name" in recipe.keys and "hf_text" not in names:
         recipe.reasons.append("no text column read: no student cut from the teacher")
     model = build_model(config, names, schema, source_dirs=sources)
@@ -190,15 +190,18 @@ def _set_up_process(env, seed: int):
         keep_freed_memory()
 
 
-def _student_sources(config, teachers, work_dir: Path) -> dict:
+def _student_sources(config, teachers, work_dir: Path, names: list) -> dict:
     """Backbone folders to build from instead of the configured checkpoint: a student cut from the first
-    teacher's layers (``teacher:layers=...``)."""
-    spec = config.model.hf_text.checkpoint_name
-    if not spec.startswith("teacher:"):
-        return {}
-    from ..distill.teacher import student_from_teacher_layers
+    teacher's text layers (``teacher:layers=...``) or image blocks (``teacher:blocks=k``)."""
+    from ..distill.teacher import student_from_teacher_blocks, student_from_teacher_layers
 
-    return {"hf_text": student_from_teacher_layers(teachers[0], spec, work_dir)}  # the model.hf_text.* backbone
+    sources = {}
+    text, image = config.model.hf_text.checkpoint_name, config.model.timm_image.checkpoint_name
+    if "hf_text" in names and text.startswith("teacher:"):
+        sources["hf_text"] = student_from_teacher_layers(teachers[0], text, work_dir)
+    if "timm_image" in names and image.startswith("teacher:"):
+        sources["timm_image"] = student_from_teacher_blocks(teachers[0], image, work_dir)
+    return sources
 
 
 def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre, seed, work_dir,

@@ -178,7 +178,7 @@ def test_a_student_keeps_the_first_blocks_of_every_stage_and_learns_from_an_imag
                                                                         "model.timm_image.checkpoint_name": bad})
 
 
-def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_frame, tiny_hp, tmp_path, caplog):
+def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_frame, tiny_hp, tmp_path):
     from automm_lite.distill.teacher import teacher_outputs
 
     train, test = digit_frame
@@ -193,13 +193,13 @@ def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_f
     expected = teacher.predict_proba(train.head(12)).to_numpy()
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(outputs["teacher_logits"]), 1).numpy(), expected,
                                atol=1e-5)
-    with caplog.at_level(logging.INFO, logger="automm_lite"):
-        images_only = Predictor("label", path=str(tmp_path / "images"), verbosity=0).fit(
-            train, hyperparameters={**hp, "model.names": ["timm_image"]}, teacher_predictor=teacher)
+    images_only = Predictor("label", path=str(tmp_path / "images"), verbosity=0).fit(
+        train, hyperparameters={**hp, "model.names": ["timm_image"]}, teacher_predictor=teacher)
     assert list(images_only.model_.backbones) == ["timm_image"]
     assert images_only.fit_summary()["teacher"] == teacher.path
-    assert "loss = 0.1*hard_label + 1*soft_label(T=5, cross_entropy)" in caplog.text
-    assert "Outputs of 1 teacher(s) for 512 rows" in caplog.text  # 128 rows and 3 synthetic rows each
+    log = (tmp_path / "images" / "fit.log").read_text()
+    assert "loss = 0.1*hard_label + 1*soft_label(T=5, cross_entropy)" in log
+    assert "Outputs of 1 teacher(s) for 512 rows" in log  # 128 rows and 3 synthetic rows each
     no_text = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "no_text"), verbosity=0).fit(
         train, hyperparameters=hp, teacher_predictor=teacher, column_types={"note": "ignore"})
     assert list(no_text.model_.backbones) == ["timm_image", "tabular_mlp"]
@@ -208,7 +208,7 @@ def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_f
     assert 0 <= scores["accuracy"] <= 1
 
 
-def test_feature_maps_of_an_image_network_and_the_feature_map_term(digit_frame, tiny_hp, tmp_path, caplog):
+def test_feature_maps_of_an_image_network_and_the_feature_map_term(digit_frame, tiny_hp, tmp_path):
     from automm_lite.config import Config, apply_overrides
     from automm_lite.models.image import TimmImage
 
@@ -234,26 +234,59 @@ def test_feature_maps_of_an_image_network_and_the_feature_map_term(digit_frame, 
     network = {**tiny_hp, "model.timm_image.checkpoint_name": "mobilenetv3_small_050", "optimization.max_epochs": 1}
     teacher = Predictor("label", path=str(tmp_path / "teacher"), verbosity=0).fit(train, hyperparameters=network)
     terms = {"distiller.feature_map_loss_weight": 1.0, "distiller.feature_map_levels": 2}
-    with caplog.at_level(logging.INFO, logger="automm_lite"):
-        Predictor("label", path=str(tmp_path / "same"), verbosity=0).fit(
-            train, teacher_predictor=teacher, hyperparameters={
-                **network, **terms, "model.timm_image.checkpoint_name": "mobilenetv3_small_050:blocks=1"})
-    assert "0.5*feature_map_s3_t3(mse) + 0.5*feature_map_s4_t4(mse)" in caplog.text
+    Predictor("label", path=str(tmp_path / "same"), verbosity=0).fit(
+        train, teacher_predictor=teacher, hyperparameters={
+            **network, **terms, "model.timm_image.checkpoint_name": "mobilenetv3_small_050:blocks=1"})
+    assert "0.5*feature_map_s3_t3(mse) + 0.5*feature_map_s4_t4(mse)" in (tmp_path / "same" / "fit.log").read_text()
     log = pd.read_csv(tmp_path / "same" / "logs" / "metrics.csv")
     assert {"train_feature_map_s3_t3", "train_feature_map_s4_t4"} <= set(log.columns)
     assert np.isfinite(log["train_feature_map_s4_t4"].dropna()).all()
     # another network: its deepest levels are matched through 1x1 convolutions where the channels differ
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="automm_lite"):
-        Predictor("label", path=str(tmp_path / "other"), verbosity=0).fit(
-            train, teacher_predictor=teacher, hyperparameters={
-                **network, **terms, "model.timm_image.checkpoint_name": "test_efficientnet"})
+    Predictor("label", path=str(tmp_path / "other"), verbosity=0).fit(
+        train, teacher_predictor=teacher, hyperparameters={
+            **network, **terms, "model.timm_image.checkpoint_name": "test_efficientnet"})
     log = pd.read_csv(tmp_path / "other" / "logs" / "metrics.csv")
     assert {"train_feature_map_s3_t3", "train_feature_map_s4_t4"} <= set(log.columns)
+    objective = (tmp_path / "other" / "fit.log").read_text()
+    assert "(map_s3): Conv2d(48, 24, kernel_size=(1, 1)" in objective  # test_efficientnet 48 -> mobilenet 24
+    assert "(map_s4): Conv2d(64, 288, kernel_size=(1, 1)" in objective
     # a student without an image network: the term is skipped, and says so
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="automm_lite"):
-        Predictor("label", path=str(tmp_path / "numbers"), verbosity=0).fit(
-            digit_frame[0], teacher_predictor=teacher, hyperparameters={**network, **terms,
-                                                                        "model.names": ["tabular_mlp"]})
-    assert "feature-map term is skipped" in caplog.text
+    Predictor("label", path=str(tmp_path / "numbers"), verbosity=0).fit(
+        digit_frame[0], teacher_predictor=teacher, hyperparameters={**network, **terms, "model.names": ["tabular_mlp"]})
+    assert "feature-map term is skipped" in (tmp_path / "numbers" / "fit.log").read_text()
+
+
+def test_a_student_cut_from_the_fitted_teachers_own_blocks(digit_frame, tiny_hp, tmp_path):
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.distill.teacher import student_from_teacher_blocks
+    from automm_lite.exceptions import ConfigError
+    from automm_lite.models.image import TimmImage
+
+    train, test = (part.drop(columns="ink") for part in digit_frame)
+    network = {**tiny_hp, "model.timm_image.checkpoint_name": "mobilenetv3_small_050", "optimization.max_epochs": 1}
+    teacher = Predictor("label", path=str(tmp_path / "teacher"), verbosity=0).fit(train, hyperparameters=network)
+    folder = student_from_teacher_blocks(teacher.as_teacher(), "teacher:blocks=1", tmp_path / "work")
+    config = apply_overrides(Config(), {"model.timm_image.checkpoint_name": "teacher:blocks=1"})
+    cut = TimmImage.from_config(config, {}, source_dir=folder)
+    fitted = teacher.model_.backbones["timm_image"]
+    assert [len(stage) for stage in cut.network.blocks] == [1] * 6 and cut.image_size == fitted.image_size == 32
+    for mine, theirs in zip(cut.network.blocks, fitted.network.blocks):  # the teacher's fine-tuned weights
+        for a, b in zip(mine[0].state_dict().values(), theirs[0].state_dict().values()):
+            assert torch.equal(a, b)
+    torch.testing.assert_close(cut.network.conv_stem.weight, fitted.network.conv_stem.weight)
+    student = Predictor("label", path=str(tmp_path / "student"), verbosity=0).fit(
+        train, teacher_predictor=teacher,
+        hyperparameters={**network, "model.timm_image.checkpoint_name": "teacher:blocks=1"})
+    assert student.total_parameters < teacher.total_parameters
+    assert "mobilenetv3_small_050, 1 block(s) per stage" in student.model_.backbones["timm_image"].describe()
+    loaded = Predictor.load(student.path, verbosity=0)
+    np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), student.predict_proba(test).to_numpy())
+    with pytest.raises(ConfigError, match="pass teacher_predictor"):
+        Predictor("label", verbosity=0).fit(train, hyperparameters={
+            **network, "model.timm_image.checkpoint_name": "teacher:blocks=1"})
+    with pytest.raises(ConfigError, match="written 'teacher:blocks=k'"):
+        Predictor("label", verbosity=0).fit(train, teacher_predictor=teacher, hyperparameters={
+            **network, "model.timm_image.checkpoint_name": "teacher:layers=1"})
+    with pytest.raises(ConfigError, match="keeps every block"):
+        Predictor("label", verbosity=0).fit(train, teacher_predictor=student, hyperparameters={
+            **network, "model.timm_image.checkpoint_name": "teacher:blocks=1"})

@@ -440,8 +440,10 @@ def _int_list(value, bad, meta) -> list:
             value = json.loads(text) if text.startswith("[") else [int(v) for v in text.split(",") if v.strip()]
         except ValueError:
             raise bad("whole numbers, e.g. [128, 64] or '128,64'") from None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
+    if isinstance(value, (list, tuple)):  # 128.0 is 128, as for a whole-number key
+        value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
     if not isinstance(value, (list, tuple)) or not value or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise bad("a non-empty list of whole numbers, e.g. [128, 64] or '128,64'")

@@ -323,7 +323,7 @@ class Match:
         if self.output == "features":
             return "features"
         if self.output == "feature_maps":
-            return f"map_s{self.student_layer}"
+            return f"map_s{self.student_layer}_t{self.teacher_layer}"  # the channels of both levels size it
         return f"hidden_s{self.student_layer}" if self.output in ("hidden_states", "embeddings") else None
 
 
@@ -380,13 +380,14 @@ class DistillationObjective(nn.Module):
             raise ValueError("Nothing to distil: every match weight and every term weight is 0.")
         self.matchers = nn.ModuleDict()
         sw, tw = dict(student_widths or {}), dict(teacher_widths or {})
-        for m in self.active_matches:  # feature maps: channels per level, matched only for the mse term
-            if m.output == "feature_maps" and m.loss == "mse" and m.matcher_key not in self.matchers:
-                channels_s, channels_t = (w.get("feature_maps", {}) for w in (sw, tw))
-                c_s, c_t = (c[i] if i < len(c) else None for c, i in ((channels_s, m.student_layer),
-                                                                        (channels_t, m.teacher_layer)))
-                if c_s and c_t and c_s != c_t:
-                    self.matchers[m.matcher_key] = nn.Conv2d(int(c_s), int(c_t), kernel_size=1)
+        channels_s, channels_t = list(sw.get("feature_maps") or []), list(tw.get("feature_maps") or [])
+        for m in self.active_matches:  # feature maps: a 1x1 convolution where the channels differ (not for AT)
+            if m.output != "feature_maps" or m.loss == "attention" or m.matcher_key in self.matchers:
+                continue
+            c_s = channels_s[m.student_layer] if m.student_layer < len(channels_s) else None
+            c_t = channels_t[m.teacher_layer] if m.teacher_layer < len(channels_t) else None
+            if c_s and c_t and c_s != c_t:
+                self.matchers[m.matcher_key] = nn.Conv2d(int(c_s), int(c_t), kernel_size=1)
         needs = [(m.matcher_key, "embeddings" if m.student_layer == 0 else m.output) for m in self.active_matches
                  if m.output != "feature_maps"]
         needs += [("features", "features")] if self._pooled_terms() else []
@@ -421,10 +422,10 @@ class DistillationObjective(nn.Module):
 
         if self.hard_label_weight > 0 and labels is not None:
             add("hard_label", self.hard_label_weight, self._hard_label(_get(student, "logits", "student"), labels))
-            own = student.get("backbone_logits") if self.backbone_loss_weight > 0 else None
-            if own:
-                add("backbone_hard_label", self.hard_label_weight * self.backbone_loss_weight,
-                    sum(self._hard_label(logits, labels) for logits in own.values()))
+        own = student.get("backbone_logits") if self.backbone_loss_weight > 0 else None
+        if own and labels is not None:  # weight 0 without a hard-label term, yet in the graph (DDP: no unused heads)
+            add("backbone_hard_label", self.hard_label_weight * self.backbone_loss_weight,
+                sum(self._hard_label(logits, labels) for logits in own.values()))
         for m in self.active_matches:
             add(m.name, m.weight, self._match_loss(m, student, teacher, attention_mask))
         if self._pooled_terms():
@@ -486,7 +487,7 @@ class DistillationObjective(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"{self.hard_label_weight:g}*hard_label"] if self.hard_label_weight > 0 else []
-        if self.hard_label_weight > 0 and self.backbone_loss_weight > 0:
+        if self.backbone_loss_weight > 0:
             parts.append(f"{self.hard_label_weight * self.backbone_loss_weight:g}*backbone_hard_label")
         for m in self.active_matches:
             if m.output == "logits" and not callable(m.loss):

@@ -22,13 +22,15 @@ class DistillPlan:
     hidden_layers: list = field(default_factory=list)     # teacher hidden-state indices (0 = embeddings)
     attention_layers: list = field(default_factory=list)  # teacher attention layers, 1-based
     map_levels: list = field(default_factory=list)        # teacher image feature levels, from 0
+    map_channels: dict = field(default_factory=dict)      # "student"/"teacher" -> channels of every feature level
 
     @property
     def student_forward(self) -> dict:
         hidden = any(m.output in ("hidden_states", "embeddings") for m in self.matches)
         attention = any(m.output == "attentions" for m in self.matches)
         forward = {"output_hidden_states": hidden, "output_attentions": attention} if hidden or attention else {}
-        return {**forward, "output_feature_maps": True} if self.map_levels else forward
+        levels = tuple(m.student_layer for m in self.matches if m.output == "feature_maps")
+        return {**forward, "output_feature_maps": levels} if levels else forward
 
 
 def _num_layers(model) -> int:
@@ -81,10 +83,10 @@ def check_layer_settings(config, teacher=None) -> None:
         raise ConfigError(f"distiller.layer_mapping={d.layer_mapping!r}: {error}") from None
 
 
-def map_level_pairs(n_student: int, n_teacher: int, levels: int) -> list:
-    """The deepest ``levels`` feature levels of each image network, paired from the deepest down."""
-    n = min(n_student, n_teacher, levels)
-    return [(n_student - n + i, n_teacher - n + i) for i in range(n)]
+def map_level_pairs(student_levels: list, teacher_levels: list, levels: int) -> list:
+    """The deepest ``levels`` of each image network's usable feature levels, paired from the deepest down."""
+    n = min(len(student_levels), len(teacher_levels), levels)
+    return list(zip(student_levels[len(student_levels) - n:], teacher_levels[len(teacher_levels) - n:]))
 
 
 def plan_distillation(distiller, problem_type: str, student_model, teacher_model, token_level: bool,
@@ -134,7 +136,17 @@ def _plan_feature_maps(plan: DistillPlan, distiller, student_model, teacher_mode
         logger.info("The feature-map term is skipped: teacher and student do not both run an image network with "
                     "spatial feature levels over the same image columns.")
         return
-    pairs = map_level_pairs(len(shapes[0]), len(shapes[1]), distiller.feature_map_levels)
+    attention = distiller.feature_map_loss_type == "attention"
+    # attention transfer compares where a map is strong: a 1x1 map has one position, so nothing to compare
+    usable = [[i for i, (_, height, width) in enumerate(side) if not attention or height * width > 1]
+              for side in shapes]
+    if not all(usable):
+        logger.info("The feature-map term is skipped: attention transfer needs maps of more than one position.")
+        return
+    if attention and any(len(u) < len(side) for u, side in zip(usable, shapes)):
+        logger.info("Attention transfer leaves out the 1x1 feature levels (one position: nothing to compare).")
+    pairs = map_level_pairs(usable[0], usable[1], distiller.feature_map_levels)
+    plan.map_channels = {"student": [c for c, _, _ in shapes[0]], "teacher": [c for c, _, _ in shapes[1]]}
     for s, t in pairs:
         plan.matches.append(Match("feature_maps", s, t, loss=distiller.feature_map_loss_type,
                                   weight=distiller.feature_map_loss_weight / len(pairs)))
@@ -189,11 +201,10 @@ def build_objective(config, problem_type: str, student_model, teacher_model, pla
     d = config.distiller
     widths = {}
     for key, model in (("student", student_model), ("teacher", teacher_model)):
-        text, image = model.text_backbone, model.image_backbone
+        text = model.text_backbone
         widths[key] = {"features": model.out_features,
-                       "hidden_states": text.encoder.config.hidden_size if text is not None else None}
-        if plan.map_levels and image is not None:
-            widths[key]["feature_maps"] = [channels for channels, _, _ in image.feature_map_shapes()]
+                       "hidden_states": text.encoder.config.hidden_size if text is not None else None,
+                       "feature_maps": plan.map_channels.get(key, [])}
     head = copy.deepcopy(teacher_model.head[-1]).requires_grad_(False)  # the teacher's output layer
     if alignment is not None:  # its outputs in the student's class order, like the cached teacher logits
         head.weight.data, head.bias.data = head.weight.data[alignment], head.bias.data[alignment]

@@ -270,7 +270,8 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     with eager, torch.inference_mode(), autocast:
         for indices in sorted_batches(dataset, *inference_batching(teacher.env, device.type == "cuda")):
             result = model(to_device(dataset.collate(indices), device), output_hidden_states=bool(hidden_layers),
-                           output_attentions=bool(attention_layers), output_feature_maps=bool(map_levels))
+                           output_attentions=bool(attention_layers),
+                           output_feature_maps=tuple(map_levels) if map_levels else False)
             if not out:
                 out["teacher_logits"] = np.zeros((n, result["logits"].shape[1]), dtype=np.float32)
                 out["teacher_features"] = np.zeros((n, result["features"].shape[1]), dtype=np.float32)

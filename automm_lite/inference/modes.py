@@ -85,9 +85,9 @@ def compile_backbones(model, example_batch: dict) -> bool:
     Shapes are dynamic (for an image network only the batch size: its sides are fixed, and symbolic sides made
     inductor's code generation take minutes), so one graph serves every batch size and text length, plus one for
     single rows (torch.compile specialises a dimension of size 1); both are compiled here, on ``example_batch``
-    and on its first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with bias, GELU and
-    residual adds fused into the matmuls (and batch norms folded into convolutions). The graphs (and the weights
-    they hold) live as long as the process.
+    and on its first row. Inductor's freezing makes the weights constants: prepacked for oneDNN on a CPU, with
+    bias, GELU and residual adds fused into the matmuls (and batch norms folded into convolutions). The graphs
+    (and the weights they hold) live as long as the process.
 
     Parameters
     ----------

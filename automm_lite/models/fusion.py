@@ -12,7 +12,7 @@ class PredictorModel(nn.Module):
     features are joined (first projected to one width if ``adapt_in_features`` asks) and pass a fusion MLP
     (AutoGluon's ``fusion_mlp``). ``forward`` returns ``logits`` (rows x outputs), ``features`` (the vector the
     output layer reads), while training with ``fusion_config.weight > 0`` each backbone's own ``backbone_logits``,
-    and, from a text backbone, whatever extra outputs it was asked for (hidden states, attentions).
+    and whatever extra outputs the backbones were asked for (hidden states, attentions, image feature maps).
     """
 
     def __init__(self, backbones: dict, n_outputs: int, fusion_config):

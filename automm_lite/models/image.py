@@ -115,7 +115,7 @@ class TimmImage(Backbone):
     order = 5
     compiled_part = "network"
     forward_options = ("output_feature_maps",)
-    compile_dynamic = None  # only the batch size varies (marked in forward); symbolic sides compile for minutes
+    compile_dynamic = None  # only the batch size is dynamic (forward marks it); symbolic sides compile for minutes
 
     def __init__(self, network, model_name: str, n_columns: int, image_size: int, train_transforms,
                  val_transforms, blocks_per_stage: int | None = None):
@@ -192,17 +192,21 @@ class TimmImage(Backbone):
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.network.to(dtype=dtype, memory_format=self.memory_format)
 
-    def forward(self, inputs: dict, output_feature_maps: bool = False) -> dict:
-        """Pooled ``features`` per row and, with ``output_feature_maps``, ``feature_maps``: one [rows, C, H, W]
-        map per feature level of :meth:`feature_map_shapes` (image distillation terms)."""
+    def forward(self, inputs: dict, output_feature_maps=False) -> dict:
+        """Pooled ``features`` per row and, with ``output_feature_maps`` (True, or the indices of the levels
+        wanted), ``feature_maps``: one [rows, C, H, W] map per feature level of :meth:`feature_map_shapes`, None at
+        the levels not wanted (image distillation terms)."""
         pixels, valid = inputs["pixels"], inputs["valid"]
         rows, columns = valid.shape
         images = pixels.flatten(0, 1).to(dtype=self.compute_dtype, memory_format=self.memory_format)
-        if len(images) > 1 and not torch.jit.is_tracing():
-            torch._dynamo.maybe_mark_dynamic(images, 0)  # a compiled network: one graph for every batch size
-        if output_feature_maps:
+        if not torch.jit.is_tracing() and len(images) > 1:
+            # compile_dynamic=None: only this dimension becomes dynamic in a compiled network
+            torch._dynamo.maybe_mark_dynamic(images, 0)
+        if output_feature_maps is not False:
             features, maps = self._with_feature_maps(images)
-            out = {"feature_maps": [_row_mean(m.float().reshape(rows, columns, *m.shape[1:]), valid) for m in maps]}
+            wanted = range(len(maps)) if output_feature_maps is True else set(output_feature_maps)
+            out = {"feature_maps": [_row_mean(m.float().reshape(rows, columns, *m.shape[1:]), valid)
+                                    if i in wanted else None for i, m in enumerate(maps)]}
         else:
             features, out = self.network(images), {}
         # the mean over the images a row has (a row without any gets zeros, like a missing category)
@@ -210,27 +214,41 @@ class TimmImage(Backbone):
         return out
 
     def _with_feature_maps(self, images) -> tuple:
-        """The network's output and its spatial maps at timm's feature levels (``feature_info``), shallow first;
-        levels whose output is not a map (a ViT's tokens) are left out."""
-        captured = []
-        levels = [self.network.get_submodule(level["module"]) for level in getattr(self.network, "feature_info", [])]
-        hooks = [module.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
-                 for module in levels]
+        """The network's output and its spatial maps [N, C, H, W] at timm's feature levels (``feature_info``),
+        shallow first; a level that returns channels last (Swin's stages) is permuted, and levels whose output is
+        not a map (a ViT's tokens) are left out."""
+        levels = getattr(self.network, "feature_info", None) or []
+        captured = {}
+
+        def keep(index):
+            return lambda _module, _inputs, output: captured.setdefault(index, output)
+
+        hooks = [self.network.get_submodule(level["module"]).register_forward_hook(keep(i))
+                 for i, level in enumerate(levels)]
         try:
             output = self.network(images)
         finally:
             for hook in hooks:
                 hook.remove()
-        return output, [m for m in captured if isinstance(m, torch.Tensor) and m.ndim == 4]
+        maps = []
+        for i, level in enumerate(levels):
+            m = captured.get(i)
+            if not (isinstance(m, torch.Tensor) and m.ndim == 4):
+                continue
+            if m.shape[1] != level["num_chs"] and m.shape[-1] == level["num_chs"]:
+                m = m.permute(0, 3, 1, 2)
+            maps.append(m)
+        return output, maps
 
     def feature_map_shapes(self) -> list:
         """(channels, height, width) of each feature map ``forward(..., output_feature_maps=True)`` returns, at
         this backbone's image size; [] for a network without spatial feature levels."""
         was_training = self.network.training
         self.network.eval()
+        device = next(self.network.parameters()).device
         try:
             with torch.no_grad():
-                probe = torch.zeros(1, 3, self.image_size, self.image_size, dtype=self.compute_dtype)
+                probe = torch.zeros(1, 3, self.image_size, self.image_size, dtype=self.compute_dtype, device=device)
                 _, maps = self._with_feature_maps(probe.to(memory_format=self.memory_format))
         finally:
             self.network.train(was_training)

@@ -103,6 +103,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     sources = _student_sources(config, teachers, work_dir, names)
     if recipe is not None and "model.hf_text.checkpoint_name" in recipe.keys and "hf_text" not in names:
         recipe.reasons.append("no text column read: no student cut from the teacher")
+    if config.model.timm_image.checkpoint_name.startswith("teacher:") and "timm_image" not in names:
+        logger.info("model.timm_image.checkpoint_name=%r is not used: the student reads no image column.",
+                    config.model.timm_image.checkpoint_name)
     model = build_model(config, names, schema, source_dirs=sources)
     if teachers:
         # image columns are mixed only when both networks read images

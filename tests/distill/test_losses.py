@@ -449,9 +449,9 @@ def test_feature_map_matches_project_channels_only_where_they_differ():
     assert [m.name for m in matches] == ["feature_map_s0_t0", "feature_map_s1_t1"] and matches[1].loss == "mse"
     objective = DistillationObjective(matches, student_widths={"feature_maps": [8, 16]},
                                       teacher_widths={"feature_maps": [8, 32]})
-    assert list(objective.matchers) == ["map_s1"]
-    assert isinstance(objective.matchers["map_s1"], torch.nn.Conv2d)
-    assert objective.matchers["map_s1"].weight.shape == (32, 16, 1, 1)
+    assert list(objective.matchers) == ["map_s1_t1"]
+    assert isinstance(objective.matchers["map_s1_t1"], torch.nn.Conv2d)
+    assert objective.matchers["map_s1_t1"].weight.shape == (32, 16, 1, 1)
     loss, terms = objective({"logits": torch.randn(4, 3), "feature_maps": maps_s},
                             {"logits": torch.randn(4, 3), "feature_maps": maps_t})
     assert set(terms) == {"feature_map_s0_t0", "feature_map_s1_t1"}

@@ -87,6 +87,20 @@ def test_per_backbone_logits_only_while_training(drug_frames, tiny_hp, tmp_path)
     model.eval()
 
 
+def test_default_fusion_keeps_the_layout_saved_predictors_have(drug_frames, tiny_hp, tmp_path):
+    from automm_lite.config import Config
+
+    train, _ = drug_frames
+    predictor = Predictor(label="label", path=str(tmp_path / "d"), verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, "optimization.max_epochs": 1})
+    keys = [k for k in predictor.model_.state_dict() if not k.startswith("backbones.")]
+    assert keys == ["fusion.0.weight", "fusion.0.bias", "fusion.2.weight", "fusion.2.bias", "head.1.weight",
+                    "head.1.bias"]
+    old = Config.from_dict({"model": {"fusion_mlp": {"hidden_size": 96, "dropout": 0.2}}}).model.fusion_mlp
+    assert (old.hidden_sizes, old.dropout, old.activation, old.adapt_in_features, old.weight) == (
+        [96], 0.2, "gelu", "none", 0.0)
+
+
 def test_one_backbone_has_no_fusion_layers(tiny_hp, bbc_short, tmp_path):
     train, _ = bbc_short
     predictor = Predictor(label="label", path=str(tmp_path / "t"), verbosity=0).fit(

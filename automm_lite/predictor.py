@@ -141,6 +141,7 @@ class Predictor:
     def _fit(self, request: FitRequest, work_dir, start: float, resume_dir=None):
         """The fit itself, once the arguments are checked: the task, the data split, the preprocessing, the
         model; sets the fitted attributes."""
+        from .models import unread_columns
         from .training.fit import fit_model
 
         train, config, teachers = request.train, request.config, request.teachers
@@ -160,6 +161,11 @@ class Predictor:
         for teacher in teachers:
             teacher.check_task(self.label, self.problem_type_, train.columns)
         kinds = infer_column_types(train, self.label, request.column_types)
+        unread = unread_columns(config, kinds)
+        if unread:
+            logger.info("Not read by model.names=%s, so ignored: %s.", config.model.names,
+                        ", ".join(f"{c} ({kinds[c]})" for c in unread))
+            kinds = {c: "ignore" if c in unread else k for c, k in kinds.items()}
         tuning = request.tuning
         if tuning is None:
             train, tuning = holdout_split(train, self.label, self.problem_type_, request.holdout_frac, request.seed)

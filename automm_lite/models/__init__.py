@@ -48,6 +48,15 @@ def backbone_names(config, column_kinds: dict) -> list[str]:
     return sorted(chosen, key=lambda name: BACKBONES[name].order)  # whatever order they were imported in
 
 
+def unread_columns(config, column_kinds: dict) -> list[str]:
+    """The columns no backbone in ``model.names`` reads (none when the backbones are chosen from the data): the
+    predictor ignores them, so predict does not ask for them."""
+    if not config.model.names:
+        return []
+    reads = set().union(*(get_backbone(name).reads for name in backbone_names(config, column_kinds)))
+    return [column for column, kind in column_kinds.items() if kind != "ignore" and kind not in reads]
+
+
 def build_model(config, names: list[str], schema: dict, source_dirs: dict | None = None, pretrained: bool = True):
     """Build the backbones in ``names`` and the head on top of them.
 

@@ -197,6 +197,8 @@ def test_a_multimodal_teacher_teaches_a_student_that_reads_fewer_columns(digit_f
     images_only = Predictor("label", path=str(tmp_path / "images"), verbosity=0).fit(
         train, hyperparameters={**hp, "model.names": ["timm_image"]}, teacher_predictor=teacher)
     assert list(images_only.model_.backbones) == ["timm_image"]
+    assert images_only.column_types == {"image": "image", "ink": "ignore", "note": "ignore"}  # not read: not needed
+    assert images_only.evaluate(test[["image", "label"]]) == images_only.evaluate(test)
     assert images_only.fit_summary()["teacher"] == teacher.path
     log = (tmp_path / "images" / "fit.log").read_text()
     assert "loss = 0.1*hard_label + 1*soft_label(T=5, cross_entropy)" in log

@@ -118,7 +118,7 @@ def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"
     from ..models.image import removable_blocks
     from ..models.zoo import IMAGE_ARCHITECTURES
 
-    image = teacher.model.backbones["timm_image"] if "timm_image" in teacher.model.backbones else None
+    image = teacher.model.image_backbone
     names = config.model.names
     if image is None or "model.timm_image.checkpoint_name" in explicit or (names and "timm_image" not in names):
         return config

@@ -44,7 +44,7 @@ def inference_copy(model, dtype=torch.float32, share_unchanged: bool = True):
     if not changing:
         return model
     # the backbones that stay as they are are shared with the fitted model, not copied (a large text encoder)
-    shared = {id(backbone): backbone for name, backbone in model.backbones.items()
+    shared = {id(backbone): backbone for name, backbone in _backbones(model).items()
               if name not in changing and share_unchanged}
     fast = copy.deepcopy(model, memo=shared).eval()
     for name in changing:

@@ -73,6 +73,7 @@ class PredictorModel(nn.Module):
 
 
 ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+NORMALIZATIONS = {"layer_norm": nn.LayerNorm, "batch_norm": nn.BatchNorm1d, "none": lambda _width: nn.Identity()}
 
 
 def fusion_mlp(in_width: int, config) -> nn.Sequential:
@@ -82,7 +83,6 @@ def fusion_mlp(in_width: int, config) -> nn.Sequential:
     for i, size in enumerate(config.hidden_sizes):
         if i:
             layers.append(nn.Dropout(config.dropout))
-        norm = {"layer_norm": nn.LayerNorm, "batch_norm": nn.BatchNorm1d}.get(config.normalization)
-        layers += [nn.Linear(width, size), ACTIVATIONS[config.activation](), norm(size) if norm else nn.Identity()]
+        layers += [nn.Linear(width, size), ACTIVATIONS[config.activation](), NORMALIZATIONS[config.normalization](size)]
         width = size
     return nn.Sequential(*layers)

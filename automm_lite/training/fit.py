@@ -109,8 +109,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     model = build_model(config, names, schema, source_dirs=sources)
     if teachers:
         # image columns are mixed only when both networks read images
-        images = pre.columns("image") if "timm_image" in model.backbones and \
-            "timm_image" in teachers[0].model.backbones else []
+        both = model.image_backbone is not None and teachers[0].model.image_backbone is not None
+        images = pre.columns("image") if both else []
         config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled, images)
         unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed, images)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)

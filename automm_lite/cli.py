@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--path", help="folder to save the predictor to")
     fit.add_argument("--hyperparameters", nargs="*", default=None, metavar="KEY=VALUE",
                      help="dotted keys, e.g. optimization.max_epochs=3 (see `automm-lite keys`)")
-    fit.add_argument("--presets", help="medium_quality | high_quality | best_quality | multilingual")
+    fit.add_argument("--presets", help="medium_quality | high_quality | best_quality | fast | multilingual")
     fit.add_argument("--problem-type", choices=["binary", "multiclass", "regression"])
     fit.add_argument("--eval-metric")
     fit.add_argument("--time-limit", type=float, help="seconds of training at most")

@@ -89,9 +89,26 @@ class FusionMlpConfig:
 
 
 @dataclass
+class ClassicalConfig:
+    enabled: bool | Literal["auto"] = _key(
+        AUTO, "Fit a classical model beside the network and keep the better of the two on the tuning rows, or "
+        "their weighted blend; auto = yes unless `model.names` names the backbones or a teacher is passed (the "
+        "student is the network being distilled)")
+    kinds: list[Literal["linear", "gbm"]] = _key(
+        ["linear", "gbm"], "Classical models tried (the better on the tuning rows is kept): linear = TF-IDF, "
+        "scaled numbers, one-hot categories and small pixels into a logistic (ridge) regression; gbm = LightGBM "
+        "gradient-boosted trees on the numbers, categories and a few SVD axes of the text (data with numbers or "
+        "categories only)")
+    ensemble: Literal["weighted", "best"] = _key(
+        "weighted", "weighted = blend the network's and the classical model's predictions with the weight best on "
+        "the tuning rows (0 or 1 keeps one of them); best = keep the better one")
+
+
+@dataclass
 class ModelConfig:
     names: list[str] = _key([], "Backbones to use (`hf_text`, `timm_image`, `tabular_mlp`); empty = chosen from "
                             "the column kinds")
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     hf_text: HfTextConfig = field(default_factory=HfTextConfig)
     timm_image: TimmImageConfig = field(default_factory=TimmImageConfig)
     tabular_mlp: TabularMlpConfig = field(default_factory=TabularMlpConfig)
@@ -110,15 +127,48 @@ class DataConfig:
     augment_prob: float = _key(0.15, "Share of words each augmentation touches", ge=0.0, le=0.9)
 
 
+PEFT_METHODS = Literal["none", "lora", "lora_bias", "lora_norm", "ia3", "ia3_bias", "ia3_norm", "bit_fit",
+                       "norm_fit"]
+
+
+@dataclass
+class LoraConfig:
+    r: int = _key(8, "LoRA rank (`optimization.peft=lora...`)", ge=1, le=1024)
+    alpha: int = _key(8, "LoRA scaling numerator (the update is scaled by alpha / r)", ge=1)
+    dropout: float = _key(0.0, "Dropout on the LoRA path", ge=0.0, lt=1.0)
+    target_modules: list[str] = _key(["query", "value"], "Names of the text encoder's Linear layers that get "
+                                     "LoRA (or IA3) adapters (alias `optimization.lora.filter`)")
+
+
 @dataclass
 class OptimizationConfig:
-    learning_rate: float = _key(1e-4, "Peak learning rate (alias `optim.lr`)", gt=0.0, le=1.0)
+    learning_rate: float | Literal["auto"] = _key(
+        AUTO, "Peak learning rate of the pretrained weights (alias `optim.lr`); auto = chosen from the backbones "
+        "and the number of training rows (README: Defaults that fit the data)", gt=0.0, le=1.0)
+    lr_choice: Literal["auto", "two_stages", "layerwise_decay", "none"] = _key(
+        AUTO, "How learning rates differ inside the model: two_stages = new layers (output, fusion and tabular "
+        "MLPs) at learning_rate x lr_mult; layerwise_decay = each pretrained layer at lr_decay^(depth from the "
+        "top) of the rate above it, new layers at learning_rate; none = one rate; auto = two_stages")
+    lr_decay: float = _key(0.9, "Per-layer decay of the learning rate with `lr_choice=layerwise_decay`", gt=0.0,
+                           le=1.0)
+    lr_mult: float | Literal["auto"] = _key(
+        AUTO, "Learning-rate multiplier of the new layers with `lr_choice=two_stages`; auto = chosen with the "
+        "learning rate", gt=0.0)
+    peft: PEFT_METHODS = _key(
+        "none", "Parameter-efficient fine-tuning of the pretrained backbones (alias `optim.peft`): lora / ia3 = "
+        "adapters on the text encoder's `optimization.lora.target_modules` (needs a text column; merged into the "
+        "weights after the fit), image networks take none and stay frozen; `_bias` / `_norm` also train biases / "
+        "norm layers and biases; bit_fit = biases only; norm_fit = norm layers and biases; new layers (output, "
+        "fusion and tabular MLPs, random-weight networks) always train")
+    lora: LoraConfig = field(default_factory=LoraConfig)
     weight_decay: float = _key(1e-3, "AdamW weight decay (not applied to biases and LayerNorms)", ge=0.0)
     optim_type: Literal["adamw", "sgd"] = _key("adamw", "Optimizer")
     lr_schedule: Literal["cosine_decay", "linear_decay", "constant"] = _key("cosine_decay",
                                                                              "Learning-rate decay after warm-up")
     warmup_steps: float = _key(0.1, "Warm-up length: a fraction of all steps if < 1, else a step count", ge=0.0)
-    max_epochs: int = _key(10, "Maximum passes over the training data", ge=1)
+    max_epochs: int | Literal["auto"] = _key(AUTO, "Maximum passes over the training data; auto = enough for "
+                                             "the rule's optimizer steps (README: Defaults that fit the data)",
+                                             ge=1)
     max_steps: int = _key(-1, "Stop after this many optimizer steps (-1 = no limit)", ge=-1)
     patience: int = _key(10, "Early stopping: validations without improvement before stopping", ge=1)
     val_check_interval: float = _key(0.5, "Validate every this fraction of an epoch (<= 1) or every N batches",
@@ -134,9 +184,11 @@ class OptimizationConfig:
 
 @dataclass
 class EnvConfig:
-    batch_size: int = _key(32, "Rows per optimizer step; reached by gradient accumulation when larger than "
-                           "`per_gpu_batch_size` x devices (a multiple of that, else a warning)", ge=1)
-    per_gpu_batch_size: int = _key(32, "Rows per forward pass on one device", ge=1)
+    batch_size: int | Literal["auto"] = _key(
+        AUTO, "Rows per optimizer step; reached by gradient accumulation when larger than `per_gpu_batch_size` x "
+        "devices (a multiple of that, else a warning); auto = 8 to 32 by the number of training rows", ge=1)
+    per_gpu_batch_size: int | Literal["auto"] = _key(AUTO, "Rows per forward pass on one device; auto = the "
+                                                     "largest divisor of batch_size up to 32", ge=1)
     eval_batch_size_ratio: int = _key(4, "Inference batch = per_gpu_batch_size x this (alias "
                                       "`env.inference_batch_size_ratio`)", ge=1)
     inference_batch_tokens: int | Literal["auto"] = _key(
@@ -257,6 +309,7 @@ ALIASES = {
     "model.fusion_mlp.hidden_size": "model.fusion_mlp.hidden_sizes",
     "model.fusion_mlp.drop_rate": "model.fusion_mlp.dropout",
     "model.fusion_mlp.dropout_prob": "model.fusion_mlp.dropout",
+    "optimization.lora.filter": "optimization.lora.target_modules",
 }
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
                "off": False}
@@ -421,6 +474,8 @@ def _coerce(key: str, value, spec: _Spec, bounds: bool = True):
             raise bad("a non-empty list of " + ", ".join(repr(c) for c in spec.choices))
         return list(value)
     # str
+    if value is None and "none" in (spec.choices or ()):  # AutoGluon's null for "off" (e.g. optim.peft)
+        return "none"
     if isinstance(value, (int, float)) and not isinstance(value, bool) and spec.choices:
         value = str(int(value)) if float(value).is_integer() else str(value)
     if not isinstance(value, str):

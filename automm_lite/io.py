@@ -13,11 +13,12 @@ from pathlib import Path
 
 logger = logging.getLogger("automm_lite")
 
-FORMAT_VERSION = 2  # 2: config values spelled `auto` (format 1 configs load too)
+FORMAT_VERSION = 3  # 2: config values spelled `auto`; 3: a classical model beside the network (1 and 2 load too)
 REQUIRED_METADATA = ("label", "problem_type", "eval_metric", "backbones", "schema", "config", "preprocessor",
                      "fit_summary")
 METADATA_FILE = "predictor.json"
 WEIGHTS_FILE = "model.safetensors"
+CLASSICAL_FOLDER = "classical"
 
 
 def write_predictor(predictor, folder: Path):
@@ -34,6 +35,9 @@ def write_predictor(predictor, folder: Path):
         "config": predictor.config_.to_dict(), "preprocessor": predictor.preprocessor_.to_dict(),
         "fit_summary": predictor.fit_summary(),
     }
+    if predictor.classical_ is not None:
+        metadata["classical"] = {"kind": predictor.classical_.kind, "network_weight": predictor.network_weight_}
+        predictor.classical_.save(folder / CLASSICAL_FOLDER)
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_model(predictor.model_, str(folder / WEIGHTS_FILE))
     for name, backbone in predictor.model_.backbones.items():
@@ -226,6 +230,24 @@ def backbone_folders(path, names) -> dict:
     return folders
 
 
+def restore_classical(metadata: dict, path) -> tuple:
+    """The saved classical model and the network's weight in the blend: (None, 1.0) for a network alone."""
+    from .classical import load_classical
+    from .exceptions import DataError
+
+    saved = metadata.get("classical")
+    if saved is None:
+        return None, 1.0
+    folder = Path(path) / CLASSICAL_FOLDER
+    weight = saved.get("network_weight") if isinstance(saved, dict) else None
+    if not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+        raise DataError(f"{str(path)!r} has a classical model with network_weight {weight!r} (expected 0 <= w < 1): "
+                        "the folder is damaged; save or fit the predictor again.")
+    if folder.is_symlink() or any(p.is_symlink() for p in folder.rglob("*")):
+        raise DataError(f"{str(folder)!r} is or holds a link; a saved predictor holds its own files only.")
+    return load_classical(folder), float(weight)
+
+
 def restore_model(config, names, schema, path):
     """Rebuild a saved predictor's model from its config and the backbones' saved folders (no hub access), then
     fill in the saved weights."""
@@ -314,6 +336,8 @@ def model_card(predictor) -> str:
         f"- Problem type: {predictor.problem_type}" + (
             f"; classes: {predictor.class_labels}" if predictor.class_labels is not None else ""),
         f"- Backbones: {backbones}",
+        f"- Classical model: {predictor.classical_.kind}, blended at {1 - predictor.network_weight_:.1f} (network "
+        f"{predictor.network_weight_:.1f})" if predictor.classical_ is not None else "- Classical model: none",
         f"- Parameters: {predictor.total_parameters:,} ({predictor.model_size:.1f} MB)",
         "- Columns: " + ", ".join(f"`{c}` ({k})" for c, k in kinds.items()),
         f"- Tuning-data {predictor.eval_metric}: {summary.get('val_' + predictor.eval_metric, float('nan')):.4f} "

@@ -54,6 +54,7 @@ class Predictor:
         self.last_timing = None
         self._runner = None
         self._runner_lock = threading.Lock()
+        self.classical_, self.network_weight_ = None, 1.0  # the portfolio's classical model and the blend
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
@@ -70,7 +71,8 @@ class Predictor:
             Dotted keys, e.g. ``{"model.hf_text.checkpoint_name": "minilm-l3", "optim.lr": 1e-4}``
             (``automm-lite keys`` lists them all).
         presets : str, optional
-            ``medium_quality`` (fast), ``high_quality`` (default), ``best_quality``, ``multilingual``.
+            ``medium_quality`` (quicker), ``high_quality`` (the defaults), ``best_quality``, ``fast`` (low latency),
+            ``multilingual`` (README: Defaults that fit the data).
         time_limit : float, optional
             Seconds of training at most.
         seed : int
@@ -185,19 +187,53 @@ class Predictor:
                            work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
                            teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe,
                            resume_dir=resume_dir)
-        self.config_ = result.config  # with the keys the distillation recipe chose
+        self.config_ = result.config  # with the keys the budget rule and the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
-        self._runner = None
+        self._runner, self.classical_, self.network_weight_ = None, None, 1.0
+        portfolio = self._fit_portfolio(config, train, tuning, result.val_score, request.seed, teachers, start,
+                                        request.time_limit)
         paths = [str(teacher.path) for teacher in teachers]
-        self._summary = {f"val_{self.eval_metric_}": result.val_score,
+        self._summary = {f"val_{self.eval_metric_}": result.val_score if portfolio is None else portfolio.score,
                          "training_time": time.perf_counter() - start, "n_train_rows": len(train),
                          "n_tuning_rows": len(tuning), "checkpoints_averaged": result.checkpoints_averaged,
                          "epochs": result.epochs, "steps": result.steps, "seed": request.seed,
                          "n_rows_trained": result.n_rows_trained,
                          "teacher": None if not paths else paths[0] if len(paths) == 1 else paths,
-                         "distillation_recipe": None if result.recipe is None else result.recipe.as_dict()}
+                         "distillation_recipe": None if result.recipe is None else result.recipe.as_dict(),
+                         "budget": result.budget.as_dict(), "advice": result.advice,
+                         "portfolio": None if portfolio is None else portfolio.as_dict()}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
-                    self.eval_metric_, result.val_score, self.path)
+                    self.eval_metric_, self._summary[f"val_{self.eval_metric_}"], self.path)
+
+    def _fit_portfolio(self, config, train, tuning, network_score, seed, teachers, start, time_limit):
+        """The classical models beside the fitted network (``model.classical.*``): the best kept, alone or
+        blended with the network, if it helps on the tuning rows; None when the portfolio is off."""
+        from .classical import fit_portfolio
+
+        classical = config.model.classical
+        enabled = classical.enabled if classical.enabled != "auto" else not (config.model.names or teachers)
+        if not enabled:
+            return None
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            logger.info("No classical model: the time limit (%g s) is spent.", time_limit)
+            return None
+        verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)  # no inference lines for this pass
+        try:
+            network = self._network_output(self._run(tuning)[1])
+        finally:
+            self.verbosity = verbosity
+            set_console_verbosity(verbosity)
+        try:
+            portfolio = fit_portfolio(classical.kinds, self.preprocessor_, train, tuning, self.eval_metric_, seed,
+                                      network, network_score, classical.ensemble)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 (the fitted network is kept whatever a classical fit does)
+            warnings.warn(f"The classical model could not be fitted ({type(error).__name__}: {error}); the predictor "
+                          "keeps the network alone. Pass model.classical.enabled=false to skip it.", stacklevel=3)
+            return None
+        self.classical_, self.network_weight_ = portfolio.classical, portfolio.network_weight
+        return portfolio
 
     def _check_loss(self, config):
         loss = config.optimization.loss_function
@@ -227,8 +263,12 @@ class Predictor:
         set_up = time.perf_counter()
         runner = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
         start += time.perf_counter() - set_up
-        dataset = build_dataset(self.model_, self.preprocessor_.transform(data))
-        result, latencies = runner.run(dataset, self.config_.env, outputs)
+        result, latencies = {}, []
+        if outputs != ("logits",) or self.network_weight_ > 0:  # a classical model alone needs no network pass
+            dataset = build_dataset(self.model_, self.preprocessor_.transform(data))
+            result, latencies = runner.run(dataset, self.config_.env, outputs)
+        if "logits" in outputs and self.classical_ is not None:
+            result["classical"] = self.classical_.predict_output(data)
         timing = make_timing(len(data), time.perf_counter() - start, latencies)
         self.last_timing = timing
         if self.verbosity >= 2:
@@ -328,6 +368,7 @@ class Predictor:
             return self.evaluate(data)
         finally:
             self.verbosity = verbosity
+            set_console_verbosity(verbosity)
 
     def export_onnx(self, path):
         """Write the model as an ONNX file (dynamic rows and tokens) and return its path.
@@ -348,18 +389,30 @@ class Predictor:
 
         self._check_fitted()
         return Teacher(self.model_, self.preprocessor_, self.config_.env, self.path,
-                       optimization=self.config_.optimization)
+                       optimization=self.config_.optimization, classical=self.classical_,
+                       network_weight=self.network_weight_)
 
     def _proba_and_values(self, data, need_label=False):
-        import numpy as np
+        from .classical import blend
 
         data, result, timing = self._run(data, need_label=need_label)
-        logits = result["logits"]
+        output = blend(self._network_output(result), result.get("classical"), self.network_weight_)
         if self.problem_type_ == "regression":
-            return data, None, self.preprocessor_.decode_predictions(logits[:, 0]), timing
+            return data, None, output, timing
+        return data, output, self.preprocessor_.decode_predictions(output.argmax(axis=1)), timing
+
+    def _network_output(self, result):
+        """The network's probabilities (or values in the label's units) from its raw outputs; None when it did
+        not run (a classical model alone)."""
+        import numpy as np
+
+        logits = result.get("logits")
+        if logits is None:
+            return None
+        if self.problem_type_ == "regression":
+            return self.preprocessor_.decode_predictions(logits[:, 0])
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        proba = shifted / shifted.sum(axis=1, keepdims=True)
-        return data, proba, self.preprocessor_.decode_predictions(proba.argmax(axis=1)), timing
+        return shifted / shifted.sum(axis=1, keepdims=True)
 
     def predict(self, data, chunk_size=None):
         """Predicted labels (or values) as a pandas Series with the same index as ``data``.
@@ -531,7 +584,7 @@ class Predictor:
             predictor. With no interrupted fit there, the saved predictor is loaded as usual.
         """
         from .inference.onnx import onnxruntime_available
-        from .io import read_metadata, recover_interrupted_save, restore_model, work_folder
+        from .io import read_metadata, recover_interrupted_save, restore_classical, restore_model, work_folder
 
         if not isinstance(resume, bool):
             raise ConfigError(f"resume must be True or False, got {resume!r}.")
@@ -562,6 +615,7 @@ class Predictor:
         predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
         predictor._summary = metadata["fit_summary"]
         predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
+        predictor.classical_, predictor.network_weight_ = restore_classical(metadata, path)
         return predictor
 
     def __repr__(self):

@@ -41,10 +41,11 @@ TINY_IMAGE_HP = {"model.timm_image.checkpoint_name": "test_efficientnet", "model
 @pytest.fixture(scope="session")
 def tiny_hp(tiny_text_dir):
     """Hyperparameters for a fit that takes seconds (a tiny text encoder, and a tiny image network for image
-    columns)."""
+    columns), of the network alone: a classical model would beat a tiny random network, and what these fits test
+    is the network (tests/classical turns the portfolio on)."""
     return {"model.hf_text.checkpoint_name": tiny_text_dir, "model.hf_text.max_text_len": 32,
             "optimization.max_epochs": 2, "optimization.learning_rate": 1e-3, "env.per_gpu_batch_size": 16,
-            "env.batch_size": 16, "optimization.top_k": 2, **TINY_IMAGE_HP}
+            "env.batch_size": 16, "optimization.top_k": 2, "model.classical.enabled": False, **TINY_IMAGE_HP}
 
 
 @pytest.fixture(scope="session")

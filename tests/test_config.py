@@ -139,7 +139,7 @@ def test_bad_item_in_list_form():
 def test_overrides_do_not_mutate_the_input_and_round_trip_through_dict():
     base = Config()
     changed = apply_overrides(base, {"optim.lr": 5e-5})
-    assert base.optimization.learning_rate == 1e-4
+    assert base.optimization.learning_rate == "auto"
     assert Config.from_dict(changed.to_dict()) == changed
 
 
@@ -148,7 +148,7 @@ def test_presets_and_their_errors():
     assert preset_overrides("multilingual")["model.hf_text.checkpoint_name"] == "me5-small"
     with pytest.raises(ConfigError, match="medium_quality"):
         preset_overrides("ultra")
-    for name in ("medium_quality", "high_quality", "best_quality", "multilingual"):
+    for name in ("medium_quality", "high_quality", "best_quality", "fast", "multilingual"):
         apply_overrides(Config(), preset_overrides(name))  # every preset is valid config
 
 

@@ -158,7 +158,8 @@ def inference_batching(env, on_gpu: bool) -> tuple[int, int]:
     tokens = env.inference_batch_tokens
     if tokens == "auto":
         tokens = 0 if on_gpu else CPU_BATCH_TOKENS
-    return env.per_gpu_batch_size * env.eval_batch_size_ratio, tokens
+    per_device = 32 if env.per_gpu_batch_size == "auto" else env.per_gpu_batch_size  # auto: the rule's largest
+    return per_device * env.eval_batch_size_ratio, tokens
 
 
 def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0, max_tokens: int = 0) -> DataLoader:

@@ -64,6 +64,21 @@ def open_image(value):
         return None
 
 
+def typical_side(values, sample: int = SAMPLE) -> int | None:
+    """The median longer side, in pixels, of up to ``sample`` readable images among ``values`` (None if none
+    opens)."""
+    import statistics
+
+    sides = []
+    for value in values:
+        image = None if is_missing(value) else open_image(value)
+        if image is not None:
+            sides.append(max(image.size))
+            if len(sides) == sample:
+                break
+    return int(statistics.median(sides)) if sides else None
+
+
 def looks_like_images(column: str, values) -> bool:
     """Whether a column holds images: encoded bytes, or file paths with an image suffix, of which a sample opens.
 

@@ -107,7 +107,10 @@ def _teacher_budget(teacher, explicit: set) -> dict:
     teacher's network trains on the budget that network was tuned with."""
     if teacher.optimization is None:
         return {}
-    return {key: getattr(teacher.optimization, key.split(".")[1]) for key in BUDGET_NAMES if key not in explicit}
+    keys = {key: getattr(teacher.optimization, key.split(".")[1]) for key in BUDGET_NAMES if key not in explicit}
+    if teacher.optimization.peft != "none":  # its rate moved adapters; the student fine-tunes whole layers
+        keys.pop("optimization.learning_rate", None)
+    return keys
 
 
 def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"):
@@ -279,7 +282,12 @@ def synthetic_rows_for(n_rows: int) -> int:
 
 
 def _planned_steps(config, rows: int) -> int:
-    # env.batch_size is the rows per optimizer step (per-device batches accumulate up to it)
+    # env.batch_size is the rows per optimizer step (per-device batches accumulate up to it); a fit has chosen
+    # both by now, the budget rule's values stand in for keys left at auto
+    from ..training.budget import auto_batch_size, auto_epochs
+
     opt = config.optimization
-    steps = math.ceil(rows / config.env.batch_size) * opt.max_epochs
+    batch = auto_batch_size(rows) if config.env.batch_size == "auto" else config.env.batch_size
+    epochs = auto_epochs(rows, batch) if opt.max_epochs == "auto" else opt.max_epochs
+    steps = math.ceil(rows / batch) * epochs
     return min(steps, opt.max_steps) if opt.max_steps > 0 else steps

@@ -35,6 +35,10 @@ class Teacher:
         Puts the teacher's class columns into the student's order (:meth:`aligned_to`).
     optimization : OptimizationConfig or None
         How it was trained (the budget a student cut from its layers starts from).
+    classical : ClassicalModel or None
+        The classical model of the teacher's portfolio, whose output is blended into the soft targets.
+    network_weight : float
+        The network's weight in that blend (1 = the network alone).
     """
 
     model: object
@@ -43,6 +47,8 @@ class Teacher:
     path: str | None = None
     alignment: object = None
     optimization: object = None
+    classical: object = None
+    network_weight: float = 1.0
 
     @property
     def label(self) -> str:
@@ -244,7 +250,8 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     Returns
     -------
     dict of name -> numpy array with rows first: ``teacher_logits`` (in the teacher's own class order and
-    units), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``, ``teacher_map_<level>``.
+    units; for a teacher whose portfolio blends a classical model, the log of the blended probabilities, or the
+    blended values), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``, ``teacher_map_<level>``.
     """
     import torch
 
@@ -295,4 +302,21 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
                 out[f"teacher_attention_{i}"][indices, :, :length, :length] = attention
             for i in map_levels:
                 out[f"teacher_map_{i}"][indices] = result["feature_maps"][i].float().cpu().numpy()
+    if teacher.classical is not None:
+        out["teacher_logits"] = _with_classical(teacher, data, out["teacher_logits"])
     return out
+
+
+def _with_classical(teacher: Teacher, data, logits: np.ndarray) -> np.ndarray:
+    """The teacher portfolio's outputs as logits: the log of its blended probabilities, or its blended values in
+    the teacher's scaled label units."""
+    from ..classical import blend
+
+    classical = teacher.classical.predict_output(data)
+    if teacher.problem_type == "regression":
+        mean, std = teacher.preprocessor.label_scale
+        values = blend(logits[:, 0] * std + mean, classical, teacher.network_weight)
+        return ((values - mean) / std).astype(np.float32)[:, None]
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba = blend(shifted / shifted.sum(axis=1, keepdims=True), classical, teacher.network_weight)
+    return np.log(np.clip(proba, 1e-8, None)).astype(np.float32)

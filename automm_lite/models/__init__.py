@@ -78,3 +78,76 @@ def build_model(config, names: list[str], schema: dict, source_dirs: dict | None
     backbones = {name: get_backbone(name).from_config(config, schema, source_dirs.get(name), pretrained)
                  for name in names}
     return PredictorModel(backbones, schema["n_outputs"], config.model.fusion_mlp)
+
+
+def apply_peft(model, optimization):
+    """Parameter-efficient fine-tuning (``optimization.peft``, AutoGluon's ``optim.peft``) set up on ``model``.
+
+    Only the pretrained backbones (``pretrained`` true: the text encoder, an image network with pretrained
+    weights) are restricted; new layers (output layer, fusion MLP, tabular MLP, a backbone with random weights)
+    always train. In a pretrained backbone (:meth:`Backbone.add_adapters`):
+
+    * ``lora`` / ``ia3``: the text encoder gets the ``peft`` library's adapters on its Linear layers named in
+      ``optimization.lora.target_modules`` (LoRA with ``r``, ``alpha``, ``dropout``); only they train. Image
+      networks take no adapters: they are frozen.
+    * ``_bias`` suffix: the biases train too; ``_norm``: the normalization layers and the biases train too.
+    * ``bit_fit``: only the biases train; ``norm_fit``: only the normalization layers and the biases.
+
+    What trains is each parameter's ``requires_grad`` (the optimizer leaves frozen parameters out). Call
+    :func:`merge_peft` after the fit.
+
+    Parameters
+    ----------
+    model : PredictorModel
+        Changed in place (call before any training).
+    optimization : OptimizationConfig
+        Reads ``peft`` (``"none"`` or None: nothing changes) and ``lora``.
+
+    Returns
+    -------
+    PredictorModel
+        ``model``.
+
+    Raises
+    ------
+    ConfigError
+        ``lora``/``ia3`` methods on a model with no backbone that takes adapters (no text encoder), or
+        ``target_modules`` that name no Linear layer of the encoder.
+    """
+    from .backbone import peft_parts
+
+    method = optimization.peft
+    if method in (None, "none"):
+        return model
+    adapter, _, _ = peft_parts(method)
+    pretrained = [backbone for backbone in model.backbones.values() if backbone.pretrained]
+    if adapter is not None and not any(adapter in backbone.adapter_methods for backbone in pretrained):
+        raise ConfigError(
+            f"optimization.peft={method!r} puts {adapter} adapters on a text encoder, but this model has none (its "
+            f"backbones: {', '.join(model.backbones)}). Add a text column (and 'hf_text' to model.names if set), "
+            "or choose optimization.peft=bit_fit or norm_fit (or none) for the other backbones.")
+    for backbone in pretrained:
+        backbone.add_adapters(method, optimization.lora)
+    return model
+
+
+def merge_peft(model):
+    """Undo :func:`apply_peft` keeping what was learned: adapters merged into the plain weights (peft's
+    ``merge_and_unload``), so the model has exactly the state-dict keys and shapes of one built without PEFT
+    (saved and loaded as usual, without peft), and every parameter trainable again except those frozen before
+    ``apply_peft`` (e.g. big word embeddings), so a later fit is not held back. A model without PEFT is left
+    as it is.
+
+    Parameters
+    ----------
+    model : PredictorModel
+        Changed in place (call after the final weights are in it, e.g. averaged).
+
+    Returns
+    -------
+    PredictorModel
+        ``model``.
+    """
+    for backbone in model.backbones.values():
+        backbone.merge_adapters()
+    return model

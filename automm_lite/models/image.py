@@ -166,8 +166,21 @@ class TimmImage(Backbone):
             network.load_state_dict(load_file(Path(source_dir) / WEIGHTS_FILE))
         # auto: the size the source network was fitted at (a saved predictor, a teacher), else the network's own
         size = c.image_size if c.image_size != "auto" else int(info.get("image_size") or resolve_size(network))
-        return cls(network, name, schema.get("n_image_columns", 1), size, c.train_transforms, c.val_transforms,
-                   blocks)
+        backbone = cls(network, name, schema.get("n_image_columns", 1), size, c.train_transforms,
+                       c.val_transforms, blocks)
+        backbone.pretrained = bool(c.pretrained or source_dir is not None)  # zoo/hub weights, or a teacher's
+        return backbone
+
+    def layer_groups(self) -> list:
+        """timm's own grouping of the network by depth (its ``group_matcher``, as timm's layer decay uses)."""
+        from timm.models import group_parameters
+
+        matcher = getattr(self.network, "group_matcher", None)
+        if matcher is None:
+            return super().layer_groups()
+        named = dict(self.network.named_parameters())
+        groups = group_parameters(self.network, matcher(coarse=False))
+        return [[named[name] for name in names] for _, names in sorted(groups.items())]
 
     def encode(self, features: dict):
         from ..data.images import ImageGroup

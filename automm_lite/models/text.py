@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 
@@ -10,6 +11,7 @@ from ..exceptions import ConfigError
 from .backbone import Backbone
 
 BIG_VOCAB = 100_000  # above this the word embeddings dominate the model (me5-small: 96M of 118M weights)
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")  # encoder.layer.3.attention...
 
 
 def load_encoder(folder: str, pretrained: bool = True):
@@ -62,6 +64,8 @@ class HfTextBackbone(Backbone):
     order = 0
     forward_options = ("output_hidden_states", "output_attentions")
     compiled_part = "encoder"
+    pretrained = True  # a zoo, hub or teacher checkpoint: there is no randomly initialized text encoder
+    adapter_methods = ("lora", "ia3")  # optimization.peft: peft adapters on the encoder's Linear layers
 
     def __init__(self, encoder, tokenizer, pooling: str = "mean", max_text_len: int = 128,
                  checkpoint_name: str = ""):
@@ -98,6 +102,59 @@ class HfTextBackbone(Backbone):
     def dynamic_axes(self) -> dict:
         produced = getattr(self.tokenizer, "model_input_names", TOKEN_INPUTS)  # XLM-R-likes: no token types
         return {name: {1: "tokens"} for name in TOKEN_INPUTS if name in produced}
+
+    def layer_groups(self) -> list:
+        """The embeddings, each transformer layer in order, then whatever sits above them (e.g. a pooler)."""
+        layers = self.encoder.config.num_hidden_layers
+        groups = [[] for _ in range(layers + 2)]
+        for name, param in self.encoder.named_parameters():
+            found = _LAYER_INDEX.search(name)
+            depth = int(found.group(1)) + 1 if found and int(found.group(1)) < layers else (
+                0 if "embed" in name else layers + 1)
+            groups[depth].append(param)
+        return [group for group in groups if group]
+
+    def inject_adapters(self, adapter: str, lora_config) -> None:
+        """The ``peft`` library's LoRA (``adapter="lora"``: rank ``r``, scale ``alpha / r``, ``dropout``) or IA3
+        (``"ia3"``: a learned scale of each output) on the encoder's Linear layers whose own name starts with a
+        match of one of ``lora_config.target_modules`` (regular expressions, ``re.match`` as AutoGluon's
+        ``optim.lora.filter``); ``encoder`` becomes the peft model around it (parameter names gain a
+        ``base_model.model.`` prefix; :meth:`layer_groups` still finds each layer's adapters by its index).
+
+        Raises
+        ------
+        ConfigError
+            No Linear layer of the encoder matches ``target_modules``.
+        """
+        import warnings
+
+        from peft import IA3Config, LoraConfig, get_peft_model
+
+        patterns = list(lora_config.target_modules)
+        targets = adapter_targets(self.encoder, patterns)
+        if not targets:
+            names = sorted({name.rsplit(".", 1)[-1] for name, module in self.encoder.named_modules()
+                            if isinstance(module, torch.nn.Linear)})
+            raise ConfigError(f"optimization.lora.target_modules={patterns!r} matches none of the Linear layers of "
+                              f"the text encoder {self.checkpoint_name!r}, whose Linear layers are named "
+                              f"{', '.join(names)}: give some of those names (each a regular expression matched "
+                              "at the start of a layer's own name, e.g. ['query', 'value']).")
+        if adapter == "lora":
+            config = LoraConfig(r=lora_config.r, lora_alpha=lora_config.alpha, lora_dropout=lora_config.dropout,
+                                target_modules=targets, bias="none")
+        else:  # ia3: attention-style scaling of the outputs (no layer is treated as a feed-forward input)
+            config = IA3Config(target_modules=targets, feedforward_modules=[])
+        with warnings.catch_warnings():  # transformers' deprecation of a name peft reads
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            self.encoder = get_peft_model(self.encoder, config)
+
+    def unload_adapters(self) -> None:
+        """Merge the adapters into the Linear weights (``merge_and_unload``): the encoder is the plain
+        transformers model again, with the state-dict layout it had before :meth:`inject_adapters`."""
+        from peft import PeftModel
+
+        if isinstance(self.encoder, PeftModel):
+            self.encoder = self.encoder.merge_and_unload()
 
     def save(self, folder: str):
         """Write what rebuilds this backbone without its weights: the encoder config and the tokenizer."""
@@ -150,6 +207,17 @@ def attention_implementation(encoder, name: str | None):
         yield
     finally:
         encoder.set_attn_implementation(before)
+
+
+def adapter_targets(encoder, patterns) -> list[str]:
+    """The full names of ``encoder``'s Linear layers whose own (last) name ``re.match``es one of ``patterns``."""
+    try:
+        compiled = [re.compile(pattern) for pattern in patterns]
+    except re.error as error:
+        raise ConfigError(f"optimization.lora.target_modules={list(patterns)!r}: {error.pattern!r} is not a "
+                          f"regular expression ({error}); give layer names such as 'query'.") from None
+    return [name for name, module in encoder.named_modules() if isinstance(module, torch.nn.Linear)
+            and any(pattern.match(name.rsplit(".", 1)[-1]) for pattern in compiled)]
 
 
 def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

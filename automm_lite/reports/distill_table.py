@@ -13,6 +13,9 @@ AUTOGLUON_RECIPE = {"distiller.recipe": "autogluon"}
 # The library's default: the fit chooses (distiller.recipe=auto).
 AUTO_RECIPE = {}
 DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
+# The no-distill student is the same network without a teacher: no classical model beside it (a distilled student
+# has none either)
+NETWORK_ONLY = {"model.classical.enabled": False}
 TRANSFER_ROWS = "transfer_rows"  # a recipe flag (not a hyperparameter): also learn from the unlabeled rows
 # This library's recipe: AutoGluon's terms plus layer-wise terms plus data only the teacher can label (README,
 # "The distillation table": the three-seed evidence). With unlabeled rows: learn from them, plus a cosine
@@ -155,7 +158,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
                 baselines[(key, seed)] = base_name
                 plain = Predictor(label, eval_metric=eval_metric, path=f"{path}/{base_name}-{seed}",
                                   verbosity=verbosity).fit(train, tuning_data=tuning, seed=seed,
-                                                           hyperparameters={**student_hyperparameters, **data_keys})
+                                                           hyperparameters={**student_hyperparameters, **data_keys,
+                                                                            **NETWORK_ONLY})
                 _record(report, plain, test_sets, base_name, "no-distill", seed, "", eval_metric)
             student = Predictor(label, eval_metric=eval_metric, path=f"{path}/{recipe_name}-{seed}",
                                 verbosity=verbosity).fit(

@@ -93,8 +93,10 @@ def run_glue(run: GlueRun):
     student = fitted("student", student_keys, teacher=teacher)
     # the same student without a teacher: a cut from the teacher's layers becomes the pretrained model's layers
     chosen = student.config_
+    # (and no classical model beside it, as the distilled student has none)
     baseline = fitted("no-distill", {
-        **common, "model.hf_text.checkpoint_name": chosen.model.hf_text.checkpoint_name.replace(
+        **common, "model.classical.enabled": False,
+        "model.hf_text.checkpoint_name": chosen.model.hf_text.checkpoint_name.replace(
             "teacher:", f"{run.teacher_model}:", 1),
         "model.hf_text.max_text_len": chosen.model.hf_text.max_text_len,
         "optimization.max_epochs": chosen.optimization.max_epochs,

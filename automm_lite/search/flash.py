@@ -102,7 +102,9 @@ class FlashDistillation:
         probe = Predictor(label, self.teacher.problem_type, self.teacher.eval_metric, path=str(folder / "probe"),
                           verbosity=0).fit(few, few, hyperparameters={**no_teacher, **keys,
                                                                       "optimization.max_steps": 1,
-                                                                      "optimization.top_k": 1})
+                                                                      "optimization.top_k": 1,
+                                                                      # the student's network is what is timed
+                                                                      "model.classical.enabled": False})
         self.set_inference_mode(probe)
         latency, _ = single_row_latency(probe, self.data["tuning"])
         shutil.rmtree(folder / "probe", ignore_errors=True)

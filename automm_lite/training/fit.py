@@ -26,9 +26,16 @@ class FitResult:
         The metric of the final model on the tuning rows.
     checkpoints_averaged, epochs, steps, n_rows_trained : int
     config : Config
-        The config the model was trained with: the given one plus the keys the distillation recipe chose.
+        The config the model was trained with: the given one plus the keys the budget rule and the distillation
+        recipe chose.
     recipe : RecipeChoice or None
         What the distillation recipe chose and why (None without a teacher).
+    budget : BudgetChoice
+        The budget keys the rule chose (those left at auto) and why.
+    val_history : list of float
+        The tuning score at each validation, in order.
+    advice : str or None
+        What to change when the tuning score was still rising as the fit ended (None otherwise).
     """
 
     model: object
@@ -41,6 +48,9 @@ class FitResult:
     n_rows_trained: int
     config: object = None
     recipe: object = None
+    budget: object = None
+    val_history: list = None
+    advice: str | None = None
 
 
 def model_schema(preprocessor) -> dict:
@@ -87,11 +97,13 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         model an uninterrupted fit would have given.
     """
     from ..data.batching import build_dataset
+    from ..data.images import typical_side
     from ..exceptions import DataError
     from ..logs import quiet_libraries
     from ..metrics import get_metric
-    from ..models import backbone_names, build_model
-    from .objective import TaskObjective
+    from ..models import apply_peft, backbone_names, build_model, merge_peft
+    from .budget import choose_budget, epochs_for_rows
+    from .system import TaskObjective
 
     _set_up_process(config.env, seed)  # imports Lightning, which sets its own log level: quieted after it
     quiet_libraries(verbosity)
@@ -107,6 +119,10 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         logger.info("model.timm_image.checkpoint_name=%r is not used: the student reads no image column.",
                     config.model.timm_image.checkpoint_name)
     model = build_model(config, names, schema, source_dirs=sources)
+    apply_peft(model, config.optimization)  # optimization.peft: adapters and frozen weights, before anything trains
+    image_columns = pre.columns("image")
+    side = typical_side(train[image_columns].stack()) if image_columns and model.image_backbone else None
+    config, budget = choose_budget(config, len(train), model, side)
     if teachers:
         # image columns are mixed only when both networks read images
         both = model.image_backbone is not None and teachers[0].model.image_backbone is not None
@@ -114,6 +130,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled, images)
         unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed, images)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
+    config = epochs_for_rows(config, budget, len(rows))
+    if budget.reasons:
+        logger.info("Budget: %s", budget.describe())
     train_set = build_dataset(model, pre.transform(rows), labels)
     for group in train_set.inputs.values():
         if hasattr(group, "use_training_transforms"):  # images: augmented while training only
@@ -138,9 +157,48 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         trainer, kept = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
                                seed, work_dir, time_limit, verbosity, resume_dir)
         averaged, score = _average_kept_weights(config, model, kept, tuning_set, metric, pre)
+    merge_peft(model)  # after the block, which holds the adapted encoder: the usual saved layout, all trainable
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
+    history = validation_history(Path(trainer.logger.log_dir) / "metrics.csv", metric.name)
+    advice = _advice_if_improving(config, history, metric, trainer, time_limit)
+    if advice:
+        logger.warning(advice)
     return FitResult(model.eval(), names, schema, score, len(averaged), trainer.current_epoch, trainer.global_step,
-                     len(rows), config, recipe)
+                     len(rows), config, recipe, budget, history, advice)
+
+
+def validation_history(metrics_file: Path, metric_name: str) -> list:
+    """The tuning score at each validation of the fit, in order (from Lightning's metrics log, earlier runs of a
+    resumed fit included)."""
+    import pandas as pd
+
+    column = f"val_{metric_name}"
+    if not metrics_file.is_file():
+        return []
+    log = pd.read_csv(metrics_file)
+    return [float(v) for v in log[column].dropna()] if column in log else []
+
+
+def _advice_if_improving(config, history, metric, trainer, time_limit) -> str | None:
+    """A sentence for the log and ``fit_summary()["advice"]`` when the tuning score was still rising at the last
+    validations: the fit stopped at its budget, not because the model had converged."""
+    from .budget import still_improving
+
+    if trainer.should_stop and trainer.early_stopping_callback is not None and \
+            trainer.early_stopping_callback.stopped_epoch:
+        return None  # early stopping ended it: no gain for `patience` validations
+    if not still_improving(history, metric.greater_is_better):
+        return None
+    opt = config.optimization
+    if opt.max_steps > 0 and trainer.global_step >= opt.max_steps:
+        change = f"a larger optimization.max_steps (it was {opt.max_steps})"
+    elif time_limit and trainer.current_epoch < opt.max_epochs:
+        change = f"a longer time_limit (it was {time_limit:g} s)"
+    else:
+        change = (f"more epochs (optimization.max_epochs={2 * opt.max_epochs}) or a larger learning rate "
+                  f"(optim.lr, {opt.learning_rate:g} now)")
+    return (f"The tuning {metric.name} was still improving when the fit ended ({history[0]:.4f} at the first "
+            f"validation, {history[-1]:.4f} at the last): the model is probably undertrained; try {change}.")
 
 
 def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled, image_columns):

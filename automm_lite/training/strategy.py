@@ -26,8 +26,6 @@ def resolve_precision(precision: str, on_gpu: bool) -> str:
     return precision  # bf16-mixed runs on CPUs (fast where the CPU has bf16 matrix units)
 
 
-
-
 @dataclass(frozen=True)
 class DevicePlan:
     """How Lightning trains: ``accelerator`` and ``devices``, the ``strategy`` for several devices, the
@@ -40,10 +38,16 @@ class DevicePlan:
     accumulate: int
 
 
+def device_count(env) -> int:
+    """How many devices train: the GPUs ``env.num_gpus`` asks for (and the machine has), else the one CPU."""
+    if not uses_gpu(env):
+        return 1
+    return 1 if env.num_gpus == "auto" else min(env.num_gpus, torch.cuda.device_count())
+
+
 def _devices_and_accumulation(env) -> tuple[bool, int, int]:
-    on_gpu = uses_gpu(env)
-    devices = (1 if env.num_gpus == "auto" else min(env.num_gpus, torch.cuda.device_count())) if on_gpu else 1
-    return on_gpu, devices, max(1, env.batch_size // (env.per_gpu_batch_size * devices))
+    devices = device_count(env)
+    return uses_gpu(env), devices, max(1, env.batch_size // (env.per_gpu_batch_size * devices))
 
 
 def device_plan(env) -> DevicePlan:
@@ -56,6 +60,8 @@ def device_plan(env) -> DevicePlan:
 def check_batch_size(env) -> None:
     """Warn when ``env.batch_size`` cannot be reached exactly: each optimizer step takes a whole number of
     forward passes of ``per_gpu_batch_size`` rows on every device."""
+    if "auto" in (env.batch_size, env.per_gpu_batch_size):
+        return  # the budget rule picks sizes that fit
     _, devices, accumulate = _devices_and_accumulation(env)
     per_pass = env.per_gpu_batch_size * devices
     if accumulate * per_pass != env.batch_size:

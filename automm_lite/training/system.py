@@ -1,7 +1,7 @@
-"""The Lightning system (model + objective + optimizer + validation metric) and the Trainer that fits it."""
+"""The Lightning system (model + objective + optimizer + validation metric), the objective without a teacher, and the
+Trainer that fits it."""
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import lightning as L
@@ -9,9 +9,38 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 
+from ..distill.losses import task_loss
 from ..metrics import compute_metric
 from .soup import BestWeights
 from .strategy import device_plan
+
+
+class TaskObjective(torch.nn.Module):
+    """Callable ``(outputs, batch) -> (loss, {term name: value})``, the interface every objective shares."""
+
+    def __init__(self, problem_type: str, loss_function: str = "auto", label_smoothing: float = 0.0,
+                 backbone_loss_weight: float = 0.0):
+        super().__init__()
+        self.problem_type = problem_type
+        self.loss_function = loss_function
+        self.label_smoothing = label_smoothing
+        self.backbone_loss_weight = float(backbone_loss_weight)
+
+    def forward(self, outputs: dict, batch: dict):
+        loss = task_loss(outputs["logits"], batch["label"], self.problem_type, self.loss_function,
+                         self.label_smoothing)
+        terms = {"task": loss.detach()}
+        own = outputs.get("backbone_logits") if self.backbone_loss_weight > 0 else None
+        if own:  # each backbone's own output layer (model.fusion_mlp.weight)
+            extra = sum(task_loss(logits, batch["label"], self.problem_type, self.loss_function,
+                                  self.label_smoothing) for logits in own.values())
+            terms["backbone_task"] = extra.detach()
+            loss = loss + self.backbone_loss_weight * extra
+        return loss, terms
+
+    def extra_repr(self) -> str:
+        extra = f" + {self.backbone_loss_weight:g}*backbone_task" if self.backbone_loss_weight > 0 else ""
+        return f"loss = task({self.problem_type}){extra}"
 
 
 class LitSystem(L.LightningModule):
@@ -66,32 +95,11 @@ class LitSystem(L.LightningModule):
         self.log(f"val_{self.metric.name}", score, prog_bar=True, batch_size=len(labels))
 
     def configure_optimizers(self):
-        opt = self.optimization
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 else decay).append(param)  # biases and norms: no weight decay
-        groups = [{"params": decay, "weight_decay": opt.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if opt.optim_type == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=opt.learning_rate, momentum=0.9)
-        else:
-            optimizer = torch.optim.AdamW(groups, lr=opt.learning_rate)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(opt.warmup_steps * total) if opt.warmup_steps < 1 else int(opt.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(opt.lr_schedule, warmup, total))
+        from .budget import build_optimizer
+
+        optimizer, scheduler = build_optimizer(self.model, self.optimization,
+                                               self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def lr_factor(schedule: str, warmup: int, total: int):
-    """Linear warm-up to the peak rate, then cosine or linear decay to zero (or constant)."""
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine_decay" else 1.0 - progress
-    return factor
 
 
 def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray, label_scale=None) -> float:

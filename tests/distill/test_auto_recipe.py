@@ -74,7 +74,7 @@ def test_auto_leaves_layer_terms_out_with_other_tokens_or_too_few_steps():
     assert other.distiller.hidden_state_loss_weight == 0 and other.distiller.synthetic_rows == 3
     assert "different tokens" in choice.describe()
     # 40 rows x 4 / 32 per step x 10 epochs = 50 steps
-    few, choice = chosen(n_rows=40)
+    few, choice = chosen({"env.batch_size": 32, "optimization.max_epochs": 10}, n_rows=40)
     assert few.distiller.hidden_state_loss_weight == 0 and f"under {MIN_LAYER_STEPS}" in choice.describe()
     # enough steps, but few labelled rows and no unlabeled ones: synthetic rows with the logit and feature terms
     weak, choice = chosen({"optimization.max_epochs": 100}, n_rows=MIN_LAYER_ROWS - 1)

@@ -233,8 +233,9 @@ def image_predictor(digit_images, tiny_hp, tmp_path_factory):
 @pytest.mark.parametrize("precision,backend,compiled,tolerance", [
     ("32", "torch", False, 1e-5), ("bf16", "torch", False, 0.05), ("int8", "torch", False, 0.05),
     # onnxruntime's int8 leaves convolutions float, and a Linear on pooled features exports as a Gemm, which its
-    # dynamic quantization leaves float too: the image model runs as in float32
-    ("32", "onnx", False, 1e-4), ("int8", "onnx", False, 1e-4),
+    # dynamic quantization leaves float too: the image model runs as in float32 (other kernels: 1e-4 apart on an
+    # AVX2-only CPU)
+    ("32", "onnx", False, 3e-4), ("int8", "onnx", False, 3e-4),
     pytest.param("32", "torch", True, 1e-4, marks=pytest.mark.skipif(not HAS_CXX, reason="needs a C++ compiler"))])
 def test_image_predictors_run_every_inference_mode(fresh_copy, image_predictor, precision, backend, compiled,
                                                    tolerance):

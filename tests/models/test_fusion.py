@@ -9,7 +9,7 @@ from automm_lite import Predictor
 from automm_lite.config import Config, apply_overrides
 from automm_lite.distill.losses import DistillationObjective, Match
 from automm_lite.exceptions import ConfigError
-from automm_lite.training.objective import TaskObjective
+from automm_lite.training.system import TaskObjective
 
 
 def test_fusion_keys_read_autogluon_spellings():

@@ -1,18 +1,7 @@
-"""The training system's learning-rate schedule and the precision a fit runs in where it runs."""
+"""The precision a fit runs in where it runs."""
 import warnings
 
-import pytest
-
 from automm_lite.training.strategy import resolve_precision
-from automm_lite.training.system import lr_factor
-
-
-def test_schedule_warms_up_then_decays_to_zero():
-    f = lr_factor("cosine_decay", warmup=10, total=100)
-    assert f(0) < f(5) < f(9) <= 1.0
-    assert f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.0, abs=1e-9)
-    assert lr_factor("linear_decay", 0, 100)(50) == pytest.approx(0.5)
-    assert lr_factor("constant", 5, 100)(80) == 1.0
 
 
 def test_half_precision_on_cpu_falls_back_with_a_warning():

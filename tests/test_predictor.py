@@ -124,7 +124,7 @@ def test_a_predictor_saved_in_format_1_loads_and_predicts_the_same(fitted, fresh
     _, test = bbc_short
     folder = Path(fresh_copy(fitted).save(tmp_path / "old"))
     metadata = json.loads((folder / "predictor.json").read_text())
-    assert metadata["format_version"] == 2
+    assert metadata["format_version"] == 3
     metadata["format_version"] = 1
     config = metadata["config"]
     config["env"].update(num_gpus=-1, num_threads=0, inference_batch_tokens=None)
@@ -134,7 +134,7 @@ def test_a_predictor_saved_in_format_1_loads_and_predicts_the_same(fitted, fresh
     old = Predictor.load(folder, verbosity=0)
     assert (old.config_.env.num_gpus, old.config_.env.inference_batch_tokens) == ("auto", "auto")
     assert np.array_equal(old.predict_proba(test).to_numpy(), fitted.predict_proba(test).to_numpy())
-    metadata["format_version"] = 3
+    metadata["format_version"] = 4
     (folder / "predictor.json").write_text(json.dumps(metadata))
     with pytest.raises(DataError, match="newer automm_lite"):
         Predictor.load(folder)

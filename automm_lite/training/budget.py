@@ -194,13 +194,14 @@ def build_optimizer(model, optimization, total_steps: int):
     return optimizer, scheduler
 
 
-def still_improving(scores: list, greater_is_better: bool, min_validations: int = 4) -> bool:
+def still_improving(scores: list, greater_is_better: bool, min_validations: int = 4, min_gain: float = 0.01) -> bool:
     """Whether the tuning score was still rising when the fit ended: the best of the last quarter of the
-    validations beats everything before it, and the best is one of the last two."""
+    validations beats everything before it by more than ``min_gain`` of its size (a row or two of a small tuning
+    set is noise), and the best is one of the last two."""
     if len(scores) < min_validations:
         return False
     sign = 1 if greater_is_better else -1
     values = [sign * s for s in scores]
     tail = max(2, len(values) // 4)
-    best = max(values)
-    return max(values[-tail:]) > max(values[:-tail]) and best in values[-2:]
+    before = max(values[:-tail])
+    return max(values[-tail:]) - before > min_gain * abs(before) and max(values) in values[-2:]

@@ -147,6 +147,7 @@ def test_the_schedule_warms_up_then_decays_to_zero(text_and_table_model):
     ([0.2, 0.5, 0.7, 0.7, 0.69, 0.7], False),   # flat at the end
     ([0.2, 0.6, 0.8, 0.7, 0.6, 0.65], False),   # best long ago
     ([0.2, 0.3, 0.4], False),                    # too few validations to tell
+    ([0.99, 0.99, 0.99, 0.99, 0.992, 0.996], False),  # a row or two more: noise, not a trend
 ])
 def test_still_improving(history, rising):
     assert still_improving(history, greater_is_better=True) is rising

@@ -404,15 +404,14 @@ class Predictor:
     def _network_output(self, result):
         """The network's probabilities (or values in the label's units) from its raw outputs; None when it did
         not run (a classical model alone)."""
-        import numpy as np
+        from .classical.base import softmax
 
         logits = result.get("logits")
         if logits is None:
             return None
         if self.problem_type_ == "regression":
             return self.preprocessor_.decode_predictions(logits[:, 0])
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return softmax(logits)
 
     def predict(self, data, chunk_size=None):
         """Predicted labels (or values) as a pandas Series with the same index as ``data``.

@@ -311,12 +311,12 @@ def _with_classical(teacher: Teacher, data, logits: np.ndarray) -> np.ndarray:
     """The teacher portfolio's outputs as logits: the log of its blended probabilities, or its blended values in
     the teacher's scaled label units."""
     from ..classical import blend
+    from ..classical.base import softmax
 
     classical = teacher.classical.predict_output(data)
     if teacher.problem_type == "regression":
         mean, std = teacher.preprocessor.label_scale
         values = blend(logits[:, 0] * std + mean, classical, teacher.network_weight)
         return ((values - mean) / std).astype(np.float32)[:, None]
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    proba = blend(shifted / shifted.sum(axis=1, keepdims=True), classical, teacher.network_weight)
+    proba = blend(softmax(logits), classical, teacher.network_weight)
     return np.log(np.clip(proba, 1e-8, None)).astype(np.float32)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import AUTO, apply_overrides
+from ..models.backbone import peft_parts
 from .strategy import check_batch_size, device_count
 
 # The rule (README: Defaults that fit the data). Small data gets small batches (at least STEPS_PER_EPOCH optimizer
@@ -103,7 +104,7 @@ def choose_budget(config, n_rows: int, model, image_side: int | None = None) -> 
             what = f"pretrained {' and '.join(kinds)} weights"
         else:
             lr, what = NEW_LAYERS_LR, "no pretrained weights"
-        if opt.peft.startswith(("lora", "ia3")):
+        if peft_parts(opt.peft)[0] is not None:
             lr, what = ADAPTER_LR, f"{opt.peft} adapters"  # few weights, which start at zero (LoRA) or one (IA3)
         keys["optimization.learning_rate"] = lr
         choice.reasons.append(f"{what}: learning rate {lr:g}")

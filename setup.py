@@ -32,9 +32,10 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        # The tutorials run as tests: a Jupyter kernel and a notebook runner; property tests of the data layer.
+        # The tutorials run as tests: a Jupyter kernel and a notebook runner; property tests of the data layer;
+        # a time limit on the tests that start processes.
         "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                "hypothesis>=6.100"],
+                "hypothesis>=6.100", "pytest-timeout>=2.2"],
         "onnx": ["onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},

@@ -182,6 +182,10 @@ class OptimizationConfig:
     label_smoothing: float = _key(0.0, "Label smoothing for cross entropy", ge=0.0, le=0.5)
 
 
+STRATEGIES = Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_true",
+                     "ddp_spawn_find_unused_parameters_true", "ddp_fork_find_unused_parameters_true"]
+
+
 @dataclass
 class EnvConfig:
     batch_size: int | Literal["auto"] = _key(
@@ -206,8 +210,15 @@ class EnvConfig:
     inference_compile: bool = _key(False, "torch.compile the text encoder for inference (torch backend, precision 32 "
                                    "or bf16): fused kernels, compiled once when inference is set up (seconds to a "
                                    "minute); needs a C++ compiler on a CPU, else runs uncompiled with a warning")
-    num_gpus: int | Literal["auto"] = _key(AUTO, "Devices to use: auto (or -1) = one GPU if there is one, else the "
-                                           "CPU; 0 = CPU; n = n GPUs", ge=0, auto_aliases=(-1,))
+    num_gpus: int | Literal["auto"] = _key(AUTO, "GPUs per node: auto (or -1) = all the GPUs torch sees (none: the "
+                                           "CPU); 0 = CPU; n = n GPUs (more than exist is an error)", ge=0,
+                                           auto_aliases=(-1,))
+    accelerator: Literal["auto", "cpu", "gpu"] = _key(AUTO, "Where to train and predict: auto = a GPU if "
+                                                      "`env.num_gpus` allows one and torch sees one, else the CPU")
+    num_processes: int = _key(1, "Training processes on the CPU (Lightning's devices on the CPU accelerator, gloo "
+                              "backend): 2 or more train with DDP, each process on a shard of the rows", ge=1)
+    num_nodes: int = _key(1, "Machines that train together (launched by torchrun or SLURM, README: Several "
+                          "processes, GPUs and nodes)", ge=1)
     num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", ge=0)
     num_workers_evaluation: int = _key(0, "DataLoader workers for inference (alias `env.num_workers_inference`)",
                                        ge=0)
@@ -221,7 +232,10 @@ class EnvConfig:
     resume_points: bool = _key(True, "Write the training state at the end of every epoch to the fit's work folder "
                                "(removed when the fit ends), so that `fit(..., resume=True)` or "
                                "`Predictor.load(path, resume=True)` continues a fit that was killed")
-    strategy: str | Literal["auto"] = _key(AUTO, "Lightning strategy for several devices (e.g. ddp)")
+    strategy: STRATEGIES = _key(
+        AUTO, "Lightning strategy for several devices or nodes: auto = ddp under torchrun or SLURM, ddp_notebook "
+        "(fork) in a notebook, else ddp_spawn; ddp re-runs the script's command line for each extra process; "
+        "*_find_unused_parameters_true for models with parameters a step may not use")
 
 
 @dataclass

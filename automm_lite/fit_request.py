@@ -63,8 +63,9 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
         explicit = {canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)]}
         config, recipe = choose_student(config, explicit, teachers[0])
     from .distill.recipe import check_layer_settings
-    from .training.strategy import check_batch_size
+    from .training.strategy import check_batch_size, check_devices
 
+    check_devices(config.env)
     check_batch_size(config.env)
     check_layer_settings(config, teachers[0] if teachers else None)
     if not config.model.names or "hf_text" in config.model.names:

@@ -15,6 +15,9 @@ class Metric:
     greater_is_better: bool
     problem_types: tuple        # where it makes sense: "binary", "multiclass", "regression"
 
+    def __reduce__(self):  # pickled by name (into the processes of a DDP fit): the functions are closures
+        return get_metric, (self.name,)
+
 
 def _sk(name):
     """Import a scikit-learn metric lazily (sklearn is heavy to import)."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 import warnings
+from pathlib import Path
 
 from .config import Config, apply_overrides
 from .data.frames import check_label_values, holdout_split, read_data
@@ -106,7 +108,11 @@ class Predictor:
                                       column_types, teachers)
         from .fit_resume import check_same_fit, fingerprint, record_fit, resume_folder
         from .io import fit_folder, save_atomically
+        from .training.strategy import started_as_other_rank, world_size
 
+        if world_size(request.config.env) > 1 and started_as_other_rank():
+            return self._fit_as_other_rank(request, start)
+        self._writes = True
         # Resume points need a path to come back to (not the default timestamped one) and data it can hash.
         same_fit, record = None, request.config.env.resume_points and self.path is not None
         if record or resume:
@@ -132,12 +138,24 @@ class Predictor:
                 record_fit(folder.work_dir, same_fit, call, {"train_data": request.train,
                                                              "tuning_data": request.tuning,
                                                              "unlabeled_data": request.unlabeled})
-            points = resume_folder(folder.work_dir) if record or resuming else None
+            # Under DDP every process takes resume points: writing one is a step that all of them take together.
+            several = world_size(request.config.env) > 1
+            points = resume_folder(folder.work_dir) if record or resuming or several else None
             self._fit(request, folder.work_dir, start, points)
             folder.log_handler.close()
             if points is not None:
                 shutil.rmtree(points, ignore_errors=True)  # the saved predictor holds no training state
             save_atomically(self, folder.save_path, staging=folder.work_dir)
+        return self
+
+    def _fit_as_other_rank(self, request: FitRequest, start: float):
+        """The fit in a process that torchrun, SLURM or the ``ddp`` strategy started as a rank other than 0: it
+        trains with the others in a private work folder and writes nothing where rank 0 writes (``save`` does
+        nothing either); it ends with the same predictor, in memory."""
+        target, self._writes = self.path, False
+        with tempfile.TemporaryDirectory(prefix="automm_lite_rank_") as work_dir:
+            self._fit(request, Path(work_dir), start, Path(work_dir) / "resume")  # rank 0 writes the points
+        self.path = target
         return self
 
     def _fit(self, request: FitRequest, work_dir, start: float, resume_dir=None):
@@ -260,11 +278,11 @@ class Predictor:
             raise DataError("The data has no rows to predict.")
         self.preprocessor_.check_columns(data, need_label=need_label)
         self.preprocessor_.check_values(data)
-        set_up = time.perf_counter()
-        runner = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
-        start += time.perf_counter() - set_up
         result, latencies = {}, []
         if outputs != ("logits",) or self.network_weight_ > 0:  # a classical model alone needs no network pass
+            set_up = time.perf_counter()
+            runner = self._inference_runner()  # one-time set-up (compile, export) is logged, not timed per call
+            start += time.perf_counter() - set_up
             dataset = build_dataset(self.model_, self.preprocessor_.transform(data))
             result, latencies = runner.run(dataset, self.config_.env, outputs)
         if "logits" in outputs and self.classical_ is not None:
@@ -566,6 +584,9 @@ class Predictor:
         from .io import save_atomically
 
         self._check_fitted()
+        if not getattr(self, "_writes", True):
+            logger.info("Not saved by this process (a rank other than 0 of a DDP fit): rank 0 saves.")
+            return str(path)
         self.path = str(save_atomically(self, path))
         return self.path
 

@@ -1,6 +1,8 @@
 """Rows -> batches: a Dataset of row indices over each backbone's encoded inputs, length-sorted batching."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -77,31 +79,51 @@ class RowDataset(Dataset):
         return batch
 
 
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes that train together (0, 1 outside DDP)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class EpochShuffle(torch.utils.data.Sampler):
     """Every row once per epoch, in an order that only the seed and the epoch decide (Lightning calls
-    ``set_epoch``), so that a fit resumed at an epoch boundary shuffles as the uninterrupted fit did."""
+    ``set_epoch``), so that a fit resumed at an epoch boundary shuffles as the uninterrupted fit did.
 
-    def __init__(self, n_rows: int, seed: int):
-        self.n_rows, self.seed, self.epoch = n_rows, seed, 0
+    Under DDP each process takes every ``world``-th row of that order, from its rank on; the order is padded with
+    its first rows to a multiple of ``world`` (as torch's DistributedSampler does) so that every process takes the
+    same number of steps. ``world_size`` is the planned number of processes (the length before they start).
+    """
+
+    def __init__(self, n_rows: int, seed: int, world_size: int = 1):
+        self.n_rows, self.seed, self.epoch, self.world_size = n_rows, seed, 0, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):
-        return self.n_rows
+        return math.ceil(self.n_rows / self.world_size)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n_rows, generator=generator).tolist())
+        order = torch.randperm(self.n_rows, generator=generator).tolist()
+        rank, world = _rank_and_world()
+        if world == 1:
+            return iter(order)
+        order += order[:len(self) * world - self.n_rows]
+        return iter(order[rank::world])
 
 
-def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
-    """Shuffled batches, the same order for the same seed and epoch."""
+def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0,
+                 world_size: int = 1) -> DataLoader:
+    """Shuffled batches, the same order for the same seed and epoch; under DDP (``world_size`` processes) each
+    process's share of them."""
     # A last batch of a single row stops batch norm (image networks), which cannot train on one value per
     # channel: that row waits for the next epoch, where the shuffle puts another row last.
-    lone_row = len(dataset) > batch_size and len(dataset) % batch_size == 1
+    sampler = EpochShuffle(len(dataset), seed, world_size)
+    lone_row = len(sampler) > batch_size and len(sampler) % batch_size == 1
     # The generator seeds the worker processes, so they take nothing from the global random state either.
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed),
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler,
                       generator=torch.Generator().manual_seed(seed), collate_fn=dataset.collate,
                       num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=lone_row)
 
@@ -162,9 +184,31 @@ def inference_batching(env, on_gpu: bool) -> tuple[int, int]:
     return per_device * env.eval_batch_size_ratio, tokens
 
 
+class ShardedBatches(torch.utils.data.Sampler):
+    """Fixed batches of row indices; under DDP each process runs every ``world``-th batch from its rank on, the
+    list padded with its first batches to a multiple of ``world`` (every process runs as many). The rows a
+    process repeats are dropped when the outputs are gathered (by ``batch['index']``)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def _mine(self) -> list:
+        rank, world = _rank_and_world()
+        if world == 1 or not self.batches:
+            return self.batches
+        padded = self.batches + self.batches[:(-len(self.batches)) % world]
+        return padded[rank::world]
+
+    def __len__(self):
+        return len(self._mine())
+
+    def __iter__(self):
+        return iter(self._mine())
+
+
 def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0, max_tokens: int = 0) -> DataLoader:
     """Length-sorted batches for validation inside Lightning (the order is carried in ``batch['index']``)."""
-    return DataLoader(dataset, batch_sampler=sorted_batches(dataset, batch_size, max_tokens),
+    return DataLoader(dataset, batch_sampler=ShardedBatches(sorted_batches(dataset, batch_size, max_tokens)),
                       collate_fn=dataset.collate, num_workers=num_workers)
 
 

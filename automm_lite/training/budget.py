@@ -9,7 +9,7 @@ import torch
 
 from ..config import AUTO, apply_overrides
 from ..models.backbone import peft_parts
-from .strategy import check_batch_size, device_count
+from .strategy import check_batch_size, world_size
 
 # The rule (README: Defaults that fit the data). Small data gets small batches (at least STEPS_PER_EPOCH optimizer
 # steps an epoch) and enough epochs for MIN_STEPS steps in all; pretrained weights move at the kind's rate, the
@@ -81,7 +81,7 @@ def choose_budget(config, n_rows: int, model, image_side: int | None = None) -> 
     opt, env = config.optimization, config.env
     choice = BudgetChoice()
     keys = {}
-    batch, devices = env.batch_size, device_count(env)
+    batch, devices = env.batch_size, world_size(env)
     if batch == AUTO:
         batch = auto_batch_size(n_rows)
         if env.per_gpu_batch_size != AUTO:  # a step is a whole number of the user's forward passes

@@ -8,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightning.pytorch.callbacks import Callback
+
 logger = logging.getLogger("automm_lite")
 
 
@@ -36,6 +38,9 @@ class FitResult:
         The tuning score at each validation, in order.
     advice : str or None
         What to change when the tuning score was still rising as the fit ended (None otherwise).
+    rank : int
+        This process's rank when the fit trained under DDP with processes started by torchrun, SLURM or the
+        ``ddp`` strategy (each runs the fit; only rank 0 writes), else 0.
     """
 
     model: object
@@ -51,6 +56,7 @@ class FitResult:
     budget: object = None
     val_history: list = None
     advice: str | None = None
+    rank: int = 0
 
 
 def model_schema(preprocessor) -> dict:
@@ -154,17 +160,16 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     metric = get_metric(metric_name)
     text = model.text_backbone
     with text.attention_implementation(attention) if text is not None else contextlib.nullcontext():
-        trainer, kept = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
-                               seed, work_dir, time_limit, verbosity, resume_dir)
-        averaged, score = _average_kept_weights(config, model, kept, tuning_set, metric, pre)
+        trainer, end = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
+                              seed, work_dir, time_limit, verbosity, resume_dir)
     merge_peft(model)  # after the block, which holds the adapted encoder: the usual saved layout, all trainable
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     history = validation_history(Path(trainer.logger.log_dir) / "metrics.csv", metric.name)
-    advice = _advice_if_improving(config, history, metric, trainer, time_limit)
-    if advice:
+    advice = _advice_if_improving(config, history, metric, end, time_limit)
+    if advice and end.rank == 0:
         logger.warning(advice)
-    return FitResult(model.eval(), names, schema, score, len(averaged), trainer.current_epoch, trainer.global_step,
-                     len(rows), config, recipe, budget, history, advice)
+    return FitResult(model.eval(), names, schema, end.score, end.averaged, end.epochs, end.steps, len(rows),
+                     config, recipe, budget, history, advice, end.rank)
 
 
 def validation_history(metrics_file: Path, metric_name: str) -> list:
@@ -179,20 +184,19 @@ def validation_history(metrics_file: Path, metric_name: str) -> list:
     return [float(v) for v in log[column].dropna()] if column in log else []
 
 
-def _advice_if_improving(config, history, metric, trainer, time_limit) -> str | None:
+def _advice_if_improving(config, history, metric, end, time_limit) -> str | None:
     """A sentence for the log and ``fit_summary()["advice"]`` when the tuning score was still rising at the last
     validations: the fit stopped at its budget, not because the model had converged."""
     from .budget import still_improving
 
-    if trainer.should_stop and trainer.early_stopping_callback is not None and \
-            trainer.early_stopping_callback.stopped_epoch:
+    if end.early_stopped:
         return None  # early stopping ended it: no gain for `patience` validations
     if not still_improving(history, metric.greater_is_better):
         return None
     opt = config.optimization
-    if opt.max_steps > 0 and trainer.global_step >= opt.max_steps:
+    if opt.max_steps > 0 and end.steps >= opt.max_steps:
         change = f"a larger optimization.max_steps (it was {opt.max_steps})"
-    elif time_limit and trainer.current_epoch < opt.max_epochs:
+    elif time_limit and end.epochs < opt.max_epochs:
         change = f"a longer time_limit (it was {time_limit:g} s)"
     else:
         change = (f"more epochs (optimization.max_epochs={2 * opt.max_epochs}) or a larger learning rate "
@@ -271,13 +275,13 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
     the trainer and the kept best weights."""
     from ..data.batching import eval_loader, inference_batching, train_loader
     from .resume import ResumePoints, kept_metrics, read_point, resume_point, write_merged_log
-    from .strategy import uses_gpu
+    from .strategy import uses_gpu, world_size
     from .system import LitSystem, build_trainer
 
     env = config.env
     system = LitSystem(model.train(), objective, config.optimization, metric, pre.problem_type, forward_kwargs,
                        pre.label_scale)
-    loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers)
+    loader = train_loader(train_set, env.per_gpu_batch_size, seed, env.num_workers, world_size(env))
     rows, tokens = inference_batching(env, uses_gpu(env))
     point = resume_point(resume_dir)
     earlier = None
@@ -287,36 +291,99 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
         logger.info("Resuming the fit after epoch %d (step %d), from %s.", epochs, steps, point)
     extra = [ResumePoints(resume_dir, earlier)] if resume_dir is not None else []
     trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
+    trainer.callbacks.append(AverageAtFitEnd(config, kept, tuning_set, metric, pre.problem_type, pre.label_scale))
     metrics_file = Path(trainer.logger.log_dir) / "metrics.csv"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _process_state_kept():
         # The logger warns that it starts metrics.csv anew: the earlier rows are put back below.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
         trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens),
                     ckpt_path=point, **({"weights_only": True} if point else {}))
-    if earlier is not None and len(earlier):  # the logger started its file anew: earlier runs' rows go first
+    end = TrainingEnd.from_metrics(trainer.callback_metrics, trainer.global_rank)
+    if end.rank == 0 and earlier is not None and len(earlier):  # the logger started its file anew
         write_merged_log(metrics_file, earlier, metrics_file)
-    return trainer, kept
+    return trainer, end
 
 
-def _average_kept_weights(config, model, kept, tuning_set, metric, pre):
-    """Load the average of the kept weights into ``model`` (``optimization.top_k_average_method``); returns the
-    positions averaged and the tuning score of the result."""
-    from ..data.batching import inference_batching
-    from .soup import average_checkpoints
-    from .strategy import uses_gpu
+# Lightning's DDP launchers give the process that calls them a share of the CPU cores (for each of the processes
+# that train); predict after the fit gets them all back. (The ``ddp`` launcher's address and rank variables stay:
+# the processes it started run the script on, and a later DDP fit of the script joins them again.)
+_LAUNCHER_VARIABLES = ("OMP_NUM_THREADS",)
 
-    batching = inference_batching(config.env, uses_gpu(config.env))
-    sign = 1 if metric.greater_is_better else -1
 
-    def tuning_score(candidate) -> float:  # greater is better, whatever the metric
-        return sign * score_dataset(candidate, tuning_set, batching, metric, pre.problem_type, pre.label_scale)
+@contextlib.contextmanager
+def _process_state_kept():
+    """Put back ``OMP_NUM_THREADS`` and torch's thread count after the block."""
+    import os
 
-    # In float32 the monitored score of the best weights is exactly what tuning_score would recompute.
-    known = sign * kept.ranked[0][0] if kept.ranked and config.env.precision == "32" else None
-    averaged, final = average_checkpoints(model, [weights for _, weights in kept.ranked],
-                                          config.optimization.top_k_average_method, tuning_score, known)
-    kept.ranked.clear()
-    return averaged, sign * final
+    import torch
+
+    before, threads = {name: os.environ.get(name) for name in _LAUNCHER_VARIABLES}, torch.get_num_threads()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class TrainingEnd:
+    """How training ended, as the processes that trained report it (under ddp_spawn/ddp_fork they are not the
+    fit's process): the averaged weights' tuning score, how many were averaged, epochs, steps, whether early
+    stopping ended it, and this process's rank (0 outside DDP)."""
+
+    score: float
+    averaged: int
+    epochs: int
+    steps: int
+    early_stopped: bool
+    rank: int = 0
+
+    FIELDS = ("score", "averaged", "epochs", "steps", "early_stopped")
+
+    @classmethod
+    def from_metrics(cls, metrics: dict, rank: int) -> "TrainingEnd":
+        values = [metrics[f"fit_end/{name}"].item() for name in cls.FIELDS]
+        return cls(float(values[0]), int(values[1]), int(values[2]), int(values[3]), bool(values[4]), rank)
+
+
+class AverageAtFitEnd(Callback):
+    """When training ends, in every process that trained: load the average of the kept weights into the model
+    (``optimization.top_k_average_method``) and report how training ended (:class:`TrainingEnd`) in
+    ``trainer.callback_metrics``, which Lightning's spawn and fork launchers send back with rank 0's weights."""
+
+    def __init__(self, config, kept, tuning_set, metric, problem_type, label_scale):
+        self.config, self.kept, self.tuning_set, self.metric = config, kept, tuning_set, metric
+        self.problem_type, self.label_scale = problem_type, label_scale
+
+    def on_fit_end(self, trainer, pl_module):
+        import torch
+
+        from ..data.batching import inference_batching
+        from .soup import average_checkpoints
+        from .strategy import uses_gpu
+
+        config, kept, metric = self.config, self.kept, self.metric
+        batching = inference_batching(config.env, uses_gpu(config.env))
+        sign = 1 if metric.greater_is_better else -1
+
+        def tuning_score(candidate) -> float:  # greater is better, whatever the metric
+            return sign * score_dataset(candidate, self.tuning_set, batching, metric, self.problem_type,
+                                        self.label_scale)
+
+        # In float32 the monitored score of the best weights is exactly what tuning_score would recompute.
+        known = sign * kept.ranked[0][0] if kept.ranked and config.env.precision == "32" else None
+        averaged, final = average_checkpoints(pl_module.model, [weights for _, weights in kept.ranked],
+                                              config.optimization.top_k_average_method, tuning_score, known)
+        kept.ranked.clear()
+        stopping = trainer.early_stopping_callback
+        early = bool(trainer.should_stop and stopping is not None and stopping.stopped_epoch)
+        values = (sign * final, len(averaged), trainer.current_epoch, trainer.global_step, early)
+        trainer.callback_metrics.update({f"fit_end/{name}": torch.tensor(value, dtype=torch.float64)
+                                         for name, value in zip(TrainingEnd.FIELDS, values)})
 
 
 def training_rows(data_config, preprocessor, model, train, unlabeled, seed):

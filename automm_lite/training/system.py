@@ -14,6 +14,8 @@ from ..metrics import compute_metric
 from .soup import BestWeights
 from .strategy import device_plan
 
+PROCESS_GROUP_TIMEOUT_S = 300  # longest wait of one process for the others at a collective step
+
 
 class TaskObjective(torch.nn.Module):
     """Callable ``(outputs, batch) -> (loss, {term name: value})``, the interface every objective shares."""
@@ -83,16 +85,19 @@ class LitSystem(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         logits = self.model(batch)["logits"].float()
-        self._val_outputs.append((logits.cpu(), batch["label"].cpu()))
+        self._val_outputs.append((logits.cpu(), batch["label"].cpu(), batch["index"].cpu()))
 
     def on_validation_epoch_end(self):
-        if not self._val_outputs:
+        outputs, self._val_outputs = self._val_outputs, []
+        several = self.trainer.world_size > 1
+        if several:  # every process scores all tuning rows, each once: the same score, and decisions, everywhere
+            outputs = _gathered(outputs)
+        if not outputs:
             return
-        logits = torch.cat([o[0] for o in self._val_outputs])
-        labels = torch.cat([o[1] for o in self._val_outputs]).numpy()
-        self._val_outputs.clear()
+        logits = torch.cat([o[0] for o in outputs])
+        labels = torch.cat([o[1] for o in outputs]).numpy()
         score = score_logits(self.metric, self.problem_type, logits, labels, self.label_scale)
-        self.log(f"val_{self.metric.name}", score, prog_bar=True, batch_size=len(labels))
+        self.log(f"val_{self.metric.name}", score, prog_bar=True, batch_size=len(labels), sync_dist=several)
 
     def configure_optimizers(self):
         from .budget import build_optimizer
@@ -100,6 +105,22 @@ class LitSystem(L.LightningModule):
         optimizer, scheduler = build_optimizer(self.model, self.optimization,
                                                self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _gathered(outputs: list) -> list:
+    """The validation outputs of all processes, each tuning row once (a process repeats rows when the batches do
+    not divide evenly between them), as one (logits, labels, index) part in row order."""
+    import torch.distributed as dist
+
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, outputs)
+    outputs = [output for part in parts for output in part]
+    if not outputs:
+        return []
+    logits, labels, index = (torch.cat([o[i] for o in outputs]) for i in range(3))
+    _, first = np.unique(index.numpy(), return_index=True)  # sorted by row: the same order on every process
+    first = torch.from_numpy(first)
+    return [(logits[first], labels[first], index[first])]
 
 
 def score_logits(metric, problem_type, logits: torch.Tensor, labels: np.ndarray, label_scale=None) -> float:
@@ -138,7 +159,9 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     if interval <= 1 and interval * n_train_batches < 1:
         interval = 1.0
     trainer = L.Trainer(
-        accelerator=plan.accelerator, devices=plan.devices, strategy=plan.strategy, precision=plan.precision,
+        accelerator=plan.accelerator, devices=plan.devices, num_nodes=plan.num_nodes,
+        strategy=lightning_strategy(plan.strategy), precision=plan.precision,
+        use_distributed_sampler=False,  # the loaders shard their own rows (data.batching), seeded by epoch
         max_epochs=opt.max_epochs, max_steps=opt.max_steps,
         max_time=timedelta(seconds=time_limit) if time_limit else None, val_check_interval=interval,
         accumulate_grad_batches=plan.accumulate, gradient_clip_val=opt.gradient_clip_val or None,
@@ -150,3 +173,14 @@ def build_trainer(config, save_dir: str, n_train_batches: int, metric, verbosity
     return trainer, checkpoint
 
 
+def lightning_strategy(name: str):
+    """Lightning's strategy for ``name``; the DDP ones with a bounded wait, so that a process that died is noticed
+    in minutes (gloo's own wait is 30 minutes)."""
+    if not name.startswith("ddp"):
+        return name
+    from lightning.pytorch.strategies import DDPStrategy
+
+    start = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}[
+        name.removesuffix("_find_unused_parameters_true")]
+    return DDPStrategy(start_method=start, find_unused_parameters=name.endswith("_find_unused_parameters_true"),
+                       timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))

@@ -1,6 +1,6 @@
 """The budget rule (auto batch size, epochs and learning rates), the parameter groups of each lr_choice, the
 schedule, and the advice given when a fit ends still improving."""
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,7 +17,7 @@ from automm_lite.training.budget import (
     per_device_batch,
     still_improving,
 )
-from automm_lite.training.fit import _advice_if_improving
+from automm_lite.training.fit import TrainingEnd, _advice_if_improving
 
 SCHEMA = {"n_outputs": 3, "n_numerical": 2, "cardinalities": [4], "n_image_columns": 0}
 
@@ -156,14 +156,15 @@ def test_still_improving(history, rising):
 
 def test_the_advice_names_what_to_change():
     config = apply_overrides(Config(), {"optimization.max_epochs": 4, "optim.lr": 1e-4})
-    trainer = SimpleNamespace(should_stop=False, early_stopping_callback=None, max_epochs=4, current_epoch=4,
-                              global_step=100)
+    end = TrainingEnd(score=0.7, averaged=1, epochs=4, steps=100, early_stopped=False)
     rising = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-    advice = _advice_if_improving(config, rising, get_metric("accuracy"), trainer, None)
+    advice = _advice_if_improving(config, rising, get_metric("accuracy"), end, None)
     assert "optimization.max_epochs=8" in advice and "0.2000" in advice and "0.7000" in advice
-    timed = SimpleNamespace(**{**vars(trainer), "current_epoch": 2})
+    timed = replace(end, epochs=2)
     assert "time_limit" in _advice_if_improving(config, rising, get_metric("accuracy"), timed, 60)
-    assert _advice_if_improving(config, [0.2, 0.7, 0.7, 0.7, 0.7, 0.7], get_metric("accuracy"), trainer,
+    assert _advice_if_improving(config, [0.2, 0.7, 0.7, 0.7, 0.7, 0.7], get_metric("accuracy"), end,
+                                None) is None
+    assert _advice_if_improving(config, rising, get_metric("accuracy"), replace(end, early_stopped=True),
                                 None) is None
 
 

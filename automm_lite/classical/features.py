@@ -16,6 +16,9 @@ FLAVORS = ("linear", "gbm")
 WORD_SETTINGS = {"analyzer": "word", "ngram_range": [1, 2], "min_df": 1, "max_features": 20000}
 CHAR_SETTINGS = {"analyzer": "char_wb", "ngram_range": [2, 5], "min_df": 2, "max_features": 30000}
 TEXT_SETTINGS = (WORD_SETTINGS, CHAR_SETTINGS)
+# Two text columns are also compared (PairBlock): character n-grams match across inflections and languages.
+PAIR_SETTINGS = {"analyzer": "char_wb", "ngram_range": [2, 4], "min_df": 2, "max_features": 30000}
+MAX_PAIR_COLUMNS = 4  # at most 6 pairs
 GBM_TEXT_SETTINGS = ({**WORD_SETTINGS, "max_features": 5000},)  # the trees see only a projection of it
 SVD_COMPONENTS = 16
 GRAY_SIZE, COLOR_SIZE = 28, 16  # sides of the downsampled images: 784 grey or 768 colour values
@@ -122,6 +125,52 @@ class TextBlock:
         return cls(state["column"], vectorizers, components)
 
 
+class PairBlock:
+    """How well the texts of two columns match, for the linear model: one character n-gram TF-IDF fitted on all
+    text columns (a shared vocabulary), and for each pair of them the element-wise product of the two rows'
+    vectors (which n-grams they share, weighted) and its sum, their cosine. A bag of words of each column alone
+    cannot tell whether a sentence answers, paraphrases or contradicts the other.
+
+    Parameters
+    ----------
+    columns : list of str
+        The text columns compared, each with each (at most ``MAX_PAIR_COLUMNS``).
+    block : TextBlock
+        The shared TF-IDF.
+    """
+
+    def __init__(self, columns: list, block: TextBlock):
+        self.columns, self.block = list(columns), block
+
+    @classmethod
+    def fit(cls, data, columns: list) -> "PairBlock | None":
+        columns = list(columns)[:MAX_PAIR_COLUMNS]
+        if len(columns) < 2:
+            return None
+        texts = [text for column in columns for text in _text_values(data, column)]
+        block = TextBlock.fit("+".join(columns), texts, (PAIR_SETTINGS,))
+        return cls(columns, block) if block.vectorizers else None
+
+    def transform(self, data):
+        import scipy.sparse as sp
+
+        vectors = {column: self.block.transform(_text_values(data, column)) for column in self.columns}
+        parts = []
+        for i, first in enumerate(self.columns):
+            for second in self.columns[i + 1:]:
+                shared = vectors[first].multiply(vectors[second]).tocsr()
+                parts += [shared, sp.csr_matrix(shared.sum(axis=1))]
+        return sp.hstack(parts, format="csr")
+
+    def state(self) -> tuple:
+        block_state, arrays = self.block.state("pairs")
+        return {"columns": self.columns, "block": block_state}, arrays
+
+    @classmethod
+    def restore(cls, state: dict, arrays: dict) -> "PairBlock":
+        return cls(state["columns"], TextBlock.restore(state["block"], arrays, "pairs"))
+
+
 def _empty_components(width: int):
     import numpy as np
 
@@ -188,14 +237,17 @@ class FeatureBuilder:
     preprocessor : automm_lite.data.preprocess.Preprocessor
         Fitted; its column kinds, number scaling and category lists are reused.
     flavor : {"linear", "gbm"}
-        ``linear``: one sparse matrix of TF-IDF, standardized numbers (missing -> the mean, with an indicator
-        for columns that had missing values in training), one-hot categories (unseen or missing -> all zero)
-        and pixels. ``gbm``: a dense matrix of raw numbers (missing stays NaN), category codes (unseen or
-        missing -> NaN) and a few SVD axes of each text column's TF-IDF; images are not read.
+        ``linear``: one sparse matrix of TF-IDF (and, with two or more text columns, how each pair of them
+        matches: :class:`PairBlock`), standardized numbers (missing -> the mean, with an indicator for columns
+        that had missing values in training), one-hot categories (unseen or missing -> all zero) and pixels.
+        ``gbm``: a dense matrix of raw numbers (missing stays NaN), category codes (unseen or missing -> NaN)
+        and a few SVD axes of each text column's TF-IDF; images are not read.
+    each_text : bool
+        False: no TF-IDF of each text column, only how they match (the linear model of sentence pairs).
     """
 
     def __init__(self, preprocessor, flavor: str, text=(), images=None, missing_numbers=(), text_settings=None,
-                 svd_components: int = 0):
+                 svd_components: int = 0, pairs=None, each_text: bool = True):
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
         self.preprocessor, self.flavor = preprocessor, flavor
@@ -204,6 +256,7 @@ class FeatureBuilder:
         self.missing_numbers = list(missing_numbers)
         self.text_settings = tuple(text_settings or (TEXT_SETTINGS if flavor == "linear" else GBM_TEXT_SETTINGS))
         self.svd_components = svd_components if flavor == "gbm" else 0
+        self.pairs, self.each_text = pairs, each_text
 
     @property
     def numbers(self) -> list:
@@ -219,10 +272,11 @@ class FeatureBuilder:
 
         self.preprocessor.check_columns(data)
         self.text = []
-        if self.flavor == "linear" or self.svd_components:
+        if self.each_text and (self.flavor == "linear" or self.svd_components):
             self.text = [TextBlock.fit(c, _text_values(data, c), self.text_settings, self.svd_components, seed)
                          for c in self.preprocessor.columns("text")]
         if self.flavor == "linear":
+            self.pairs = PairBlock.fit(data, self.preprocessor.columns("text"))
             self.images = {c: image_mode(data[c]) for c in self.preprocessor.columns("image")}
             self.missing_numbers = [c for c in self.numbers if pd.to_numeric(data[c], errors="coerce").isna().any()]
         return self
@@ -252,6 +306,8 @@ class FeatureBuilder:
         arrays = self.preprocessor.transform(data)
         n_rows = len(data)
         blocks = [block.transform(_text_values(data, block.column)) for block in self.text]
+        if self.pairs is not None:
+            blocks.append(self.pairs.transform(data))
         if "numerical" in arrays:
             blocks.append(sp.csr_matrix(arrays["numerical"].astype("float64")))
         if self.missing_numbers:
@@ -297,15 +353,21 @@ class FeatureBuilder:
             block_state, block_arrays = block.state(f"text{i}")
             text.append(block_state)
             arrays.update(block_arrays)
+        pairs = None
+        if self.pairs is not None:
+            pairs, pair_arrays = self.pairs.state()
+            arrays.update(pair_arrays)
         return ({"flavor": self.flavor, "text": text, "images": self.images, "missing_numbers": self.missing_numbers,
-                 "text_settings": list(self.text_settings), "svd_components": self.svd_components}, arrays)
+                 "text_settings": list(self.text_settings), "svd_components": self.svd_components,
+                 "pairs": pairs}, arrays)
 
     @classmethod
     def restore(cls, preprocessor, state: dict, arrays: dict) -> "FeatureBuilder":
         try:
             text = [TextBlock.restore(one, arrays, f"text{i}") for i, one in enumerate(state["text"])]
+            pairs = PairBlock.restore(state["pairs"], arrays) if state.get("pairs") else None  # not in older saves
             return cls(preprocessor, state["flavor"], text, state["images"], state["missing_numbers"],
-                       state["text_settings"], state["svd_components"])
+                       state["text_settings"], state["svd_components"], pairs)
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, DataError):
                 raise

@@ -67,6 +67,7 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     from threadpoolctl import threadpool_limits
 
     from ..metrics import get_metric
+    from .base import ranking_key
     from .features import SVD_COMPONENTS, FeatureBuilder
 
     if kind not in CLASSICAL_KINDS:
@@ -89,10 +90,20 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     started = time.perf_counter()
     # One BLAS/OpenMP thread: these fits are small, and threads waiting for a busy core made them ten times
     # slower on a loaded 2-core machine (LightGBM sets its own thread count).
+    variants = [FeatureBuilder(preprocessor, kind, svd_components=SVD_COMPONENTS)]
+    if kind == "linear" and len(preprocessor.columns("text")) >= 2:
+        # Also how the texts match, without the words of each: on sentence pairs, a bag of words of each sentence
+        # can only learn which sentences were answers in training.
+        variants.append(FeatureBuilder(preprocessor, kind, each_text=False))
+    best = None
     with threadpool_limits(limits=1):
-        features = FeatureBuilder(preprocessor, kind, svd_components=SVD_COMPONENTS).fit(train, seed=seed)
-        train_matrix, tuning_matrix = features.transform(train), features.transform(tuning)
-        model, score = fit(preprocessor, features, train_matrix, tuning_matrix, train, tuning, metric, seed)
+        for features in variants:
+            features.fit(train, seed=seed)
+            train_matrix, tuning_matrix = features.transform(train), features.transform(tuning)
+            model, score = fit(preprocessor, features, train_matrix, tuning_matrix, train, tuning, metric, seed)
+            if best is None or ranking_key(metric, score) > ranking_key(metric, best[1]):
+                best = (model, score)
+    model, score = best
     logger.info("Classical %s model: %s=%.4f on %d tuning rows (%s), fitted in %.1f s.", kind, metric.name, score,
                 len(tuning), model.params, time.perf_counter() - started)
     return model, score

@@ -183,3 +183,26 @@ def test_device_keys_that_cannot_work_fail_before_any_work(digit_table, keys, me
 def test_gpu_keys_on_a_machine_without_one(digit_table, keys, message):
     with pytest.raises(ConfigError, match=message):
         Predictor("label", verbosity=0).fit(digit_table[0], hyperparameters=keys)
+
+
+def test_two_processes_from_a_notebook(tmp_path):
+    """In a Jupyter kernel (where Lightning allows only forked processes) the default strategy trains 2 CPU
+    processes, and the kernel's predictor predicts afterwards."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cell = textwrap.dedent("""
+        import pandas as pd
+        from sklearn.datasets import load_digits
+        from automm_lite import Predictor
+
+        digits = load_digits()
+        table = pd.DataFrame(digits.data[:300], columns=[f"p{i}" for i in range(64)]).assign(label=digits.target[:300])
+        predictor = Predictor("label", path="model", verbosity=0).fit(table, hyperparameters={
+            "env.num_processes": 2, "optimization.max_epochs": 2, "model.classical.enabled": False})
+        print(predictor.config_.env.num_processes, (predictor.predict(table) == table["label"]).mean() > 0.5)
+    """)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert notebook.cells[0].outputs[-1]["text"].split() == ["2", "True"]

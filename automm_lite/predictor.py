@@ -111,6 +111,10 @@ class Predictor:
         from .training.strategy import started_as_other_rank, world_size
 
         if world_size(request.config.env) > 1 and started_as_other_rank():
+            if resume:  # its own resume point is not rank 0's: the processes would not take the same steps
+                raise ConfigError("resume=True continues a DDP fit only where the fit's process starts the others "
+                                  "(env.strategy='ddp_fork' or 'ddp_spawn'), not under torchrun, SLURM or "
+                                  "env.strategy='ddp'; pass resume=False to start over.")
             return self._fit_as_other_rank(request, start)
         self._writes = True
         # Resume points need a path to come back to (not the default timestamped one) and data it can hash.

@@ -206,3 +206,50 @@ def test_two_processes_from_a_notebook(tmp_path):
     NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert notebook.cells[0].outputs[-1]["text"].split() == ["2", "True"]
+
+
+def test_a_ddp_fit_killed_on_one_rank_resumes(tmp_path, digit_table, monkeypatch):
+    """Rank 1 fails in the second epoch; ``resume=True`` continues from the resume point rank 0 wrote after the
+    first epoch, on 2 processes again, and ends with the model of an uninterrupted fit."""
+    from automm_lite.training.system import LitSystem
+
+    train, _ = digit_table
+    hp = {**SAME_STEPS, "env.num_processes": 2, "env.per_gpu_batch_size": 8}
+    whole = Predictor("label", path=tmp_path / "whole", verbosity=0).fit(train, hyperparameters=hp)
+    step = LitSystem.training_step
+
+    def failing_step(self, batch, batch_idx):
+        if self.global_rank == 1 and self.current_epoch == 1 and batch_idx == 2:
+            raise RuntimeError("rank 1 killed")
+        return step(self, batch, batch_idx)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LitSystem, "training_step", failing_step)
+        with pytest.raises(Exception, match="rank 1 killed"):
+            Predictor("label", path=tmp_path / "resumed", verbosity=0).fit(train, hyperparameters=hp)
+    resumed = Predictor("label", path=tmp_path / "resumed", verbosity=0).fit(train, hyperparameters=hp,
+                                                                           resume=True)
+    assert "Resuming the fit after epoch 1" in (tmp_path / "resumed" / "fit.log").read_text()
+    assert resumed.fit_summary()["steps"] == whole.fit_summary()["steps"]
+    assert resumed.fit_summary()["val_accuracy"] == pytest.approx(whole.fit_summary()["val_accuracy"], abs=1e-9)
+
+
+def test_distillation_under_ddp_logs_the_terms_of_one_process(tmp_path, digit_table):
+    """A student distilled on 2 processes: the teacher's outputs computed once in the fit's process, the same
+    loss terms logged as on one process, and the tuning score of the one-process student within one row."""
+    import pandas as pd
+
+    train, _ = digit_table
+    teacher = Predictor("label", path=tmp_path / "teacher", verbosity=0).fit(train, hyperparameters=SAME_STEPS)
+    students = {}
+    for n in (1, 2):
+        students[n] = Predictor("label", path=tmp_path / f"student{n}", verbosity=0).fit(
+            train, teacher_predictor=teacher, hyperparameters={
+                **SAME_STEPS, "model.tabular_mlp.hidden_size": 64, "env.num_processes": n,
+                "env.per_gpu_batch_size": 16 // n})
+    logged = {n: {c for c in pd.read_csv(tmp_path / f"student{n}" / "logs" / "metrics.csv").columns
+                  if c.startswith("train_")} for n in (1, 2)}
+    assert logged[1] == logged[2] and len(logged[1]) >= 3, logged  # the loss and at least two terms
+    one, two = (students[n].fit_summary() for n in (1, 2))
+    assert one["distillation_recipe"] == two["distillation_recipe"]
+    assert abs(one["val_accuracy"] - two["val_accuracy"]) <= 1 / one["n_tuning_rows"] + 1e-9

@@ -26,6 +26,7 @@ class FitRequest:
     holdout_frac: float | None
     teachers: list
     recipe: object = None  # the RecipeChoice so far (the student), completed by the fit (the terms)
+    explicit_keys: frozenset = frozenset()  # the keys the user or the preset set (the rest the fit may choose)
 
 
 def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_data, unlabeled_data, hyperparameters,
@@ -57,10 +58,10 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
                              allow_distiller=has_teacher)
     check_fit_config(config, has_teacher)
     recipe = None
+    explicit = frozenset(canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)])
     if has_teacher:
         from .distill.auto import choose_student
 
-        explicit = {canonical_key(k) for k in [*preset, *parse_hyperparameters(hyperparameters)]}
         config, recipe = choose_student(config, explicit, teachers[0])
     from .distill.recipe import check_layer_settings
     from .training.strategy import check_batch_size, check_devices
@@ -84,4 +85,4 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
         unlabeled = read_data(unlabeled_data, "unlabeled_data")
         unlabeled = unlabeled.drop(columns=[label], errors="ignore").reset_index(drop=True)
     return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers,
-                      recipe)
+                      recipe, explicit)

@@ -208,7 +208,7 @@ class Predictor:
         result = fit_model(config, self.preprocessor_, train, tuning, self.eval_metric_, seed=request.seed,
                            work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
                            teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe,
-                           resume_dir=resume_dir)
+                           resume_dir=resume_dir, explicit_keys=request.explicit_keys)
         self.config_ = result.config  # with the keys the budget rule and the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
         self._runner, self.classical_, self.network_weight_ = None, None, 1.0

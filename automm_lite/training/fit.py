@@ -69,7 +69,7 @@ def model_schema(preprocessor) -> dict:
 
 def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
               time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None,
-              recipe=None, resume_dir: Path | None = None) -> FitResult:
+              recipe=None, resume_dir: Path | None = None, explicit_keys=frozenset()) -> FitResult:
     """Train a model for ``preprocessor``'s task on ``train``, selecting on ``tuning``.
 
     Parameters
@@ -97,6 +97,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     recipe : RecipeChoice, optional
         With teachers: what ``distiller.recipe`` chose before the fit (the student) and the keys the user passed;
         the terms are chosen here, once the student's tokens are known.
+    explicit_keys : set of str
+        The keys the user or the preset set: the others the fit may choose from the data (the text encoder).
     resume_dir : Path, optional
         Where a resume point is written at the end of every epoch (and the teacher outputs, once computed). A
         fit whose ``resume_dir`` already holds them continues from there: the same rows, config and seed give the
@@ -108,7 +110,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     from ..logs import quiet_libraries
     from ..metrics import get_metric
     from ..models import apply_peft, backbone_names, build_model, merge_peft
-    from .budget import choose_budget, epochs_for_rows
+    from .budget import choose_budget, choose_text_encoder, epochs_for_rows
     from .system import TaskObjective
 
     _set_up_process(config.env, seed)  # imports Lightning, which sets its own log level: quieted after it
@@ -118,6 +120,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     if not names:
         raise DataError(f"No backbone reads these columns: {pre.column_types}.")
     schema = model_schema(pre)
+    encoder_reason = None
+    if "hf_text" in names and not teachers and "model.hf_text.checkpoint_name" not in explicit_keys:
+        config, encoder_reason = choose_text_encoder(config, train, pre.columns("text"))
     sources = _student_sources(config, teachers, work_dir, names)
     if recipe is not None and "model.hf_text.checkpoint_name" in recipe.keys and "hf_text" not in names:
         recipe.reasons.append("no text column read: no student cut from the teacher")
@@ -129,6 +134,9 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     image_columns = pre.columns("image")
     side = typical_side(train[image_columns].stack()) if image_columns and model.image_backbone else None
     config, budget = choose_budget(config, len(train), model, side)
+    if encoder_reason:
+        budget.keys["model.hf_text.checkpoint_name"] = config.model.hf_text.checkpoint_name
+        budget.reasons.insert(0, encoder_reason)
     if teachers:
         # image columns are mixed only when both networks read images
         both = model.image_backbone is not None and teachers[0].model.image_backbone is not None

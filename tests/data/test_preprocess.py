@@ -51,6 +51,19 @@ def test_column_kinds_and_dropped_columns():
                      "numbers_as_text": "numerical"}
 
 
+def test_text_without_spaces_between_words_is_text():
+    """Chinese and Japanese sentences have one space-separated "word"; their characters count (two a word), so
+    they are read as text, while short names in those scripts stay categories."""
+    from automm_lite.datasets import load_multilingual_pairs
+
+    for language in ("japanese", "chinese"):
+        pairs, _, _ = load_multilingual_pairs(languages=[language], seed=0)
+        kinds = infer_column_types(pairs.drop(columns="language").head(60), "label")
+        assert kinds == {"sentence1": "text", "sentence2": "text"}, (language, kinds)
+    cities = pd.DataFrame({"city": ["東京", "大阪", "京都"] * 10, "label": [0, 1] * 15})
+    assert infer_column_types(cities, "label") == {"city": "categorical"}
+
+
 def test_column_types_override_and_errors():
     kinds = infer_column_types(frame(), "label", {"rating": "numerical", "text": "ignore"})
     assert kinds["rating"] == "numerical" and kinds["text"] == "ignore"

@@ -187,3 +187,35 @@ def test_epochs_follow_the_rows_really_trained_on(text_and_table_model):
     assert "800 rows trained on" in choice.describe() and "epochs at most (about 500" not in choice.describe()
     mine, kept = choose_budget(apply_overrides(config, {"optimization.max_epochs": 3}), 200, model)
     assert epochs_for_rows(mine, kept, 800).optimization.max_epochs == 3
+
+
+def test_text_that_is_mostly_not_english_gets_the_multilingual_encoder():
+    from automm_lite.datasets import load_bbc_news, load_multilingual_pairs
+    from automm_lite.training.budget import MULTILINGUAL_ENCODER, choose_text_encoder
+
+    pairs, _, _ = load_multilingual_pairs(languages=["german", "spanish", "japanese", "english"], seed=0)
+    chosen, reason = choose_text_encoder(Config(), pairs, ["sentence1", "sentence2"])
+    assert chosen.model.hf_text.checkpoint_name == MULTILINGUAL_ENCODER and "% of the text's words" in reason
+    news, _ = load_bbc_news(short=True, seed=0)
+    assert choose_text_encoder(Config(), news, ["text"]) == (Config(), None)  # English: the default stays
+    other = apply_overrides(Config(), {"model.hf_text.checkpoint_name": "minilm-l3"})
+    assert choose_text_encoder(other, pairs, ["sentence1"])[1] is None  # a chosen encoder stays
+
+
+@pytest.mark.slow
+def test_a_fit_of_text_that_is_not_english_trains_the_multilingual_encoder_unless_one_is_named(tiny_text_dir,
+                                                                                               tmp_path):
+    from automm_lite import Predictor
+    from automm_lite.datasets import load_multilingual_pairs
+    from automm_lite.training.budget import MULTILINGUAL_ENCODER
+
+    pairs, _, _ = load_multilingual_pairs(languages=["japanese", "korean"], seed=0)
+    rows = pairs.drop(columns="language").head(60)
+    quick = {"optimization.max_epochs": 1, "model.classical.enabled": False, "model.hf_text.max_text_len": 32}
+    chosen = Predictor("label", path=tmp_path / "chosen", verbosity=0).fit(rows, hyperparameters=quick)
+    assert chosen.config_.model.hf_text.checkpoint_name == MULTILINGUAL_ENCODER
+    assert chosen.fit_summary()["budget"]["keys"]["model.hf_text.checkpoint_name"] == MULTILINGUAL_ENCODER
+    named = Predictor("label", path=tmp_path / "named", verbosity=0).fit(rows, hyperparameters={
+        **quick, "model.hf_text.checkpoint_name": tiny_text_dir})
+    assert named.config_.model.hf_text.checkpoint_name == tiny_text_dir
+    assert "model.hf_text.checkpoint_name" not in named.fit_summary()["budget"]["keys"]

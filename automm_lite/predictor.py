@@ -57,6 +57,7 @@ class Predictor:
         self._runner = None
         self._runner_lock = threading.Lock()
         self.classical_, self.network_weight_ = None, 1.0  # the portfolio's classical model and the blend
+        self._writes = True  # False in a process that is a rank other than 0 of a DDP fit: rank 0 writes
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
@@ -588,7 +589,7 @@ class Predictor:
         from .io import save_atomically
 
         self._check_fitted()
-        if not getattr(self, "_writes", True):
+        if not self._writes:
             logger.info("Not saved by this process (a rank other than 0 of a DDP fit): rank 0 saves.")
             return str(path)
         self.path = str(save_atomically(self, path))

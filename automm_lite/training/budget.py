@@ -1,5 +1,6 @@
 """How much and how fast a fit trains: the rule that fills the budget keys left at ``auto`` (rows per step,
-epochs, learning rates), the learning rate of each parameter group, and the schedule."""
+epochs, learning rates, image size) and picks the text encoder for the texts' language, the learning rate of each
+parameter group, and the schedule."""
 from __future__ import annotations
 
 import math

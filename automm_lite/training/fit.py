@@ -38,9 +38,6 @@ class FitResult:
         The tuning score at each validation, in order.
     advice : str or None
         What to change when the tuning score was still rising as the fit ended (None otherwise).
-    rank : int
-        This process's rank when the fit trained under DDP with processes started by torchrun, SLURM or the
-        ``ddp`` strategy (each runs the fit; only rank 0 writes), else 0.
     """
 
     model: object
@@ -56,7 +53,6 @@ class FitResult:
     budget: object = None
     val_history: list = None
     advice: str | None = None
-    rank: int = 0
 
 
 def model_schema(preprocessor) -> dict:
@@ -177,7 +173,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     if advice and end.rank == 0:
         logger.warning(advice)
     return FitResult(model.eval(), names, schema, end.score, end.averaged, end.epochs, end.steps, len(rows),
-                     config, recipe, budget, history, advice, end.rank)
+                     config, recipe, budget, history, advice)
 
 
 def validation_history(metrics_file: Path, metric_name: str) -> list:

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     glue.add_argument("--max-epochs", "--max_epochs", "--max-epoch", "--max_epoch", type=int)
     glue.add_argument("--time-limit", "--time_limit", type=float, help="seconds of training per model")
     glue.add_argument("--num-gpus", "--num_gpus", "--num-gpu", "--num_gpu", type=int,
-                      help="env.num_gpus: 0 = CPU, n = n GPUs; default (or -1): one GPU if there is one")
+                      help="env.num_gpus: 0 = CPU, n = n GPUs; default (or -1): all GPUs torch sees, else the CPU")
     glue.add_argument("--temperature", type=float)
     glue.add_argument("--hard-label-weight", "--hard_label_weight", type=float)
     glue.add_argument("--soft-label-weight", "--soft_label_weight", type=float)

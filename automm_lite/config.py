@@ -233,9 +233,9 @@ class EnvConfig:
                                "(removed when the fit ends), so that `fit(..., resume=True)` or "
                                "`Predictor.load(path, resume=True)` continues a fit that was killed")
     strategy: STRATEGIES = _key(
-        AUTO, "Lightning strategy for several devices or nodes: auto = ddp under torchrun or SLURM, ddp_notebook "
-        "(fork) in a notebook, else ddp_spawn; ddp re-runs the script's command line for each extra process; "
-        "*_find_unused_parameters_true for models with parameters a step may not use")
+        AUTO, "Lightning strategy for several devices or nodes: auto = ddp under torchrun or SLURM, ddp_fork for CPU "
+        "processes, and for GPUs ddp_notebook in a notebook, ddp in a script (which re-runs the command line for "
+        "each extra process); *_find_unused_parameters_true for models with parameters a step may not use")
 
 
 @dataclass

@@ -111,7 +111,7 @@ class Predictor:
         from .io import fit_folder, save_atomically
         from .training.strategy import started_as_other_rank, world_size
 
-        if world_size(request.config.env) > 1 and started_as_other_rank():
+        if started_as_other_rank():  # a DDP fit, or a one-process fit in each process of such a script
             if resume:  # its own resume point is not rank 0's: the processes would not take the same steps
                 raise ConfigError("resume=True continues a DDP fit only where the fit's process starts the others "
                                   "(env.strategy='ddp_fork' or 'ddp_spawn'), not under torchrun, SLURM or "

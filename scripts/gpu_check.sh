@@ -31,7 +31,9 @@ from automm_lite import AutoDistiller, Predictor
 from automm_lite.datasets import load_bbc_news
 
 train, test = load_bbc_news(short=True, seed=0)
-common = {"optimization.max_epochs": 2, "env.precision": "bf16-mixed", "model.classical.enabled": False}
+# One GPU: on several, auto trains on all with ddp, which re-runs the command line (this one reads stdin)
+common = {"optimization.max_epochs": 2, "env.precision": "bf16-mixed", "model.classical.enabled": False,
+          "env.num_gpus": 1}
 start = time.perf_counter()
 teacher = Predictor("label", path="gpu_check/teacher").fit(train, hyperparameters=common)
 print("teacher", teacher.evaluate(test), "fit s", round(time.perf_counter() - start, 1))

@@ -9,6 +9,7 @@ from automm_lite import Predictor
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(600),
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+ONE_GPU = {"env.num_gpus": 1}  # auto takes every GPU, and ddp on several re-runs the command line (pytest)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def news():
 def test_mixed_precision_fit_predicts_and_reloads_on_the_gpu(tiny_hp, news, precision, tmp_path):
     train, test = news
     predictor = Predictor("label", path=tmp_path / "model", verbosity=0).fit(
-        train, hyperparameters={**tiny_hp, "env.precision": precision, "env.num_gpus": 1})
+        train, hyperparameters={**tiny_hp, **ONE_GPU, "env.precision": precision})
     assert next(predictor.model_.parameters()).device.type == "cuda"
     proba = predictor.predict_proba(test)
     assert proba.notna().all().all()
@@ -35,7 +36,8 @@ def test_mixed_precision_fit_predicts_and_reloads_on_the_gpu(tiny_hp, news, prec
 @pytest.mark.parametrize("precision, compile", [("bf16", False), ("32", True), ("bf16", True)])
 def test_inference_modes_on_the_gpu(tiny_hp, news, precision, compile, tmp_path):
     train, test = news
-    predictor = Predictor("label", path=tmp_path / "model", verbosity=0).fit(train, hyperparameters=tiny_hp)
+    predictor = Predictor("label", path=tmp_path / "model", verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, **ONE_GPU})
     predictor.optimize_for_inference(precision=precision, compile=compile, check_data=test)
     assert predictor.inference_check_["mode"] == predictor.inference_mode
     assert predictor.inference_mode.startswith(precision)
@@ -44,10 +46,11 @@ def test_inference_modes_on_the_gpu(tiny_hp, news, precision, compile, tmp_path)
 
 def test_distillation_runs_every_term_on_the_gpu(tiny_hp, news, tmp_path):
     train, test = news
-    teacher = Predictor("label", path=tmp_path / "teacher", verbosity=0).fit(train, hyperparameters=tiny_hp)
+    teacher = Predictor("label", path=tmp_path / "teacher", verbosity=0).fit(
+        train, hyperparameters={**tiny_hp, **ONE_GPU})
     student = Predictor("label", path=tmp_path / "student", verbosity=0).fit(
         train, teacher_predictor=teacher, hyperparameters={
-            **tiny_hp, "distiller.recipe": "none", "distiller.output_feature_loss_weight": 0.1,
+            **tiny_hp, **ONE_GPU, "distiller.recipe": "none", "distiller.output_feature_loss_weight": 0.1,
             "distiller.hidden_state_loss_weight": 0.1, "distiller.attention_loss_weight": 0.1,
             "distiller.rkd_distance_loss_weight": 0.1})
     logged = set(pd.read_csv(tmp_path / "student" / "logs" / "metrics.csv").columns)

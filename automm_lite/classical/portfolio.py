@@ -99,6 +99,8 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     with threadpool_limits(limits=1):
         for features in variants:
             features.fit(train, seed=seed)
+            if not features.each_text and features.pairs is None:
+                continue  # the texts share no character n-gram: there is no match to read alone
             train_matrix, tuning_matrix = features.transform(train), features.transform(tuning)
             model, score = fit(preprocessor, features, train_matrix, tuning_matrix, train, tuning, metric, seed)
             if best is None or ranking_key(metric, score) > ranking_key(metric, best[1]):

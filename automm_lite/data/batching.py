@@ -107,11 +107,10 @@ class EpochShuffle(torch.utils.data.Sampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n_rows, generator=generator).tolist()
-        rank, world = _rank_and_world()
-        if world == 1:
+        if self.world_size == 1:  # a process group left by an earlier DDP fit does not shard a one-process fit
             return iter(order)
-        order += order[:len(self) * world - self.n_rows]
-        return iter(order[rank::world])
+        rank, world = _rank_and_world()
+        return iter(_padded(order, world)[rank::world])
 
 
 def train_loader(dataset: RowDataset, batch_size: int, seed: int, num_workers: int = 0,
@@ -189,15 +188,14 @@ class ShardedBatches(torch.utils.data.Sampler):
     list padded with its first batches to a multiple of ``world`` (every process runs as many). The rows a
     process repeats are dropped when the outputs are gathered (by ``batch['index']``)."""
 
-    def __init__(self, batches: list):
-        self.batches = batches
+    def __init__(self, batches: list, world_size: int = 1):
+        self.batches, self.world_size = batches, world_size
 
     def _mine(self) -> list:
-        rank, world = _rank_and_world()
-        if world == 1 or not self.batches:
+        if self.world_size == 1 or not self.batches:
             return self.batches
-        padded = self.batches + self.batches[:(-len(self.batches)) % world]
-        return padded[rank::world]
+        rank, world = _rank_and_world()
+        return _padded(self.batches, world)[rank::world]
 
     def __len__(self):
         return len(self._mine())
@@ -206,10 +204,19 @@ class ShardedBatches(torch.utils.data.Sampler):
         return iter(self._mine())
 
 
-def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0, max_tokens: int = 0) -> DataLoader:
-    """Length-sorted batches for validation inside Lightning (the order is carried in ``batch['index']``)."""
-    return DataLoader(dataset, batch_sampler=ShardedBatches(sorted_batches(dataset, batch_size, max_tokens)),
-                      collate_fn=dataset.collate, num_workers=num_workers)
+def _padded(items: list, world: int) -> list:
+    """``items`` repeated from its start up to a multiple of ``world`` (each process gets as many, at least one,
+    however few the items)."""
+    size = max(world, math.ceil(len(items) / world) * world)
+    return (items * math.ceil(size / len(items)))[:size]
+
+
+def eval_loader(dataset: RowDataset, batch_size: int, num_workers: int = 0, max_tokens: int = 0,
+                world_size: int = 1) -> DataLoader:
+    """Length-sorted batches for validation inside Lightning (the order is carried in ``batch['index']``); under
+    DDP (``world_size`` processes) each process's share of them."""
+    batches = ShardedBatches(sorted_batches(dataset, batch_size, max_tokens), world_size)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=num_workers)
 
 
 def build_dataset(model, features: dict, labels=None, arrays: dict | None = None,

@@ -296,11 +296,12 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
     extra = [ResumePoints(resume_dir, earlier)] if resume_dir is not None else []
     trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
     trainer.callbacks.append(AverageAtFitEnd(config, kept, tuning_set, metric, pre.problem_type, pre.label_scale))
+    tuning_loader = eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens, world_size(env))
     metrics_file = Path(trainer.logger.log_dir) / "metrics.csv"
     with warnings.catch_warnings(), _process_state_kept():
         # The logger warns that it starts metrics.csv anew: the earlier rows are put back below.
         warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-        trainer.fit(system, loader, eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens),
+        trainer.fit(system, loader, tuning_loader,
                     ckpt_path=point, **({"weights_only": True} if point else {}))
     end = TrainingEnd.from_metrics(trainer.callback_metrics, trainer.global_rank)
     if end.rank == 0 and earlier is not None and len(earlier):  # the logger started its file anew

@@ -86,8 +86,8 @@ def resolve_strategy(env) -> str:
 
 def started_as_other_rank() -> bool:
     """Whether torchrun, SLURM or Lightning's ``ddp`` strategy started this process as a rank other than 0 of
-    several that train together (its environment says so before any fit begins): such a process trains with the
-    others, but writes nothing."""
+    several that train together (its environment says so before any fit begins): such a process trains (with the
+    others, or alone in a one-process fit of the same script), but writes nothing."""
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK"):
         if os.environ.get(name, "0") not in ("", "0"):
             return True

@@ -77,8 +77,13 @@ def test_every_process_takes_its_share_of_rows_and_batches(monkeypatch):
     shares = {}
     for rank in (0, 1):
         monkeypatch.setattr(batching, "_rank_and_world", lambda rank=rank: (rank, 2))
-        shares[rank] = [b.tolist() for b in batching.ShardedBatches(batches)]
+        shares[rank] = [b.tolist() for b in batching.ShardedBatches(batches, world_size=2)]
     assert shares == {0: [[0, 1], [4]], 1: [[2, 3], [0, 1]]}  # as many batches each; the repeat is dropped later
+    assert [b.tolist() for b in batching.ShardedBatches(batches)] == [[0, 1], [2, 3], [4]]  # planned: 1 process
+    for rank in (0, 1, 2):  # fewer batches (and rows) than processes: each still gets one, or no step would match
+        monkeypatch.setattr(batching, "_rank_and_world", lambda rank=rank: (rank, 3))
+        assert len(list(batching.ShardedBatches(batches[:1], world_size=3))) == 1
+        assert len(list(batching.EpochShuffle(2, seed=0, world_size=3))) == 1
 
 
 def _run_script(tmp_path, body: str, command_prefix=(), env_extra=None, n_copies=1):

@@ -24,6 +24,17 @@ SAME_STEPS = {"optimization.max_epochs": 3, "env.batch_size": 16, "model.tabular
               "model.fusion_mlp.dropout": 0.0, "model.classical.enabled": False}
 
 
+@pytest.fixture(autouse=True)
+def temporary_files_of_the_test(tmp_path_factory, monkeypatch):
+    """torch's process launchers leave error files (and torchrun its folders) in the temporary directory: here,
+    one that pytest cleans up."""
+    import tempfile
+
+    folder = str(tmp_path_factory.mktemp("temporary"))
+    monkeypatch.setattr(tempfile, "tempdir", folder)
+    monkeypatch.setenv("TMPDIR", folder)
+
+
 @pytest.fixture(scope="module")
 def digit_table():
     """scikit-learn's 8x8 digits as 64 number columns: 400 training rows (80 of them tuning), 200 test rows."""
@@ -89,7 +100,9 @@ def test_every_process_takes_its_share_of_rows_and_batches(monkeypatch):
 def _run_script(tmp_path, body: str, command_prefix=(), env_extra=None, n_copies=1):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(body))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    # A fresh shell's environment: an earlier fit of this test process left Lightning's MASTER_PORT and the like
+    launcher = {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "RANK", "OMP_NUM_THREADS"}
+    env = {**{k: v for k, v in os.environ.items() if k not in launcher}, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     runs = [subprocess.Popen([*command_prefix(i), str(script)] if callable(command_prefix)
                              else [sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for i in range(n_copies)]

@@ -309,28 +309,24 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
     return trainer, end
 
 
-# Lightning's DDP launchers give the process that calls them a share of the CPU cores (for each of the processes
-# that train); predict after the fit gets them all back. (The ``ddp`` launcher's address and rank variables stay:
-# the processes it started run the script on, and a later DDP fit of the script joins them again.)
-_LAUNCHER_VARIABLES = ("OMP_NUM_THREADS",)
-
-
 @contextlib.contextmanager
 def _process_state_kept():
-    """Put back ``OMP_NUM_THREADS`` and torch's thread count after the block."""
+    """Put back ``OMP_NUM_THREADS`` and torch's thread count after the block: Lightning's DDP launchers give the
+    process that calls them a share of the CPU cores, and predict after the fit gets them all back. (The ``ddp``
+    launcher's address and rank variables stay: the processes it started run the script on, and a later DDP fit
+    of the script joins them again.)"""
     import os
 
     import torch
 
-    before, threads = {name: os.environ.get(name) for name in _LAUNCHER_VARIABLES}, torch.get_num_threads()
+    omp, threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
         torch.set_num_threads(threads)
 
 

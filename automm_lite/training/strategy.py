@@ -95,8 +95,7 @@ def started_as_other_rank() -> bool:
 
 
 def _devices_and_accumulation(env) -> tuple[bool, int, int]:
-    devices = device_count(env)
-    return uses_gpu(env), devices, max(1, env.batch_size // (env.per_gpu_batch_size * devices * env.num_nodes))
+    return uses_gpu(env), device_count(env), max(1, env.batch_size // (env.per_gpu_batch_size * world_size(env)))
 
 
 def device_plan(env) -> DevicePlan:
@@ -137,9 +136,9 @@ def check_batch_size(env) -> None:
     forward passes of ``per_gpu_batch_size`` rows on every device."""
     if "auto" in (env.batch_size, env.per_gpu_batch_size):
         return  # the budget rule picks sizes that fit
-    _, devices, accumulate = _devices_and_accumulation(env)
-    per_pass = env.per_gpu_batch_size * devices * env.num_nodes
+    _, _, accumulate = _devices_and_accumulation(env)
+    per_pass = env.per_gpu_batch_size * world_size(env)
     if accumulate * per_pass != env.batch_size:
         warnings.warn(f"env.batch_size={env.batch_size} is not a multiple of env.per_gpu_batch_size x devices = "
-                      f"{env.per_gpu_batch_size} x {devices * env.num_nodes}; each optimizer step uses {accumulate * per_pass} "
-                      f"rows. Set env.batch_size to a multiple of {per_pass}.", stacklevel=4)  # the user's fit call
+                      f"{env.per_gpu_batch_size} x {world_size(env)}; each optimizer step uses "
+                      f"{accumulate * per_pass} rows. Set env.batch_size to a multiple of {per_pass}.", stacklevel=4)  # the user's fit call

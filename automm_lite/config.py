@@ -283,6 +283,10 @@ class DistillerConfig:
         "in (CutMix) in every image column; swap = one text or image column replaced by another row's (rows with "
         "two or more such columns, such as sentence pairs; else mix); span = a shorter stretch of each text, a crop "
         "of each image")
+    teacher_check: bool = _key(
+        True, "With recipe auto: before training, score the teacher on the tuning rows against a linear model "
+        "fitted on the gold labels; a teacher not above it is not distilled, and the student trains on the same "
+        "rows and steps with gold labels instead (the equal-compute control)")
     teacher_precision: Literal["32", "bf16"] = _key(
         "32", "Precision of the one teacher pass over the training rows: 32, or bf16 autocast where the CPU/GPU has "
         "native bf16 (a big teacher's pass runs faster; else 32 with a warning)")

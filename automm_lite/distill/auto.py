@@ -45,13 +45,17 @@ class RecipeChoice:
     explicit: set = field(default_factory=set)    # the keys the user passed: never changed by the recipe
     keys: dict = field(default_factory=dict)      # the keys the recipe set
     reasons: list = field(default_factory=list)
+    teacher_check: dict | None = None             # TeacherCheck.as_dict(), when the check ran
+    distilled: bool = True                        # False: the check found the teacher not worth distilling
+    scores: dict = field(default_factory=dict)    # the student's and the teacher's tuning scores, once trained
 
     def describe(self) -> str:
         keys = ", ".join(f"{k}={v}" for k, v in self.keys.items()) or "no keys changed"
         return f"recipe {self.recipe}: {keys}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
 
     def as_dict(self) -> dict:
-        return {"recipe": self.recipe, "keys": dict(self.keys), "reasons": list(self.reasons)}
+        return {"recipe": self.recipe, "keys": dict(self.keys), "reasons": list(self.reasons),
+                "distilled": self.distilled, "teacher_check": self.teacher_check, "scores": dict(self.scores)}
 
 
 def layers_for_student(n_teacher_layers: int) -> list:
@@ -291,3 +295,53 @@ def _planned_steps(config, rows: int) -> int:
     epochs = auto_epochs(rows, batch) if opt.max_epochs == "auto" else opt.max_epochs
     steps = math.ceil(rows / batch) * epochs
     return min(steps, opt.max_steps) if opt.max_steps > 0 else steps
+
+
+def equal_compute_keys(config, n_rows: int, n_rows_trained: int, gold_copies: int) -> dict:
+    """The keys of a distilled fit's equal-compute control: the same student without a teacher, given the same
+    optimizer steps.
+
+    The control trains on the labelled rows and the same augmented copies with their gold labels; the extra rows
+    that have no gold label (synthetic rows, unlabeled transfer rows) become as many more epochs. It validates
+    after as many optimizer steps as the distilled fit (at least once an epoch) and waits as many steps for
+    early stopping, and its schedule (warm-up, decay) spans the same steps.
+
+    Parameters
+    ----------
+    config : Config
+        The distilled fit's config, its budget chosen (``env.batch_size``, ``env.per_gpu_batch_size`` and
+        ``optimization.max_epochs`` are numbers).
+    n_rows : int
+        Labelled training rows.
+    n_rows_trained : int
+        Rows the distilled fit trained on (with copies, synthetic and unlabeled rows).
+    gold_copies : int
+        Augmented copies per labelled row that the distilled fit made (0 when there is no text column to change).
+
+    Returns
+    -------
+    dict
+        ``data.augment_copies`` and, when there were rows without gold labels, ``optimization.max_epochs``,
+        ``optimization.max_steps``, ``optimization.val_check_interval`` and ``optimization.patience``.
+    """
+    opt, env = config.optimization, config.env
+    keys = {"data.augment_copies": gold_copies}
+    gold_rows = n_rows * (1 + gold_copies)
+    if n_rows_trained <= gold_rows:
+        return keys
+    steps = math.ceil(n_rows_trained / env.batch_size) * opt.max_epochs
+    if opt.max_steps > 0:
+        steps = min(steps, opt.max_steps)
+    # validation and patience are counted in training batches (one device's forward passes)
+    batches, gold_batches = (math.ceil(rows / env.per_gpu_batch_size) for rows in (n_rows_trained, gold_rows))
+    interval = opt.val_check_interval
+    every = max(1, round(interval * batches)) if interval <= 1 else min(int(interval), batches)
+    control_every = min(every, gold_batches)
+    keys.update({
+        "optimization.max_epochs": math.ceil(steps / math.ceil(gold_rows / env.batch_size)),
+        "optimization.max_steps": steps,
+        # as a fraction of the epoch (a count of 1 would read as the whole epoch); the half batch keeps Lightning's
+        # int(batches x fraction) from rounding below control_every
+        "optimization.val_check_interval": min(1.0, (control_every + 0.5) / gold_batches),
+        "optimization.patience": math.ceil(opt.patience * every / control_every)})
+    return keys

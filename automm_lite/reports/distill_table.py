@@ -1,6 +1,7 @@
 """The distillation table: teacher vs. no-distill student vs. distilled students, scores, ratios and speed."""
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -54,10 +55,13 @@ class DistillationReport:
         return pd.DataFrame(self.runs)
 
     def table(self):
-        """Mean and spread over seeds per test set and model, with the distillation ratio and speed-up."""
+        """Mean and spread over seeds per test set and model, with the distillation ratio against the no-distill
+        row, the gain and ratio against the equal-compute control, and the speed-up."""
         import pandas as pd
 
         runs = self.frame()
+        if "control" not in runs:  # runs saved before the control rows
+            runs["control"] = ""
         teacher = runs[runs.role == "teacher"].groupby("test_set")
         rows = []
         for (test_set, model), group in runs.groupby(["test_set", "model"], sort=False):
@@ -66,22 +70,31 @@ class DistillationReport:
                    "parameters (M)": group.parameters.iloc[0] / 1e6, "evaluate s": group.seconds.mean(),
                    "speed-up": teacher.seconds.mean()[test_set] / group.seconds.mean(),
                    "fit s": group.fit_seconds.mean()}
-            baseline = group.baseline.iloc[0]
-            if baseline:
-                base = runs[(runs.test_set == test_set) & (runs.model == baseline)].set_index("seed").score
-                ratios = [distillation_ratio(teacher.score.mean()[test_set], base.get(seed, base.mean()), score)
-                          for seed, score in zip(group.seed, group.score)]
-                row["ratio"] = float(pd.Series(ratios).mean())
-                row["ratio spread"] = float(pd.Series(ratios).std(ddof=0))
-                base_fit = runs[(runs.test_set == test_set) & (runs.model == baseline)].fit_seconds.mean()
-                row["fit / no-distill fit"] = group.fit_seconds.mean() / base_fit
+            lead = teacher.score.mean()[test_set]
+            for column, other in (("baseline", "no-distill"), ("control", "control")):
+                name = group[column].iloc[0]
+                if not name:
+                    continue
+                base = runs[(runs.test_set == test_set) & (runs.model == name)].set_index("seed")
+                scores = [base.score.get(seed, base.score.mean()) for seed in group.seed]
+                ratios = pd.Series([distillation_ratio(lead, b, score) for b, score in zip(scores, group.score)])
+                fit = group.fit_seconds.mean() / base.fit_seconds.mean()
+                if other == "no-distill":
+                    row.update({"ratio": ratios.mean(), "ratio spread": ratios.std(ddof=0),
+                                "fit / no-distill fit": fit})
+                else:
+                    gains = group.score.to_numpy() - pd.Series(scores).to_numpy()
+                    shown = name if name != model else "itself (the teacher check dropped the teacher)"
+                    row.update({"control": shown, "gain over control": gains.mean(),
+                                "gain spread": gains.std(ddof=0), "ratio vs control": ratios.mean(),
+                                "fit / control fit": fit})
             rows.append(row)
         return pd.DataFrame(rows)
 
     def __str__(self):
         import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
+        with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format",
                                "{:.4f}".format):
             return self.table().to_string(index=False)
 
@@ -96,7 +109,8 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
                            student_hyperparameters: dict, recipes: dict | None = None, seeds=(0, 1, 2),
                            eval_metric="accuracy", unlabeled_data=None, teacher=None, path="distill_runs",
                            verbosity=1, warm_up=True) -> DistillationReport:
-    """Train a teacher, no-distill students and distilled students on the same data and budget, and score all.
+    """Train a teacher, no-distill students, distilled students and their equal-compute controls on the same
+    data, and score all.
 
     Parameters
     ----------
@@ -124,8 +138,12 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
 
     Notes
     -----
-    A recipe that adds augmented copies (``data.augment_*``) is compared with a no-distill student trained on
-    the same copies with their gold labels, so the ratio measures the teacher, not the extra data.
+    Each distilled student is compared with two students without a teacher: the ``no-distill`` row (the
+    student's own keys, the labelled rows) and its **equal-compute control** (:func:`control_hyperparameters`:
+    the same rows and optimizer steps, augmented copies with their gold labels, extra rows without a gold label
+    turned into more epochs). Recipes whose controls have the same keys share one control fit per seed; a recipe
+    that adds no rows has the no-distill row as its control, and a student whose teacher check dropped the
+    teacher (it trained as the control) is its own.
     """
     from ..predictor import Predictor
 
@@ -139,35 +157,105 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
         score, seconds = _timed_score(teacher, data, eval_metric)
         report.runs.append({"test_set": name, "model": "teacher", "role": "teacher", "seed": 0, "score": score,
                             "seconds": seconds, "parameters": teacher.total_parameters, "baseline": "",
-                            "fit_seconds": teacher.fit_summary()["training_time"]})
+                            "control": "", "fit_seconds": teacher.fit_summary()["training_time"]})
     if warm_up:
         start = time.perf_counter()
         report.warm_up_steps = _warm_up(label, train, tuning, student_hyperparameters, teacher, eval_metric,
                                         f"{path}/warm-up")
         report.warm_up_seconds = time.perf_counter() - start
-    baselines = {}
+    plain_keys = {**student_hyperparameters, **NETWORK_ONLY}
     for seed in seeds:
+        plain = Predictor(label, eval_metric=eval_metric, path=f"{path}/no-distill-{seed}",
+                          verbosity=verbosity).fit(train, tuning_data=tuning, seed=seed, hyperparameters=plain_keys)
+        _record(report, plain, test_sets, "no-distill", "no-distill", seed, "", "", eval_metric)
+        controls = {_same_keys(control_hyperparameters(plain, plain_keys)): "no-distill"}
         for recipe_name, recipe in recipes.items():
             recipe = dict(recipe)
             transfer = unlabeled_data if recipe.pop(TRANSFER_ROWS, False) else None
-            data_keys = {k: v for k, v in recipe.items() if k in DATA_KEYS}
-            key = tuple(sorted((k, str(v)) for k, v in data_keys.items()))
-            copies = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(data_keys.items()))
-            base_name = "no-distill" + (f" (same augmented copies: {copies}; gold labels)" if data_keys else "")
-            if (key, seed) not in baselines:
-                baselines[(key, seed)] = base_name
-                plain = Predictor(label, eval_metric=eval_metric, path=f"{path}/{base_name}-{seed}",
-                                  verbosity=verbosity).fit(train, tuning_data=tuning, seed=seed,
-                                                           hyperparameters={**student_hyperparameters, **data_keys,
-                                                                            **NETWORK_ONLY})
-                _record(report, plain, test_sets, base_name, "no-distill", seed, "", eval_metric)
             student = Predictor(label, eval_metric=eval_metric, path=f"{path}/{recipe_name}-{seed}",
                                 verbosity=verbosity).fit(
                 train, tuning_data=tuning, seed=seed, teacher_predictor=teacher, unlabeled_data=transfer,
                 hyperparameters={**student_hyperparameters, **recipe})
-            _record(report, student, test_sets, f"distilled: {recipe_name}", "student", seed, base_name,
-                    eval_metric)
+            keys = control_hyperparameters(student, plain_keys, teacher)
+            control = controls.get(_same_keys(keys))
+            recipe_chosen = student.fit_summary()["distillation_recipe"]
+            if not recipe_chosen["distilled"]:  # the teacher check dropped the teacher: it is its own control
+                control = f"distilled: {recipe_name}"
+            elif control is None:
+                control = controls[_same_keys(keys)] = f"control: {recipe_name}"
+                fitted = Predictor(label, eval_metric=eval_metric, path=f"{path}/{control}-{seed}",
+                                   verbosity=verbosity).fit(train, tuning_data=tuning, seed=seed,
+                                                            hyperparameters=keys)
+                _record(report, fitted, test_sets, control, "control", seed, "", "", eval_metric)
+            _record(report, student, test_sets, f"distilled: {recipe_name}", "student", seed, "no-distill",
+                    control, eval_metric)
     return report
+
+
+# What a distilled fit chose for itself (its budget rule, or the recipe from the teacher's budget) and its
+# control repeats: everything but the rows and steps, which equal_compute_keys sets.
+RESOLVED_KEYS = ("model.hf_text.checkpoint_name", "model.hf_text.max_text_len", "model.timm_image.checkpoint_name",
+                 "model.timm_image.image_size", "optimization.learning_rate", "optimization.max_epochs",
+                 "env.batch_size", "env.per_gpu_batch_size")
+
+
+def control_hyperparameters(student, student_keys: dict, teacher=None) -> dict:
+    """The keys of ``student``'s equal-compute control: the same network without a teacher, trained on the same
+    rows and for the same optimizer steps.
+
+    Parameters
+    ----------
+    student : Predictor
+        A fitted student (distilled or not).
+    student_keys : dict
+        The keys the student was fitted with (without the recipe's own keys); ``distiller.*`` keys are left out.
+    teacher : Predictor, optional
+        The teacher: a student cut from its layers or blocks (``teacher:...``) becomes the same cut of the
+        teacher's pretrained checkpoint, as no teacher is there to cut from.
+
+    Returns
+    -------
+    dict
+        ``student_keys``, the values the student's fit resolved for :data:`RESOLVED_KEYS`, no classical model,
+        and :func:`~automm_lite.distill.auto.equal_compute_keys` (gold-labelled copies, as many more epochs as
+        the student had rows without a gold label).
+    """
+    from ..config import canonical_key, parse_hyperparameters
+    from ..distill.auto import equal_compute_keys
+
+    config, summary = student.config_, student.fit_summary()
+    keys = {canonical_key(k): v for k, v in {**parse_hyperparameters(student_keys), **NETWORK_ONLY}.items()
+            if not canonical_key(k).startswith("distiller.")}  # no teacher: no distiller keys
+    for key in RESOLVED_KEYS:
+        value = _resolved(config, key)
+        if isinstance(value, str) and value.startswith("teacher:"):
+            if teacher is None:
+                raise ValueError(f"{key}={value!r} is cut from a teacher: pass the teacher.")
+            value = value.replace("teacher:", f"{_resolved(teacher.config_, key)}:", 1)
+        keys[key] = value
+    copies = config.data.augment_copies if student.preprocessor_.columns("text") else 0
+    if copies:
+        keys.update({"data.augment_ops": list(config.data.augment_ops), "data.augment_prob": config.data.augment_prob})
+    recipe = summary.get("distillation_recipe") or {}
+    if recipe.get("distilled", True):
+        keys.update(equal_compute_keys(config, summary["n_train_rows"], summary["n_rows_trained"], copies))
+    else:  # the teacher check dropped the teacher: the student already trained as the control the recipe planned
+        keys.update({k: v for k, v in recipe["keys"].items() if k in EQUAL_COMPUTE_KEYS})
+    return keys
+
+
+EQUAL_COMPUTE_KEYS = ("data.augment_copies", "optimization.max_epochs", "optimization.max_steps",
+                      "optimization.val_check_interval", "optimization.patience")
+
+
+def _resolved(config, key: str):
+    return functools.reduce(getattr, key.split("."), config)
+
+
+def _same_keys(keys: dict) -> str:
+    import json
+
+    return json.dumps(sorted(keys.items()), default=str)
 
 
 def default_recipes(has_unlabeled: bool) -> dict:
@@ -213,9 +301,9 @@ def _warm_up(label, train, tuning, student_hyperparameters, teacher, metric, fol
     return fitted.fit_summary()["steps"]
 
 
-def _record(report, predictor, test_sets, model, role, seed, baseline, metric):
+def _record(report, predictor, test_sets, model, role, seed, baseline, control, metric):
     for name, data in test_sets.items():
         score, seconds = _timed_score(predictor, data, metric)
         report.runs.append({"test_set": name, "model": model, "role": role, "seed": seed, "score": score,
                             "seconds": seconds, "parameters": predictor.total_parameters, "baseline": baseline,
-                            "fit_seconds": predictor.fit_summary()["training_time"]})
+                            "control": control, "fit_seconds": predictor.fit_summary()["training_time"]})

@@ -34,8 +34,8 @@ class GlueRun:
 
 
 def run_glue(run: GlueRun):
-    """Fit (or reuse) the teacher and the no-distill student, fit the distilled student, and score all three on
-    the task's validation split.
+    """Fit (or reuse) the teacher and the no-distill student, fit the distilled student and its equal-compute
+    control, and score all four on the task's validation split.
 
     The teacher and the no-distill student are kept in ``cache_folder`` and reused by later runs with the same
     settings unless ``retrain``. Without ``student_model`` the distilled student is cut from the teacher's own
@@ -46,7 +46,9 @@ def run_glue(run: GlueRun):
     -------
     pandas.DataFrame
         One row per model: score, evaluate seconds, parameters, speed-up; the student's row also has the
-        distillation ratio.
+        distillation ratio, its gain over the control and the ratio against the control. The control is the
+        no-distill student given the distilled student's rows and optimizer steps (gold-labelled copies, more
+        epochs for rows without a gold label); it is the no-distill row itself when the student had no extra rows.
     """
     import pandas as pd
 
@@ -54,7 +56,7 @@ def run_glue(run: GlueRun):
     from ..datasets import GLUE_METRICS, glue_task_name, load_glue
     from ..exceptions import ConfigError
     from ..predictor import Predictor
-    from .distill_table import distillation_ratio
+    from .distill_table import control_hyperparameters, distillation_ratio
 
     try:
         task = glue_task_name(run.task)
@@ -101,8 +103,15 @@ def run_glue(run: GlueRun):
         "model.hf_text.max_text_len": chosen.model.hf_text.max_text_len,
         "optimization.max_epochs": chosen.optimization.max_epochs,
         "optimization.learning_rate": chosen.optimization.learning_rate})
+    # the equal-compute control: the no-distill student given the distilled student's rows and optimizer steps
+    summary = student.fit_summary()
+    control = baseline
+    if summary["n_rows_trained"] > summary["n_train_rows"] or not summary["distillation_recipe"]["distilled"]:
+        control = fitted("control", control_hyperparameters(student, common, teacher))
     rows = []
-    for role, predictor in (("teacher", teacher), ("no-distill student", baseline), ("distilled student", student)):
+    models = {"teacher": teacher, "no-distill student": baseline, "control student": control,
+              "distilled student": student}
+    for role, predictor in models.items():
         scores = predictor.evaluate(test, metrics=metric)
         rows.append({"model": role, metric: scores[metric], "evaluate s": scores.timing.seconds,
                      "parameters (M)": predictor.total_parameters / 1e6,
@@ -112,6 +121,9 @@ def run_glue(run: GlueRun):
     scores = table[metric]
     table.loc["distilled student", "ratio"] = distillation_ratio(scores["teacher"], scores["no-distill student"],
                                                                  scores["distilled student"])
+    table.loc["distilled student", "gain over control"] = scores["distilled student"] - scores["control student"]
+    table.loc["distilled student", "ratio vs control"] = distillation_ratio(
+        scores["teacher"], scores["control student"], scores["distilled student"])
     table.attrs["recipe"] = student.fit_summary()["distillation_recipe"]
     return table
 

@@ -535,6 +535,33 @@ class AutoDistiller:
                 self._flash.transfer_layers(student["model.hf_text.checkpoint_name"])
         return self._flash.train(student, self._data["train"], self._data["tuning"], folder, full=True)
 
+    def fit_control(self):
+        """The chosen student's equal-compute control: the same student network (its layer-transferred encoder)
+        trained without the teacher on the same rows and optimizer steps as its full distillation (gold-labelled
+        copies; as many more epochs for rows only the teacher labels). The teacher's gain is the chosen student's
+        score minus the control's.
+
+        Returns
+        -------
+        Predictor
+            Saved at ``<search folder>/trials/<trial>/control``; loaded from there if it is already trained.
+        """
+        from ..predictor import Predictor
+        from ..reports.distill_table import control_hyperparameters
+
+        student = getattr(self, "best_predictor_", None)
+        if student is None or not (self.path_ / "trials" / f"{self.best_trial_:03d}" / "best").is_dir():
+            raise NotFittedError("No chosen student was trained in full: call fit(train_data) with refit=True "
+                                 "first.")
+        folder = self.path_ / "trials" / f"{self.best_trial_:03d}" / "control"
+        if (folder / "predictor.json").is_file():
+            return Predictor.load(folder, verbosity=self.verbosity)
+        keys = control_hyperparameters(student, self._flash.hyperparameters, self.teacher_)
+        teacher = self.teacher_
+        return Predictor(teacher.label, teacher.problem_type, teacher.eval_metric, path=str(folder),
+                         verbosity=self.verbosity if self.verbosity >= 3 else 0).fit(
+            self._data["train"], self._data["tuning"], hyperparameters=keys, seed=self.seed)
+
     def _write_results(self) -> None:
         self.results_.to_csv(self.path_ / "results.csv", index=False)
         try:

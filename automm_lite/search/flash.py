@@ -177,6 +177,8 @@ class FlashDistillation:
             hyperparameters["optimization.max_epochs"] = int(self.settings["epochs"])
             # Synthetic rows would multiply every trial's cost; the chosen student's full fit gets them.
             hyperparameters.setdefault("distiller.synthetic_rows", 0)
+            # A trial ranks the distilled student's shape: the teacher is checked once, in the chosen one's fit.
+            hyperparameters.setdefault("distiller.teacher_check", False)
         predictor = Predictor(self.teacher.label, self.teacher.problem_type, self.teacher.eval_metric,
                               path=str(folder / ("best" if full else "predictor")),
                               verbosity=self.verbosity if self.verbosity >= 3 else 0)

@@ -138,7 +138,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         both = model.image_backbone is not None and teachers[0].model.image_backbone is not None
         images = pre.columns("image") if both else []
         config, recipe = _choose_terms(config, recipe, pre, model, teachers[0], train, unlabeled, images)
-        unlabeled = _with_synthetic_rows(config.distiller, pre, train, unlabeled, seed, images)
+        config, teachers, unlabeled = _check_teacher(config, budget, recipe, list(teachers), pre, train, tuning,
+                                                     unlabeled, images, metric_name, seed)
     rows, labels = training_rows(config.data, pre, model, train, unlabeled, seed)
     config = epochs_for_rows(config, budget, len(rows))
     if budget.reasons:
@@ -172,6 +173,11 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     advice = _advice_if_improving(config, history, metric, end, time_limit)
     if advice and end.rank == 0:
         logger.warning(advice)
+    if recipe is not None and recipe.teacher_check is not None:
+        recipe.scores = {"student": end.score, "teacher": recipe.teacher_check["teacher_score"]}
+        if end.rank == 0:
+            logger.info("Tuning %s: the student %.4f, the teacher %.4f.", metric.name, end.score,
+                        recipe.scores["teacher"])
     return FitResult(model.eval(), names, schema, end.score, end.averaged, end.epochs, end.steps, len(rows),
                      config, recipe, budget, history, advice)
 
@@ -229,6 +235,46 @@ def _choose_terms(config, recipe, preprocessor, model, teacher, train, unlabeled
     config, recipe = choose_terms(config, recipe or RecipeChoice(config.distiller.recipe), facts)
     logger.info("Distillation %s", recipe.describe())
     return config, recipe
+
+
+def _check_teacher(config, budget, recipe, teachers, preprocessor, train, tuning, unlabeled, image_columns,
+                   metric_name, seed):
+    """Score the teachers on the tuning rows; with ``distiller.recipe=auto`` and ``distiller.teacher_check``, a
+    teacher not above a linear model fitted on the gold labels is dropped, and the fit becomes the equal-compute
+    control of the distilled fit the recipe planned (the same rows and steps, gold labels only).
+
+    Returns
+    -------
+    (Config, list of Teacher (empty when dropped), DataFrame or None: the rows without gold labels)
+    """
+    from ..config import apply_overrides
+    from ..distill.auto import equal_compute_keys
+    from ..distill.teacher_check import check_teacher
+    from .budget import auto_epochs
+
+    check = check_teacher(teachers, preprocessor, train, tuning, metric_name, seed,
+                          with_reference=recipe.recipe == "auto" and config.distiller.teacher_check)
+    recipe.teacher_check = check.as_dict()
+    extra = _with_synthetic_rows(config.distiller, preprocessor, train, unlabeled, seed, image_columns)
+    if check.worth_distilling:
+        logger.info("Teacher check: %s (%.1f s).", check.describe(), check.seconds)
+        return config, teachers, extra
+    copies = config.data.augment_copies if preprocessor.columns("text") else 0
+    planned = len(train) * (1 + copies) + (0 if extra is None else len(extra))
+    if "optimization.max_epochs" in budget.keys:  # the epochs the rule would choose for the distilled rows
+        epochs = auto_epochs(planned, config.env.batch_size)
+        config = apply_overrides(config, {"optimization.max_epochs": epochs}, allow_distiller=True)
+    keys = equal_compute_keys(config, len(train), planned, copies)
+    config = apply_overrides(config, keys, allow_distiller=True)
+    budget.keys.pop("optimization.max_epochs", None)  # set here, for the gold rows: not chosen again
+    recipe.keys.update(keys)
+    recipe.distilled = False
+    reason = (f"{check.describe()}: the student trains without the teacher, on the same rows and optimizer "
+              f"steps with gold labels ({', '.join(f'{k}={v}' for k, v in keys.items())}); pass "
+              "distiller.teacher_check=false to distill anyway, or fit the teacher longer")
+    recipe.reasons.append(reason)
+    logger.warning("Teacher check: %s.", reason)
+    return config, [], None
 
 
 def _with_synthetic_rows(distiller, preprocessor, train, unlabeled, seed, image_columns):

@@ -30,15 +30,14 @@ def test_table_recipes_are_valid_keys_and_ours_uses_the_teachers_extra_rows():
     from automm_lite.config import Config, apply_overrides
     from automm_lite.reports.distill_table import (
         AUTOGLUON_RECIPE,
-        DATA_KEYS,
         TRANSFER_ROWS,
         default_recipes,
         our_recipe,
     )
 
     with_unlabeled, without = our_recipe(True), our_recipe(False)
-    assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k in DATA_KEYS for k in with_unlabeled)
-    assert TRANSFER_ROWS not in without and without["data.augment_copies"] > 0  # gets a same-copies baseline
+    assert with_unlabeled.pop(TRANSFER_ROWS) is True and not any(k.startswith("data.") for k in with_unlabeled)
+    assert TRANSFER_ROWS not in without and without["data.augment_copies"] > 0  # its control: the same copies
     for recipe in (AUTOGLUON_RECIPE, with_unlabeled, without):
         apply_overrides(Config(), recipe, allow_distiller=True)  # every key exists and its value is allowed
     # the spelled-out recipes run as written (no synthetic rows added); the autogluon row is AutoGluon's recipe
@@ -65,18 +64,57 @@ def test_table_tasks_keep_their_splits_apart(name):
         apply_overrides(Config(), keys)
 
 
-def test_the_table_warms_up_untimed_then_fits_each_row(fitted_text_predictor, bbc_short, tiny_hp, tmp_path):
+def test_the_table_warms_up_untimed_then_fits_each_row_and_its_equal_compute_control(
+        fitted_text_predictor, bbc_short, tiny_hp, tmp_path):
+    from automm_lite import Predictor
     from automm_lite.reports.distill_table import AUTOGLUON_RECIPE, run_distillation_table
 
     train, test = bbc_short
     student = {**tiny_hp, "optimization.max_epochs": 1}
-    report = run_distillation_table("label", train, None, {"test": test}, {}, student,
-                                    recipes={"autogluon": AUTOGLUON_RECIPE}, seeds=(0,),
+    recipes = {"autogluon": AUTOGLUON_RECIPE, "rows": {"distiller.recipe": "autogluon", "distiller.synthetic_rows": 2},
+               "copies": {"distiller.recipe": "autogluon", "data.augment_copies": 1}}
+    report = run_distillation_table("label", train, None, {"test": test}, {}, student, recipes=recipes, seeds=(0,),
                                     teacher=fitted_text_predictor, path=str(tmp_path), verbosity=0)
     assert report.warm_up_steps == 1 and not (tmp_path / "warm-up").exists()  # one step, then deleted
     table = report.table().set_index("model")
-    assert list(table.index) == ["teacher", "no-distill", "distilled: autogluon"]
+    assert list(table.index) == ["teacher", "no-distill", "distilled: autogluon", "control: rows", "distilled: rows",
+                                 "control: copies", "distilled: copies"]
+    # a recipe without extra rows has the no-distill student as its control
+    assert table.loc["distilled: autogluon", "control"] == "no-distill"
     assert table.loc["distilled: autogluon", "fit / no-distill fit"] > 0
+    assert table.loc["distilled: rows", "control"] == "control: rows"
+    gain = table.loc["distilled: rows", "gain over control"]
+    assert gain == pytest.approx(table.loc["distilled: rows", "accuracy"] - table.loc["control: rows", "accuracy"])
+    # the same optimizer steps: 3x the rows for one epoch, or the labelled rows for three epochs; the same copies
+    summaries = {name: Predictor.load(tmp_path / f"{name}-0", verbosity=0).fit_summary()
+                 for name in ("rows", "control: rows", "copies", "control: copies", "no-distill")}
+    assert summaries["rows"]["steps"] == summaries["control: rows"]["steps"] == 3 * summaries["no-distill"]["steps"]
+    assert summaries["control: rows"]["epochs"] == 3 and summaries["control: rows"]["distillation_recipe"] is None
+    labelled = summaries["no-distill"]["n_train_rows"]
+    assert summaries["copies"]["n_rows_trained"] == summaries["control: copies"]["n_rows_trained"] == 2 * labelled
+    assert summaries["copies"]["steps"] == summaries["control: copies"]["steps"]
     cold = run_distillation_table("label", train, None, {"test": test}, {}, student, recipes={}, seeds=(),
                                   teacher=fitted_text_predictor, path=str(tmp_path / "cold"), warm_up=False)
     assert cold.warm_up_seconds is None and cold.warm_up_steps is None
+
+
+def test_equal_compute_keys_match_steps_validations_and_patience():
+    from automm_lite.config import Config, apply_overrides
+    from automm_lite.distill.auto import equal_compute_keys
+
+    config = apply_overrides(Config(), {"env.batch_size": 32, "env.per_gpu_batch_size": 16,
+                                        "optimization.max_epochs": 6}, allow_distiller=True)
+    # 3 synthetic rows per row: 4,000 rows of which 1,000 gold -> 750 steps = 24 epochs of the gold rows
+    keys = equal_compute_keys(config, 1000, 4000, gold_copies=0)
+    assert keys["optimization.max_steps"] == 750 and keys["optimization.max_epochs"] == 24
+    # the distilled fit validates every 125 batches of 16 (half of its 250); the control once an epoch (63
+    # batches), so it waits twice as many validations
+    assert keys["optimization.val_check_interval"] == 1.0 and keys["optimization.patience"] == 20
+    # copies with gold labels are the same rows: nothing to change but the copies
+    assert equal_compute_keys(config, 1000, 4000, gold_copies=3) == {"data.augment_copies": 3}
+    # a copy and an unlabeled row per row: 3,000 rows (94 steps an epoch), 2,000 of them gold; the distilled fit
+    # validates every 94 batches, within the control's epoch of 125: the same interval, the same patience
+    keys = equal_compute_keys(config, 1000, 3000, gold_copies=1)
+    assert keys["data.augment_copies"] == 1 and keys["optimization.max_steps"] == 94 * 6
+    assert keys["optimization.max_epochs"] == 9 and keys["optimization.patience"] == 10
+    apply_overrides(Config(), keys)  # every value is allowed

@@ -48,6 +48,12 @@ def test_a_three_trial_search_writes_its_table_and_plot_and_returns_a_student(se
     assert search.best_params_ == {k: results.set_index("trial").loc[search.best_trial_, k] for k in SPACE}
     assert len(search.best_predictor_.predict(test)) == len(test)
     assert search.plot(tmp_path / "again.png").endswith("again.png")
+    # the chosen student's equal-compute control: its network without the teacher, the same rows and steps
+    control, chosen = search.fit_control(), search.best_predictor_.fit_summary()
+    assert control.fit_summary()["distillation_recipe"] is None and control.fit_summary()["teacher"] is None
+    assert control.fit_summary()["steps"] == chosen["steps"]
+    assert control.config_.model.hf_text.checkpoint_name == search.best_predictor_.config_.model.hf_text.checkpoint_name
+    assert search.fit_control().path == control.path  # trained once, then loaded
 
 
 def test_pruned_students_load_and_predict_without_the_teacher_or_the_search_folder(search_teacher, bbc_short, quick,

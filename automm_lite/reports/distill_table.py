@@ -13,7 +13,6 @@ logger = logging.getLogger("automm_lite")
 AUTOGLUON_RECIPE = {"distiller.recipe": "autogluon"}
 # The library's default: the fit chooses (distiller.recipe=auto).
 AUTO_RECIPE = {}
-DATA_KEYS = ("data.augment_copies", "data.augment_ops", "data.augment_prob")
 # The no-distill student is the same network without a teacher: no classical model beside it (a distilled student
 # has none either)
 NETWORK_ONLY = {"model.classical.enabled": False}

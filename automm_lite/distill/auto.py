@@ -46,12 +46,8 @@ class RecipeChoice:
     keys: dict = field(default_factory=dict)      # the keys the recipe set
     reasons: list = field(default_factory=list)
     teacher_check: dict | None = None             # TeacherCheck.as_dict(), when the check ran
+    distilled: bool = True                        # False: the check found the teacher not worth distilling
     scores: dict = field(default_factory=dict)    # the student's and the teacher's tuning scores, once trained
-
-    @property
-    def distilled(self) -> bool:
-        """False when the teacher check found the teacher not worth distilling (the fit trained the control)."""
-        return self.teacher_check is None or self.teacher_check["worth_distilling"]
 
     def describe(self) -> str:
         keys = ", ".join(f"{k}={v}" for k, v in self.keys.items()) or "no keys changed"

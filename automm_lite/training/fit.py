@@ -268,6 +268,7 @@ def _check_teacher(config, budget, recipe, teachers, preprocessor, train, tuning
     config = apply_overrides(config, keys, allow_distiller=True)
     budget.keys.pop("optimization.max_epochs", None)  # set here, for the gold rows: not chosen again
     recipe.keys.update(keys)
+    recipe.distilled = False
     reason = (f"{check.describe()}: the student trains without the teacher, on the same rows and optimizer "
               f"steps with gold labels ({', '.join(f'{k}={v}' for k, v in keys.items())}); pass "
               "distiller.teacher_check=false to distill anyway, or fit the teacher longer")

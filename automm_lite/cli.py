@@ -13,8 +13,13 @@ def _fit(args):
                           path=args.path, verbosity=args.verbosity)
     predictor.fit(args.train_data, tuning_data=args.tuning_data, hyperparameters=args.hyperparameters,
                   presets=args.presets, time_limit=args.time_limit, seed=args.seed,
-                  teacher_predictor=args.teacher or None, unlabeled_data=args.unlabeled_data)
-    print(json.dumps({"path": predictor.path, **predictor.fit_summary()}, indent=2, default=str))
+                  teacher_predictor=args.teacher or None, unlabeled_data=args.unlabeled_data,
+                  hyperparameter_tune_kwargs=args.hpo, resume=args.resume)
+    summary = predictor.fit_summary()
+    if summary.get("hpo"):  # the trials as a table, not as JSON
+        print(predictor.hpo_results.to_string(index=False))
+        summary = {**summary, "hpo": {k: v for k, v in summary["hpo"].items() if k != "trials"}}
+    print(json.dumps({"path": predictor.path, **summary}, indent=2, default=str))
 
 
 def _evaluate(args):
@@ -131,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--path", help="folder to save the predictor to")
     fit.add_argument("--hyperparameters", nargs="*", default=None, metavar="KEY=VALUE",
                      help="dotted keys, e.g. optimization.max_epochs=3 (see `automm-lite keys`)")
-    fit.add_argument("--presets", help="medium_quality | high_quality | best_quality | fast | multilingual")
+    fit.add_argument("--presets", help="medium_quality | high_quality | best_quality | fast | multilingual | "
+                                       "medium_quality_hpo | high_quality_hpo | best_quality_hpo")
+    fit.add_argument("--hpo", metavar="SETTINGS",
+                     help="search the --hyperparameters given as spaces (optim.lr=loguniform(1e-5,1e-3), "
+                          "model.hf_text.checkpoint_name=choice(minilm-l3,minilm-l6)): e.g. "
+                          "num_trials=8,searcher=bayes,scheduler=ASHA")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue the killed fit (or search) to --path")
     fit.add_argument("--problem-type", choices=["binary", "multiclass", "regression"])
     fit.add_argument("--eval-metric")
     fit.add_argument("--time-limit", type=float, help="seconds of training at most")

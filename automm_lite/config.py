@@ -599,3 +599,13 @@ def check_fit_config(config: Config, has_teacher: bool) -> None:
         if name.startswith("teacher:") and not has_teacher:
             raise ConfigError(f"{key}={name!r} builds the student from the teacher's own layers: pass "
                               "teacher_predictor=... too.")
+
+
+def value_kind(key: str) -> str | None:
+    """What the dotted ``key`` holds: ``bool``, ``int``, ``float``, ``str``, ``list`` or ``int_list``; None for a key
+    that does not exist."""
+    key = canonical_key(key)
+    for name, f, owner in _iter_owners(Config()):
+        if name == key:
+            return _specs(type(owner))[f.name].kind
+    return None

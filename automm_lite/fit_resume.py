@@ -18,6 +18,7 @@ RESUME_FOLDER = "resume"      # inside the fit's work folder
 FINGERPRINT_FILE = "fingerprint.json"
 CALL_FILE = "call.json"       # the fit's arguments, with its frames beside it as Parquet files
 FRAMES = ("train_data", "tuning_data", "unlabeled_data")
+SEARCH_FOLDER = "hpo"          # a hyperparameter search's study, trials and results, inside the fit's folder
 
 
 def frame_digest(frame) -> str | None:
@@ -60,11 +61,13 @@ def resume_folder(work_dir: Path) -> Path:
 
 def has_resume_state(work_dir: Path) -> bool:
     """Whether an interrupted fit in ``work_dir`` left something to continue from: a finished epoch's resume
-    point, or the teacher outputs it computed."""
+    point, the teacher outputs it computed, or a hyperparameter search's study."""
     from .distill.teacher import OUTPUTS_LIST
     from .training.resume import RESUME_FILE, TEACHER_OUTPUTS
 
     folder = resume_folder(work_dir)
+    if (Path(work_dir) / SEARCH_FOLDER / "study.db").is_file():
+        return True
     return (folder / FINGERPRINT_FILE).is_file() and (
         (folder / RESUME_FILE).is_file() or (folder / TEACHER_OUTPUTS / OUTPUTS_LIST).is_file())
 

@@ -10,7 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import Config, apply_overrides
+from .config import Config, apply_overrides, canonical_key
 from .data.frames import check_label_values, holdout_split, read_data
 from .data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
@@ -58,10 +58,12 @@ class Predictor:
         self._runner_lock = threading.Lock()
         self.classical_, self.network_weight_ = None, 1.0  # the portfolio's classical model and the blend
         self._writes = True  # False in a process that is a rank other than 0 of a DDP fit: rank 0 writes
+        self._search_hooks = {}  # a search's trial: its scheduler's report and the shared teacher outputs
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
-            column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None, resume=False):
+            column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None, resume=False,
+            hyperparameter_tune_kwargs=None):
         """Train a model on ``train_data``; returns ``self``.
 
         Parameters
@@ -96,7 +98,15 @@ class Predictor:
             Continue the fit to this ``path`` that was killed or stopped by an error, from the end of its last
             finished epoch (``env.resume_points``), with the teacher outputs it had computed; the arguments must be
             the same (a ConfigError names the ones that differ). With nothing to continue, the fit starts anew.
-            Without it, an interrupted fit to this path is discarded.
+            Without it, an interrupted fit to this path is discarded. A search continues with its finished trials.
+        hyperparameter_tune_kwargs : dict, optional
+            Search the keys of ``hyperparameters`` that hold search spaces (``tune.loguniform(1e-5, 1e-3)``,
+            ``{"low": 1e-5, "high": 1e-3, "log": True}``, a list of choices, ``"choice(a,b)"``): ``searcher``
+            (``bayes``, ``random``, ``grid``), ``scheduler`` (``FIFO``, ``ASHA``), ``num_trials`` (8), ``storage``
+            (an Optuna storage URL; default SQLite in the predictor's folder), ``study_name``, ``num_to_keep``
+            (runner-up trials kept whole, 0), ``grace_period`` and ``reduction_factor`` (ASHA's, 1 and 3),
+            ``executor`` (``local``). Each trial is a whole fit; the best on the tuning rows becomes this
+            predictor, every trial is listed in ``hpo_results`` (README: Hyperparameter search).
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)
@@ -104,6 +114,14 @@ class Predictor:
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
         if not isinstance(resume, bool):
             raise ConfigError(f"resume must be True or False, got {resume!r}.")
+        from .search.hpo import read_search
+
+        fixed, spaces, tune, trial_presets = read_search(hyperparameters, presets, hyperparameter_tune_kwargs,
+                                                         bool(teachers))
+        if tune is not None:
+            return self._fit_searched(fixed, spaces, tune, trial_presets, start, teacher_predictor, teachers,
+                                      train_data, tuning_data, unlabeled_data, time_limit, seed, holdout_frac,
+                                      column_types, resume)
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
                                       column_types, teachers)
@@ -152,6 +170,27 @@ class Predictor:
                 shutil.rmtree(points, ignore_errors=True)  # the saved predictor holds no training state
             save_atomically(self, folder.save_path, staging=folder.work_dir)
         return self
+
+    def _fit_searched(self, fixed, spaces, tune, trial_presets, start, teacher_predictor, teachers, train_data,
+                      tuning_data, unlabeled_data, time_limit, seed, holdout_frac, column_types, resume):
+        """A hyperparameter search (``search.hpo``): the arguments checked with one point of the spaces before
+        any trial, then every trial fitted on the same frames."""
+        from .search.hpo import SearchRequest, first_point, fit_with_search
+
+        request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
+                                      unlabeled_data, {**fixed, **first_point(spaces)}, trial_presets, time_limit,
+                                      seed, holdout_frac, column_types, teachers)
+        if teacher_predictor is not None:  # loaded once: each trial distils from the same predictors
+            listed = teacher_predictor if isinstance(teacher_predictor, (list, tuple)) else [teacher_predictor]
+            teacher_predictor = [Predictor.load(t, verbosity=0) if isinstance(t, (str, os.PathLike)) else t
+                                 for t in listed]
+        if "env.resume_points" not in {canonical_key(k) for k in fixed}:
+            fixed = {**fixed, "env.resume_points": False}  # a killed trial is fitted again, not resumed
+        fit_kwargs = {"train_data": request.train, "tuning_data": request.tuning, "column_types": column_types,
+                      "holdout_frac": holdout_frac, "teacher_predictor": teacher_predictor,
+                      "unlabeled_data": request.unlabeled}
+        search = SearchRequest(fixed, spaces, tune, fit_kwargs, trial_presets, time_limit, seed, teachers)
+        return fit_with_search(self, search, resume, start)
 
     def _fit_as_other_rank(self, request: FitRequest, start: float):
         """The fit in a process that torchrun, SLURM or the ``ddp`` strategy started as a rank other than 0: it
@@ -209,7 +248,7 @@ class Predictor:
         result = fit_model(config, self.preprocessor_, train, tuning, self.eval_metric_, seed=request.seed,
                            work_dir=work_dir, time_limit=request.time_limit, verbosity=self.verbosity,
                            teachers=teachers, unlabeled=request.unlabeled, recipe=request.recipe,
-                           resume_dir=resume_dir, explicit_keys=request.explicit_keys)
+                           resume_dir=resume_dir, explicit_keys=request.explicit_keys, **self._search_hooks)
         self.config_ = result.config  # with the keys the budget rule and the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
         self._runner, self.classical_, self.network_weight_ = None, None, 1.0
@@ -543,6 +582,16 @@ class Predictor:
         """Validation score, training time and the shape of the fit."""
         self._check_fitted()
         return dict(self._summary)
+
+    @property
+    def hpo_results(self):
+        """Every trial of the hyperparameter search that fitted this predictor (state, sampled values, tuning
+        score, fit seconds, the step where ASHA stopped it), as a DataFrame; None without a search."""
+        import pandas as pd
+
+        self._check_fitted()
+        search = self._summary.get("hpo")
+        return None if search is None else pd.DataFrame(search["trials"])
 
     @property
     def problem_type(self):

@@ -236,7 +236,7 @@ class DistillationSetup:
 
 
 def prepare_distillation(config, preprocessor, student_model, teachers: list, rows, student_inputs: dict,
-                         cache_folder, stored_folder=None) -> DistillationSetup:
+                         cache_folder, stored_folder=None, shared_folder=None) -> DistillationSetup:
     """Run every teacher once over the training ``rows`` and build the objective from ``distiller.*``.
 
     Parameters
@@ -258,8 +258,12 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     stored_folder : Path, optional
         Where the teacher outputs are kept for a resumed fit: read from there when an earlier run of the same fit
         stored them, else computed and stored there.
+    shared_folder : Path, optional
+        Teacher outputs shared by several fits (the trials of a hyperparameter search): kept there under a name
+        made of the rows, the teachers and the layers read, so that a fit of the same rows reads them back.
     """
-    from .teacher import average_soft_targets, load_outputs, same_tokenizer, store_outputs, teacher_outputs
+    from .teacher import (average_soft_targets, load_outputs, outputs_key, same_tokenizer, store_outputs,
+                          teacher_outputs)
 
     d = config.distiller
     first = teachers[0]
@@ -269,10 +273,14 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     same_images = first.preprocessor.columns("image") == preprocessor.columns("image")
     plan = plan_distillation(d, preprocessor.problem_type, student_model, first.model, token_level, same_images)
     start = time.perf_counter()
+    if shared_folder is not None:
+        key = outputs_key(teachers, rows, plan, student_inputs[student_text.name] if token_level else None,
+                          d, preprocessor.problem_type)
+        stored_folder = stored_folder if key is None else shared_folder / key
     arrays = load_outputs(stored_folder, len(rows)) if stored_folder is not None else None
     if arrays is not None:
-        logger.info("Outputs of %d teacher(s) for %d rows read from the interrupted fit (%s).", len(teachers),
-                    len(rows), stored_folder)
+        logger.info("Outputs of %d teacher(s) for %d rows read from %s (%s).", len(teachers), len(rows),
+                    stored_folder, "the interrupted fit" if shared_folder is None else "computed by an earlier fit")
     else:
         arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
                                  shared_inputs=student_inputs[student_text.name] if token_level else None,

@@ -199,6 +199,32 @@ def store_outputs(arrays: dict, folder: Path) -> None:
     os.replace(partial, folder / OUTPUTS_LIST)
 
 
+def outputs_key(teachers: list, rows, plan, shared_inputs, distiller, problem_type: str) -> str | None:
+    """A name for the teacher outputs of ``rows``: the same for fits that would compute the same arrays (the
+    same teachers, rows, layers, student tokens and averaging); None when the rows cannot be hashed."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from .losses import soft_loss_type
+
+    try:
+        row_hash = hashlib.sha256(pd.util.hash_pandas_object(rows.astype(str), index=False).to_numpy().tobytes())
+    except (TypeError, ValueError):
+        return None
+    parts = {"teachers": [[str(t.path), None if t.alignment is None else np.asarray(t.alignment).tolist(),
+                           t.network_weight] for t in teachers],
+             "rows": row_hash.hexdigest(), "hidden": list(plan.hidden_layers),
+             "attention": list(plan.attention_layers), "maps": list(plan.map_levels),
+             "precision": distiller.teacher_precision,
+             "tokens": None if shared_inputs is None else hashlib.sha256(
+                 repr(shared_inputs.input_ids).encode()).hexdigest()}
+    if len(teachers) > 1:  # several teachers' soft targets are averaged at the temperature
+        parts["average"] = [distiller.temperature, soft_loss_type(problem_type, distiller.soft_label_loss_type)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
 def load_outputs(folder: Path, n_rows: int) -> dict | None:
     """The teacher outputs ``store_outputs`` kept in ``folder`` for ``n_rows`` rows; None when there are none
     (or they are incomplete or for other rows). Large arrays are memory-mapped, read-only; no pickle is read."""

@@ -65,7 +65,8 @@ def model_schema(preprocessor) -> dict:
 
 def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: int, work_dir: Path,
               time_limit: float | None = None, verbosity: int = 2, teachers=(), unlabeled=None,
-              recipe=None, resume_dir: Path | None = None, explicit_keys=frozenset()) -> FitResult:
+              recipe=None, resume_dir: Path | None = None, explicit_keys=frozenset(), on_validation=None,
+              teacher_outputs_folder: Path | None = None) -> FitResult:
     """Train a model for ``preprocessor``'s task on ``train``, selecting on ``tuning``.
 
     Parameters
@@ -99,6 +100,12 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
         Where a resume point is written at the end of every epoch (and the teacher outputs, once computed). A
         fit whose ``resume_dir`` already holds them continues from there: the same rows, config and seed give the
         model an uninterrupted fit would have given.
+    on_validation : callable, optional
+        ``on_validation(validation, step, score) -> bool`` after each validation of a one-process fit (the 1-based
+        count, the optimizer step, the tuning score); True stops the fit there (a search's scheduler).
+    teacher_outputs_folder : Path, optional
+        Teacher outputs shared with other fits of the same rows (a search's trials): read from there when one of
+        them computed them, else computed and kept there.
     """
     from ..data.batching import build_dataset
     from ..data.images import typical_side
@@ -155,7 +162,8 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
 
         distillation = prepare_distillation(config, pre, model, list(teachers), rows, train_set.inputs,
                                             work_dir / "teacher_cache",
-                                            resume_dir / TEACHER_OUTPUTS if resume_dir is not None else None)
+                                            resume_dir / TEACHER_OUTPUTS if resume_dir is not None else None,
+                                            teacher_outputs_folder)
         train_set.arrays.update(distillation.arrays)
         objective, forward_kwargs = distillation.objective, distillation.forward_kwargs
         attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps
@@ -166,7 +174,7 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     text = model.text_backbone
     with text.attention_implementation(attention) if text is not None else contextlib.nullcontext():
         trainer, end = _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre,
-                              seed, work_dir, time_limit, verbosity, resume_dir)
+                              seed, work_dir, time_limit, verbosity, resume_dir, on_validation)
     merge_peft(model)  # after the block, which holds the adapted encoder: the usual saved layout, all trainable
     shutil.rmtree(work_dir / "teacher_cache", ignore_errors=True)
     history = validation_history(Path(trainer.logger.log_dir) / "metrics.csv", metric.name)
@@ -320,13 +328,13 @@ def _student_sources(config, teachers, work_dir: Path, names: list) -> dict:
 
 
 def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metric, pre, seed, work_dir,
-           time_limit, verbosity, resume_dir):
+           time_limit, verbosity, resume_dir, on_validation=None):
     """Lightning's fit of the system, continued from the resume point in ``resume_dir`` if there is one; returns
     the trainer and the kept best weights."""
     from ..data.batching import eval_loader, inference_batching, train_loader
     from .resume import ResumePoints, kept_metrics, read_point, resume_point, write_merged_log
     from .strategy import uses_gpu, world_size
-    from .system import LitSystem, build_trainer
+    from .system import LitSystem, ReportValidation, build_trainer
 
     env = config.env
     system = LitSystem(model.train(), objective, config.optimization, metric, pre.problem_type, forward_kwargs,
@@ -340,6 +348,8 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
         earlier = kept_metrics(resume_dir, steps)
         logger.info("Resuming the fit after epoch %d (step %d), from %s.", epochs, steps, point)
     extra = [ResumePoints(resume_dir, earlier)] if resume_dir is not None else []
+    if on_validation is not None:
+        extra.append(ReportValidation(on_validation, f"val_{metric.name}"))
     trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
     trainer.callbacks.append(AverageAtFitEnd(config, kept, tuning_set, metric, pre.problem_type, pre.label_scale))
     tuning_loader = eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens, world_size(env))

@@ -107,6 +107,23 @@ class LitSystem(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+class ReportValidation(L.Callback):
+    """Pass each validation's tuning score to ``report(validation, step, score)``; a True answer stops the fit
+    there, as early stopping does (a search's scheduler stopping a poor trial). One process only: under DDP
+    the report would have to come from every rank alike."""
+
+    def __init__(self, report, monitor: str):
+        self.report, self.monitor, self.validations = report, monitor, 0
+
+    def on_validation_end(self, trainer, pl_module):
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or trainer.world_size > 1 or value is None:
+            return
+        self.validations += 1
+        if self.report(self.validations, trainer.global_step, float(value)):
+            trainer.should_stop = True
+
+
 def _gathered(outputs: list) -> list:
     """The validation outputs of all processes, each tuning row once (a process repeats rows when the batches do
     not divide evenly between them), as one (logits, labels, index) part in row order."""

@@ -33,10 +33,11 @@ setup(
     ],
     extras_require={
         # The tutorials run as tests: a Jupyter kernel and a notebook runner; property tests of the data layer;
-        # a time limit on the tests that start processes.
+        # a time limit on the tests that start processes; the shared-study tests' database driver.
         "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                "hypothesis>=6.100", "pytest-timeout>=2.2"],
+                "hypothesis>=6.100", "pytest-timeout>=2.2", "psycopg[binary]>=3.1"],
         "onnx": ["onnxruntime>=1.17"],
+        "postgres": ["psycopg[binary]>=3.1"],  # a search's study shared through PostgreSQL
     },
     entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},
 )

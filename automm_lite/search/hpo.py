@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import numbers
+import os
 import shutil
 import time
 import uuid
@@ -22,7 +23,8 @@ SCHEDULERS = {"fifo": "FIFO", "asha": "ASHA", "none": "FIFO"}
 EXECUTORS = ("local",)
 STUDY_NAME = "automm_lite_hpo"
 TUNE_DEFAULTS = {"searcher": "bayes", "scheduler": "FIFO", "num_trials": 8, "storage": None, "executor": "local",
-                 "study_name": STUDY_NAME, "num_to_keep": 0, "grace_period": 1, "reduction_factor": 3}
+                 "study_name": STUDY_NAME, "num_to_keep": 0, "grace_period": 1, "reduction_factor": 3,
+                 "heartbeat_s": 10}
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TuneSettings:
     num_to_keep: int = 0
     grace_period: int = 1
     reduction_factor: int = 3
+    heartbeat_s: int = 10
 
     @classmethod
     def read(cls, kwargs) -> "TuneSettings":
@@ -61,7 +64,8 @@ class TuneSettings:
                               "its end) or 'ASHA' (poor trials stopped at a validation).")
         if merged["executor"] not in EXECUTORS:
             raise ConfigError(f"executor {merged['executor']!r} is not known; use one of {', '.join(EXECUTORS)}.")
-        for name, least in (("num_trials", 1), ("num_to_keep", 0), ("grace_period", 1), ("reduction_factor", 2)):
+        for name, least in (("num_trials", 1), ("num_to_keep", 0), ("grace_period", 1), ("reduction_factor", 2),
+                            ("heartbeat_s", 1)):
             value = merged[name]
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ConfigError(f"hyperparameter_tune_kwargs['{name}'] must be a whole number >= {least}, got "
@@ -75,11 +79,16 @@ class TuneSettings:
             raise ConfigError(f"study_name must be a non-empty string, got {merged['study_name']!r}.")
         return cls(searcher, scheduler, int(merged["num_trials"]), storage, merged["executor"],
                    merged["study_name"], int(merged["num_to_keep"]), int(merged["grace_period"]),
-                   int(merged["reduction_factor"]))
+                   int(merged["reduction_factor"]), int(merged["heartbeat_s"]))
 
     def as_dict(self) -> dict:
+        """The settings to log and keep in the fit summary (a database URL without its password)."""
+        from .study import safe_url
+
+        storage = safe_url(self.storage) if isinstance(self.storage, str) else \
+            None if self.storage is None else type(self.storage).__name__
         return {"searcher": self.searcher, "scheduler": self.scheduler, "num_trials": self.num_trials,
-                "storage": self.storage if isinstance(self.storage, str) or self.storage is None else "custom",
+                "storage": storage,
                 "executor": self.executor, "study_name": self.study_name}
 
 
@@ -176,10 +185,12 @@ class Search:
     def study(self):
         import optuna
 
+        from .study import open_storage, queue_grid
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         settings = self.settings
         own_file = settings.storage is None
-        storage = f"sqlite:///{self.folder / 'study.db'}" if own_file else settings.storage
+        storage = open_storage(settings.storage, self.folder / "study.db", settings.heartbeat_s)
         sampler = (optuna.samplers.TPESampler(seed=self.request.seed) if settings.searcher == "bayes"
                    else optuna.samplers.RandomSampler(seed=self.request.seed))
         pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=settings.grace_period,
@@ -195,60 +206,51 @@ class Search:
         if stored is None:
             study.set_user_attr("search", described)
         elif stored != described:
-            where = storage if isinstance(storage, str) else "the storage"
+            where = "the search folder" if own_file else repr(self._where())
             raise ConfigError(f"The study {settings.study_name!r} in {where} searched other spaces or another "
-                              f"metric ({stored['metric']}, {sorted(stored['spaces'])}); resume it with those, or use another path (or "
-                              "study_name).")
+                              f"metric ({stored['metric']}, {sorted(stored['spaces'])}); resume it with those, or "
+                              "use another path (or study_name).")
         if own_file:  # the study in the search folder is this fit's alone: a trial still "running" was killed
             for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         if settings.searcher == "grid":
-            self._queue_grid(study)
+            queue_grid(study, {k: list(d.choices) for k, d in self.request.spaces.items()})
         return study
 
-    def _queue_grid(self, study) -> None:
-        """Queue every grid point not finished or queued yet, in the order of the choices."""
-        import itertools
+    def _where(self) -> str:
+        from .study import safe_url
 
-        import optuna
-
-        states = optuna.trial.TrialState
-        grid = {k: list(d.choices) for k, d in self.request.spaces.items()}
-        seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
-                if t.state in (states.COMPLETE, states.PRUNED)}
-        seen |= {tuple(sorted(t.system_attrs.get("fixed_params", {}).items()))
-                 for t in study.get_trials(deepcopy=False, states=(states.WAITING,))}
-        for values in itertools.product(*grid.values()):
-            point = dict(zip(grid, values))
-            if tuple(sorted(point.items())) not in seen:
-                study.enqueue_trial(point)
+        storage = self.settings.storage
+        return safe_url(storage) if isinstance(storage, str) else type(storage).__name__
 
     # ------------------------------------------------------------------ trials
     def run(self):
         """Run the trials the study still lacks; return the study."""
         from tqdm.auto import tqdm
 
+        from .study import ask, counted, grid_size
+
         study = self.study()
+        if self.settings.storage is None:  # other workers' trials may be running in a shared study's folder
+            for stale in (self.folder / "trials").glob(".*.fitting"):  # the work folder of a killed trial
+                shutil.rmtree(stale, ignore_errors=True)
         limit = self.settings.num_trials
         if self.settings.searcher == "grid":
-            size = 1
-            for d in self.request.spaces.values():
-                size *= len(d.choices)
-            limit = min(limit, size)
+            limit = min(limit, grid_size({k: d.choices for k, d in self.request.spaces.items()}))
         run_id = uuid.uuid4().hex
-        done = _counted(study, run_id)
+        done = counted(study, run_id)
         if done:
             logger.info("The search resumes with %d of %d trials done.", done, limit)
         bar = tqdm(total=limit, initial=min(done, limit), desc="hyperparameter search", unit="trial",
                    disable=self.predictor.verbosity < 2)
         time_limit = self.request.time_limit
         try:
-            while _counted(study, run_id) < limit:
+            while counted(study, run_id) < limit:
                 spent = time.perf_counter() - self.start
                 if time_limit is not None and spent > time_limit and _best(study) is not None:
                     logger.info("time_limit (%g s) reached: no more trials.", time_limit)
                     break
-                self._run_one(study, study.ask(), run_id)
+                self._run_one(study, ask(study), run_id)
                 bar.update(1)
                 best = _best(study)
                 if best is not None:
@@ -266,10 +268,12 @@ class Search:
         import optuna
 
         from ..logs import set_console_verbosity
+        from .study import Heartbeat
 
         folder = self.folder / "trials" / f"{trial.number:03d}"
         shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
         trial.set_user_attr("run", run_id)
+        trial.set_user_attr("folder", str(folder))  # where its predictor is (a shared study's trials are spread)
         sampled = self._sample(trial)
         pruned = {}
 
@@ -292,11 +296,16 @@ class Search:
         candidate._search_hooks = {"on_validation": report,
                                    "teacher_outputs_folder": self.folder / "teacher_outputs"}
         try:
-            candidate.fit(hyperparameters={**self.request.fixed, **sampled}, presets=self.request.presets,
-                          time_limit=remaining, seed=self.request.seed, **self.request.fit_kwargs)
+            with Heartbeat(study, trial):
+                candidate.fit(hyperparameters={**self.request.fixed, **sampled}, presets=self.request.presets,
+                              time_limit=remaining, seed=self.request.seed, **self.request.fit_kwargs)
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as error:  # noqa: BLE001 (a failed trial is recorded and the search goes on)
+            failed_log = folder.parent / f"{folder.name}.failed-fit.log"
+            if failed_log.is_file():  # the trial's own log, kept beside the others'
+                folder.mkdir(parents=True, exist_ok=True)
+                os.replace(failed_log, folder / "fit.log")
             trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:1000])
             trial.set_user_attr("fit_s", time.perf_counter() - started)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -327,9 +336,26 @@ class Search:
         keep their log, metrics and summary."""
         ranked = _ranked(study)
         keep = {t.number for t in ranked[:max(1, self.settings.num_to_keep)]}
+        own = self.own_trials(ranked)
+        keep |= {own[0].number} if own else set()  # in a shared study, this worker's best too
         for trial_folder in (self.folder / "trials").iterdir():
             if trial_folder.is_dir() and trial_folder.name.isdigit() and int(trial_folder.name) not in keep:
                 strip_predictor(trial_folder)
+
+    def own_trials(self, trials) -> list:
+        """The trials fitted here (a shared study holds other workers' too)."""
+        here = str(self.folder / "trials")
+        return [t for t in trials if str(Path(t.user_attrs.get("folder", "")).parent) == here]
+
+    def chosen(self, study):
+        """The best trial whose predictor this process can load: the study's best, unless another worker on
+        another machine fitted it."""
+        from ..io import METADATA_FILE
+
+        for trial in _ranked(study):
+            if (Path(trial.user_attrs.get("folder", "")) / METADATA_FILE).is_file():
+                return trial
+        return None
 
     # ------------------------------------------------------------------ result
     def results(self, study):
@@ -365,17 +391,6 @@ def _ranked(study) -> list:
 def _best(study):
     ranked = _ranked(study)
     return ranked[0] if ranked else None
-
-
-def _counted(study, run_id: str) -> int:
-    """Trials that count towards ``num_trials``: finished and stopped ones, and this run's failures (an earlier
-    run's failures and killed trials are tried again)."""
-    import optuna
-
-    states = optuna.trial.TrialState
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state in (states.COMPLETE, states.PRUNED)
-               or (t.state == states.FAIL and t.user_attrs.get("run") == run_id))
 
 
 def strip_predictor(folder: Path) -> None:
@@ -416,13 +431,15 @@ def fit_with_search(predictor, request: SearchRequest, resume: bool, start: floa
         study = search.run()
         results = search.results(study)
         results.to_csv(search.folder / "results.csv", index=False)
-        best = _best(study)
+        best = search.chosen(study)
         if best is None:
             errors = "; ".join(sorted(set(results.error.dropna()))) if "error" in results else ""
             raise NotFittedError(f"No trial of the search finished ({errors[:500] or 'all stopped early'}); see "
                                  f"{folder.save_path.parent / (folder.save_path.name + '.failed-fit.log')}.")
-        chosen = search.folder / "trials" / f"{best.number:03d}"
-        adopt(predictor, type(predictor).load(chosen, verbosity=predictor.verbosity))
+        if best.number != _best(study).number:
+            logger.warning("The study's best trial %d was fitted by another worker whose folder is not here; this "
+                           "predictor is trial %d, the best of those here.", _best(study).number, best.number)
+        adopt(predictor, type(predictor).load(best.user_attrs["folder"], verbosity=predictor.verbosity))
         params = {k: choice_value(request.spaces[k], v) for k, v in best.params.items()}
         predictor._summary = {**predictor._summary, "training_time": time.perf_counter() - start,
                               "hpo": {**request.settings.as_dict(), "best_trial": best.number,
@@ -432,7 +449,8 @@ def fit_with_search(predictor, request: SearchRequest, resume: bool, start: floa
         logger.info("Best trial %d: %s; tuning %s %.4f.", best.number,
                     ", ".join(f"{k}={v}" for k, v in params.items()), metric.name, best.value)
         folder.log_handler.close()
-        runners_up = {t.number for t in _ranked(study)[1:1 + request.settings.num_to_keep]}
+        runners_up = {t.number for t in [t for t in _ranked(study) if t.number != best.number][
+            :request.settings.num_to_keep]}
         for kept in (search.folder / "trials").iterdir():
             if kept.is_dir() and kept.name.isdigit() and int(kept.name) not in runners_up:
                 strip_predictor(kept)  # the chosen one is the predictor itself

@@ -348,8 +348,11 @@ def _train(config, model, objective, forward_kwargs, train_set, tuning_set, metr
         earlier = kept_metrics(resume_dir, steps)
         logger.info("Resuming the fit after epoch %d (step %d), from %s.", epochs, steps, point)
     extra = [ResumePoints(resume_dir, earlier)] if resume_dir is not None else []
-    if on_validation is not None:
+    if on_validation is not None and world_size(env) == 1:
         extra.append(ReportValidation(on_validation, f"val_{metric.name}"))
+    elif on_validation is not None:
+        logger.info("The search's scheduler sees only one-process fits: this trial on %d processes runs to its end.",
+                    world_size(env))
     trainer, kept = build_trainer(config, str(work_dir), len(loader), metric, verbosity, time_limit, extra)
     trainer.callbacks.append(AverageAtFitEnd(config, kept, tuning_set, metric, pre.problem_type, pre.label_scale))
     tuning_loader = eval_loader(tuning_set, rows, env.num_workers_evaluation, tokens, world_size(env))

@@ -295,12 +295,12 @@ def test_a_latency_budget_with_distillation_keys_in_the_space(search_teacher, bb
     assert search.best_predictor_.config_.distiller.temperature == 2.0
 
 
-def test_two_processes_share_one_study_through_a_storage_url(search_teacher, bbc_short, quick, tmp_path):
+def test_two_processes_share_one_postgresql_study(search_teacher, bbc_short, quick, postgres_url, tmp_path):
     import optuna
 
     train, _ = bbc_short
     train.to_csv(tmp_path / "train.csv", index=False)
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    storage = postgres_url
     n_trials = 4
 
     def worker(name, seconds_per_trial):

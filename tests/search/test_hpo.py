@@ -97,7 +97,7 @@ def test_a_search_with_a_teacher_computes_the_teacher_outputs_once(bbc_short, fi
                      teacher_predictor=fitted_text_predictor.path)
     log = (Path(predictor.path) / "fit.log").read_text()
     assert log.count("computed once") == 1
-    assert log.count("computed by an earlier fit") == 1
+    assert log.count("read from the search's earlier trial") == 1
     assert list(predictor.hpo_results.state) == ["complete", "complete"]
     assert predictor.fit_summary()["teacher"] == str(fitted_text_predictor.path)
     assert not (Path(predictor.path) / "hpo" / "teacher_outputs").exists()  # the shared outputs go at the end
@@ -243,3 +243,73 @@ def test_the_command_line_searches_with_the_text_form(bbc_short, fixed, tmp_path
     assert summary["hpo"]["searcher"] == "random" and summary["hpo"]["spaces"] == {
         "optim.lr": "loguniform(0.0001, 0.01)"}
     assert Predictor.load(tmp_path / "cli", verbosity=0).hpo_results.shape[0] == 2
+
+
+SHARED_WORKER = """
+import sys
+from automm_lite import Predictor
+from automm_lite.datasets import load_bbc_news
+train = load_bbc_news(short=True, seed=0)[0].sample(160, random_state=0)
+Predictor("label", eval_metric="accuracy", path=sys.argv[1], verbosity=0).fit(
+    train, hyperparameters={hp!r}, hyperparameter_tune_kwargs={tune!r}, seed=int(sys.argv[2]))
+"""
+
+
+def test_two_processes_share_one_postgresql_study_and_no_trial_runs_twice(postgres_url, fixed, tmp_path):
+    hp = {**fixed, "optimization.max_epochs": 1, "optim.lr": {"low": 1e-4, "high": 3e-3, "log": True}}
+    tune = {"searcher": "random", "num_trials": 4, "storage": postgres_url, "study_name": "shared"}
+    script = SHARED_WORKER.format(hp=hp, tune=tune)
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"worker{i}"), str(i)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [worker.communicate(timeout=240)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) >= 4 and len(study.trials) <= 5  # two workers may ask at the same moment once
+    # every trial was fitted by one worker, in its own folder
+    folders = [t.user_attrs["folder"] for t in study.trials]
+    assert len(set(folders)) == len(folders)
+    assert {Path(f).parent.parent.parent.name for f in folders} == {".worker0.fitting", ".worker1.fitting"}
+    password = postgres_url.split(":")[2].split("@")[0]
+    for i in range(2):
+        predictor = Predictor.load(tmp_path / f"worker{i}", verbosity=0)
+        assert sorted(predictor.hpo_results.trial) == sorted(t.number for t in study.trials)  # the whole table
+        assert predictor.fit_summary()["hpo"]["storage"].startswith("postgresql://automm:***@127.0.0.1")
+        for written in ("predictor.json", "fit.log", "README.md"):
+            assert password not in (tmp_path / f"worker{i}" / written).read_text()
+
+
+def test_a_killed_workers_trial_is_failed_and_retried_once_by_another(postgres_url, bbc_short, fixed, tmp_path):
+    train, _ = bbc_short
+    hp = {**fixed, "optimization.max_epochs": 20, "optim.lr": [1e-3, 2e-3]}
+    tune = {"searcher": "grid", "num_trials": 2, "storage": postgres_url, "study_name": "killed",
+            "heartbeat_s": 1}
+    run = subprocess.Popen([sys.executable, "-c", SHARED_WORKER.format(hp=hp, tune=tune), str(tmp_path / "gone"),
+                            "0"], start_new_session=True)
+    started = tmp_path / ".gone.fitting" / "hpo" / "trials" / ".000.fitting"
+    try:
+        deadline = time.time() + 120
+        while not started.is_dir() and run.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert started.is_dir(), "the first worker did not start its trial"
+        time.sleep(2)  # a heartbeat or two recorded
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    time.sleep(4)  # past the grace period (3 heartbeats)
+    predictor = _fit(tmp_path / "survivor", train, {**hp, "optimization.max_epochs": 1}, tune)
+    results = predictor.hpo_results.set_index("trial")
+    assert results.loc[0, "state"] == "interrupted"
+    retried = results[results.state == "complete"]
+    assert sorted(retried["optim.lr"]) == [1e-3, 2e-3]  # the killed point again, once, and the other point
+    study = optuna.load_study(study_name="killed", storage=postgres_url)
+    assert [t.system_attrs.get("failed_trial") for t in study.trials].count(0) == 1
+
+
+def test_an_unreachable_database_is_named_without_its_password(bbc_short, fixed, tmp_path):
+    train, _ = bbc_short
+    url = "postgresql://someone:hunter2-secret@127.0.0.1:9/nowhere"
+    with pytest.raises(ConfigError) as error:
+        _fit(tmp_path / "p", train, {**fixed, "optim.lr": [1e-3]}, {"storage": url})
+    assert "127.0.0.1" in str(error.value) and "hunter2" not in str(error.value)
+    assert not (tmp_path / "p").exists()

@@ -28,7 +28,7 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "onnx>=1.15",
-        "optuna>=3.4",
+        "optuna>=4.9",  # heartbeats with a retry of a dead worker's trial (shared studies)
         "matplotlib>=3.8",
     ],
     extras_require={

@@ -333,12 +333,12 @@ _BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False,
                "off": False}
 
 
-def flatten(values: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+def flatten(values: dict, prefix: str = "", is_value=None) -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values, and dicts for which ``is_value`` says so)."""
     flat = {}
     for name, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{name}."))
+        if isinstance(value, dict) and not (is_value and is_value(value)):
+            flat.update(flatten(value, f"{prefix}{name}.", is_value))
         else:
             flat[f"{prefix}{name}"] = value
     return flat

@@ -74,6 +74,10 @@ def has_resume_state(work_dir: Path) -> bool:
 
 def check_same_fit(work_dir: Path, current: dict) -> None:
     """Raise if the interrupted fit in ``work_dir`` was started with other arguments than ``current``."""
+    if not (resume_folder(work_dir) / FINGERPRINT_FILE).is_file():
+        raise ConfigError(f"The interrupted fit in {work_dir} is a hyperparameter search: continue it with the same "
+                          "hyperparameters (their search spaces) and hyperparameter_tune_kwargs, and resume=True; "
+                          "or pass resume=False to start over.")
     stored = json.loads((resume_folder(work_dir) / FINGERPRINT_FILE).read_text())
 
     def same(name):  # a frame's digest as passed, or as read back from the file stored for the replay

@@ -1,6 +1,7 @@
 """Predictor: the user's entry point. It checks arguments and orchestrates the other modules; no math here."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -114,7 +115,7 @@ class Predictor:
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
         if not isinstance(resume, bool):
             raise ConfigError(f"resume must be True or False, got {resume!r}.")
-        from .search.hpo import read_search
+        from .hpo.search import read_search
 
         fixed, spaces, tune, trial_presets = read_search(hyperparameters, presets, hyperparameter_tune_kwargs,
                                                          bool(teachers))
@@ -173,9 +174,9 @@ class Predictor:
 
     def _fit_searched(self, fixed, spaces, tune, trial_presets, start, teacher_predictor, teachers, train_data,
                       tuning_data, unlabeled_data, time_limit, seed, holdout_frac, column_types, resume):
-        """A hyperparameter search (``search.hpo``): the arguments checked with one point of the spaces before
+        """A hyperparameter search (``hpo.search``): the arguments checked with one point of the spaces before
         any trial, then every trial fitted on the same frames."""
-        from .search.hpo import SearchRequest, first_point, fit_with_search
+        from .hpo.search import SearchRequest, first_point, fit_with_search
 
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, {**fixed, **first_point(spaces)}, trial_presets, time_limit,
@@ -189,7 +190,16 @@ class Predictor:
         fit_kwargs = {"train_data": request.train, "tuning_data": request.tuning, "column_types": column_types,
                       "holdout_frac": holdout_frac, "teacher_predictor": teacher_predictor,
                       "unlabeled_data": request.unlabeled}
-        search = SearchRequest(fixed, spaces, tune, fit_kwargs, trial_presets, time_limit, seed, teachers)
+        from .fit_resume import fingerprint
+
+        try:  # the same data and fixed arguments, or a resumed (or shared) study's trials would not compare
+            call = json.loads(json.dumps(fingerprint(request, self.label, self._problem_type, self._eval_metric),
+                                         default=str))
+        except Exception as error:  # noqa: BLE001 (cells pandas cannot hash)
+            logger.warning("This search's arguments cannot be fingerprinted (%s: %s): a resumed search cannot "
+                           "check that they are the same.", type(error).__name__, error)
+            call = None
+        search = SearchRequest(fixed, spaces, tune, fit_kwargs, trial_presets, time_limit, seed, teachers, call)
         return fit_with_search(self, search, resume, start)
 
     def _fit_as_other_rank(self, request: FitRequest, start: float):

@@ -275,7 +275,7 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     start = time.perf_counter()
     if shared_folder is not None:
         key = outputs_key(teachers, rows, plan, student_inputs[student_text.name] if token_level else None,
-                          d, preprocessor.problem_type)
+                          d, preprocessor.problem_type, preprocessor.label_scale)
         stored_folder = stored_folder if key is None else shared_folder / key
     arrays = load_outputs(stored_folder, len(rows)) if stored_folder is not None else None
     if arrays is not None:

@@ -199,9 +199,11 @@ def store_outputs(arrays: dict, folder: Path) -> None:
     os.replace(partial, folder / OUTPUTS_LIST)
 
 
-def outputs_key(teachers: list, rows, plan, shared_inputs, distiller, problem_type: str) -> str | None:
+def outputs_key(teachers: list, rows, plan, shared_inputs, distiller, problem_type: str,
+                label_scale=None) -> str | None:
     """A name for the teacher outputs of ``rows``: the same for fits that would compute the same arrays (the
-    same teachers, rows, layers, student tokens and averaging); None when the rows cannot be hashed."""
+    same teachers, rows, layers, student tokens, averaging and the student's label scaling, in whose units the
+    soft targets are kept); None when the rows cannot be hashed."""
     import hashlib
     import json
 
@@ -217,7 +219,7 @@ def outputs_key(teachers: list, rows, plan, shared_inputs, distiller, problem_ty
                            t.network_weight] for t in teachers],
              "rows": row_hash.hexdigest(), "hidden": list(plan.hidden_layers),
              "attention": list(plan.attention_layers), "maps": list(plan.map_levels),
-             "precision": distiller.teacher_precision,
+             "precision": distiller.teacher_precision, "label_scale": repr(label_scale),
              "tokens": None if shared_inputs is None else hashlib.sha256(
                  repr(shared_inputs.input_ids).encode()).hexdigest()}
     if len(teachers) > 1:  # several teachers' soft targets are averaged at the temperature

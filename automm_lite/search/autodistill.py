@@ -257,7 +257,7 @@ class AutoDistiller:
     def _study(self):
         import optuna
 
-        from .study import open_storage, queue_grid
+        from ..hpo.study import open_storage, queue_grid
 
         optuna.logging.set_verbosity(optuna.logging.WARNING if self.verbosity < 3 else optuna.logging.INFO)
         directions = ["maximize" if self._maximize(name) else "minimize" for name in self.objectives_]
@@ -272,7 +272,7 @@ class AutoDistiller:
         if stored is None:
             study.set_user_attr("settings", settings)
         elif stored != settings or [d.name.lower() for d in study.directions] != directions:
-            from .study import safe_url
+            from ..hpo.study import safe_url
 
             where = self.path_ if own_file else safe_url(self.storage) if isinstance(self.storage, str) else \
                 "the storage"
@@ -317,7 +317,7 @@ class AutoDistiller:
 
         from tqdm.auto import tqdm
 
-        from .study import ask, counted, grid_size
+        from ..hpo.study import ask, counted, grid_size
 
         limit = self.n_trials
         if self.sampler == "grid":
@@ -343,7 +343,7 @@ class AutoDistiller:
         import optuna
 
         from ..logs import set_console_verbosity
-        from .study import Heartbeat
+        from ..hpo.study import Heartbeat
 
         folder = self.path_ / "trials" / f"{trial.number:03d}"
         shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import ConfigError
+from ..hpo.spaces import extremes
 
 # Shape dimensions; any fit hyperparameter key (``optim.lr``, ``distiller.temperature``, ...) may be searched too.
 SHAPE_DIMENSIONS = ("num_layers", "layer_choice", "layers", "num_attention_heads", "hidden_size",
@@ -134,7 +135,7 @@ class SearchSpace:
             raise ConfigError("search_space: give either 'layers' (explicit layer lists) or 'num_layers' with "
                               "'layer_choice', not both.")
         for name, distribution in self.distributions.items():
-            for value in _extremes(distribution) if not free_names else ():
+            for value in extremes(distribution) if not free_names else ():
                 if name in SHAPE_DIMENSIONS:
                     self._check_shape_value(name, value)
                 else:
@@ -158,7 +159,7 @@ class SearchSpace:
             raise ConfigError(f"{name}={value!r} is more than the teacher can give (or not a whole number >= 1): "
                               f"its {name} is {limit}.")
         heads = self.distributions.get("num_attention_heads")
-        most_heads = max(_extremes(heads)) if heads is not None else s.num_attention_heads
+        most_heads = max(extremes(heads)) if heads is not None else s.num_attention_heads
         if name == "hidden_size" and value < most_heads:
             raise ConfigError(f"hidden_size={value} is below the {most_heads} heads it must be shared by: give at "
                               f"least {most_heads} (a multiple of the head count).")
@@ -177,7 +178,9 @@ class SearchSpace:
 
     def suggest(self, trial) -> dict:
         """Sample one point: ``{dimension: value}``."""
-        return {name: _suggest(trial, name, distribution) for name, distribution in self.distributions.items()}
+        from ..hpo.spaces import suggest
+
+        return {name: suggest(trial, name, distribution) for name, distribution in self.distributions.items()}
 
     def student(self, params: dict) -> StudentShape:
         """The student shape of a sampled point (dimensions not searched take the teacher's value)."""
@@ -197,17 +200,6 @@ class SearchSpace:
     def fit_keys(params: dict) -> dict:
         """The sampled fit hyperparameters (dotted keys)."""
         return {name: value for name, value in params.items() if name not in SHAPE_DIMENSIONS}
-
-
-def _suggest(trial, name: str, distribution):
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
-    d = distribution
-    if isinstance(d, CategoricalDistribution):
-        return trial.suggest_categorical(name, d.choices)
-    if isinstance(d, IntDistribution):
-        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
 
 def _layer_list(value) -> list:
@@ -256,12 +248,3 @@ def _distribution(name: str, value):
     if any(isinstance(c, (list, tuple, dict, set)) for c in choices):
         raise ConfigError(f"search_space[{name!r}]: choices must be numbers, strings or booleans; got {choices!r}.")
     return CategoricalDistribution(list(dict.fromkeys(choices)))
-
-
-def _extremes(distribution) -> list:
-    """The values that bound a distribution: every categorical choice, or a range's two ends."""
-    from optuna.distributions import CategoricalDistribution
-
-    if isinstance(distribution, CategoricalDistribution):
-        return list(distribution.choices)
-    return [distribution.low, distribution.high]

@@ -15,7 +15,7 @@ import pytest
 from automm_lite import Predictor
 from automm_lite.exceptions import ConfigError
 from automm_lite.presets import preset_search
-from automm_lite.search.hpo_space import describe, split_spaces
+from automm_lite.hpo.spaces import describe, split_spaces
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -181,24 +181,74 @@ def test_search_spaces_in_every_spelling_are_read_as_optuna_distributions():
     assert text["model.hf_text.checkpoint_name"].choices == ("a", "b")
 
 
+def test_ranges_take_the_kind_of_their_key():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    _, spaces = split_spaces({"optimization.warmup_steps": {"low": 0, "high": 1},
+                              "env.batch_size": {"low": 8.0, "high": 64.0, "log": True}})
+    assert spaces == {"optimization.warmup_steps": FloatDistribution(0.0, 1.0),
+                      "env.batch_size": IntDistribution(8, 64, log=True)}
+    for bad, message in (({"env.batch_size": {"low": 8, "high": 9.5}}, "whole numbers"),
+                         ({"model.hf_text.checkpoint_name": {"low": 1, "high": 2}}, "give a list of choices")):
+        with pytest.raises(ConfigError, match=message):
+            split_spaces(bad)
+
+
+def test_autogluon_space_objects_are_read_without_autogluon():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    # AutoGluon's own classes, as ``autogluon.common.space`` defines them (what is read: the class name, the bounds)
+    def space_class(name, **attributes):
+        return type(name, (), {"__module__": "autogluon.common.space.space", **attributes})
+
+    Real = space_class("Real", __init__=lambda self, lower, upper, log=False: self.__dict__.update(
+        lower=lower, upper=upper, log=log))
+    Int = space_class("Int", __init__=lambda self, lower, upper: self.__dict__.update(lower=lower, upper=upper))
+    Categorical = space_class("Categorical", __init__=lambda self, *data: self.__dict__.update(data=list(data)))
+    _, spaces = split_spaces({"optim.lr": Real(1e-5, 1e-3, log=True), "optimization.patience": Int(2, 5),
+                              "model.hf_text.checkpoint_name": Categorical("minilm-l3", "minilm-l6")})
+    assert spaces == {"optim.lr": FloatDistribution(1e-5, 1e-3, log=True),
+                      "optimization.patience": IntDistribution(2, 5),  # both ends included, as in AutoGluon
+                      "model.hf_text.checkpoint_name": CategoricalDistribution(["minilm-l3", "minilm-l6"])}
+
+
+def test_num_to_keep_keeps_the_runners_up_whole_and_a_plain_resume_names_the_search(bbc_short, fixed, tmp_path):
+    train, _ = bbc_short
+    hp = {**fixed, "optimization.max_epochs": 1, "optim.lr": [1e-3, 2e-3, 3e-3]}
+    predictor = _fit(tmp_path / "kept", train, hp, {"searcher": "grid", "num_to_keep": 1})
+    results, best = predictor.hpo_results, predictor.fit_summary()["hpo"]["best_trial"]
+    whole = sorted(int(p.parent.name) for p in (tmp_path / "kept" / "hpo").glob("trials/*/model.safetensors"))
+    ranked = results[results.state == "complete"].sort_values(["val_accuracy", "trial"], ascending=[False, True])
+    assert whole == [int(ranked.trial.iloc[1])] and whole[0] != best  # the runner-up; the best is the predictor
+    assert Predictor.load(tmp_path / "kept" / "hpo" / "trials" / f"{whole[0]:03d}", verbosity=0).predict(train).size
+    # a killed search's folder, continued without its spaces: named as a search, not a bare missing file
+    stale = tmp_path / ".other.fitting" / "hpo"
+    stale.mkdir(parents=True)
+    optuna.create_study(study_name="automm_lite_hpo", storage=f"sqlite:///{stale / 'study.db'}")
+    with pytest.raises(ConfigError, match="is a hyperparameter search"):
+        _fit(tmp_path / "other", train, {**fixed, "optimization.max_epochs": 1}, None, resume=True)
+
+
 def test_ray_tune_spaces_are_read_when_ray_is_installed():
     tune = pytest.importorskip("ray.tune")
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     _, spaces = split_spaces({"optim.lr": tune.loguniform(1e-5, 1e-3), "env.batch_size": tune.choice([8, 16]),
                               "optimization.patience": tune.randint(2, 6),
-                              "optimization.warmup_steps": tune.uniform(0.0, 0.2)})
+                              "optimization.warmup_steps": tune.uniform(0.0, 0.2),
+                              "optimization.max_epochs": tune.qrandint(2, 10, 2)})
     assert spaces == {"optim.lr": FloatDistribution(1e-5, 1e-3, log=True),
                       "env.batch_size": CategoricalDistribution([8, 16]),
                       "optimization.patience": IntDistribution(2, 5),
-                      "optimization.warmup_steps": FloatDistribution(0.0, 0.2)}
+                      "optimization.warmup_steps": FloatDistribution(0.0, 0.2),
+                      "optimization.max_epochs": IntDistribution(2, 10, step=2)}
 
 
 def test_hpo_presets_search_the_rate_and_batch_size_and_a_users_key_wins():
     plain, spaces, tune = preset_search("medium_quality_hpo")
     assert plain == ["medium_quality"] and tune["scheduler"] == "ASHA"
     assert set(spaces) == {"optimization.learning_rate", "env.batch_size"}
-    from automm_lite.search.hpo import read_search
+    from automm_lite.hpo.search import read_search
 
     fixed, searched, settings, presets = read_search({"optim.lr": 1e-3}, "medium_quality_hpo", None, False)
     assert fixed == {"optim.lr": 1e-3} and set(searched) == {"env.batch_size"}  # the user's rate, not a space
@@ -259,18 +309,22 @@ def test_two_processes_share_one_postgresql_study_and_no_trial_runs_twice(postgr
     hp = {**fixed, "optimization.max_epochs": 1, "optim.lr": {"low": 1e-4, "high": 3e-3, "log": True}}
     tune = {"searcher": "random", "num_trials": 4, "storage": postgres_url, "study_name": "shared"}
     script = SHARED_WORKER.format(hp=hp, tune=tune)
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"worker{i}"), str(i)],
+    # the same call in both (the same seed: the second worker must not draw the first one's points again)
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / f"worker{i}"), "0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outputs = [worker.communicate(timeout=240)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) >= 4 and len(study.trials) <= 5  # two workers may ask at the same moment once
-    # every trial was fitted by one worker, in its own folder
+    # every trial was fitted by one worker, in its own folder, at values no other trial had
     folders = [t.user_attrs["folder"] for t in study.trials]
     assert len(set(folders)) == len(folders)
-    assert {Path(f).parent.parent.parent.name for f in folders} == {".worker0.fitting", ".worker1.fitting"}
+    assert {Path(f).parent.parent.parent.name for f in folders} <= {".worker0.fitting", ".worker1.fitting"}
+    rates = [t.params["optim.lr"] for t in study.trials]
+    assert len(set(rates)) == len(rates)
     password = postgres_url.split(":")[2].split("@")[0]
+    assert not any(password in output for output in outputs)
     for i in range(2):
         predictor = Predictor.load(tmp_path / f"worker{i}", verbosity=0)
         assert sorted(predictor.hpo_results.trial) == sorted(t.number for t in study.trials)  # the whole table
@@ -281,7 +335,7 @@ def test_two_processes_share_one_postgresql_study_and_no_trial_runs_twice(postgr
 
 def test_a_killed_workers_trial_is_failed_and_retried_once_by_another(postgres_url, bbc_short, fixed, tmp_path):
     train, _ = bbc_short
-    hp = {**fixed, "optimization.max_epochs": 20, "optim.lr": [1e-3, 2e-3]}
+    hp = {**fixed, "optimization.max_epochs": 10, "optim.lr": [1e-3, 2e-3]}  # a trial of seconds: killed in it
     tune = {"searcher": "grid", "num_trials": 2, "storage": postgres_url, "study_name": "killed",
             "heartbeat_s": 1}
     run = subprocess.Popen([sys.executable, "-c", SHARED_WORKER.format(hp=hp, tune=tune), str(tmp_path / "gone"),
@@ -297,7 +351,9 @@ def test_a_killed_workers_trial_is_failed_and_retried_once_by_another(postgres_u
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     time.sleep(4)  # past the grace period (3 heartbeats)
-    predictor = _fit(tmp_path / "survivor", train, {**hp, "optimization.max_epochs": 1}, tune)
+    with pytest.raises(ConfigError, match="was started with other hyperparameters"):  # its trials would not compare
+        _fit(tmp_path / "other", train, {**hp, "optimization.max_epochs": 1}, tune)
+    predictor = _fit(tmp_path / "survivor", train, hp, tune)  # the same call
     results = predictor.hpo_results.set_index("trial")
     assert results.loc[0, "state"] == "interrupted"
     retried = results[results.state == "complete"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigError, NotFittedError
 from ..fit_resume import SEARCH_FOLDER
-from .hpo_space import choice_value, describe, extremes, split_spaces
+from .spaces import choice_value, describe, extremes, split_spaces
 
 logger = logging.getLogger("automm_lite")
 
@@ -98,7 +98,7 @@ def _read_text_settings(text: str) -> dict:
     settings = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         if "=" not in part:
-            raise ConfigError(f"--hpo {text!r}: each setting is name=value, e.g. num_trials=8,searcher=bayes.")
+            raise ConfigError(f"--hpo: {part[:40]!r} is not name=value; e.g. num_trials=8,searcher=bayes.")
         name, value = part.split("=", 1)
         try:
             settings[name.strip()] = yaml.safe_load(value.strip())
@@ -119,6 +119,7 @@ class SearchRequest:
     time_limit: float | None = None
     seed: int = 0
     teachers: list = field(default_factory=list)
+    call: dict | None = None  # a fingerprint of the data and fixed arguments: a resumed or shared study's must match
 
 
 def read_search(hyperparameters, presets, hyperparameter_tune_kwargs, has_teacher: bool) -> tuple:
@@ -191,44 +192,61 @@ class Search:
         settings = self.settings
         own_file = settings.storage is None
         storage = open_storage(settings.storage, self.folder / "study.db", settings.heartbeat_s)
-        sampler = (optuna.samplers.TPESampler(seed=self.request.seed) if settings.searcher == "bayes"
-                   else optuna.samplers.RandomSampler(seed=self.request.seed))
         pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=settings.grace_period,
                                                          reduction_factor=settings.reduction_factor)
                   if settings.scheduler == "ASHA" else optuna.pruners.NopPruner())
         direction = "maximize" if self.metric.greater_is_better else "minimize"
         study = optuna.create_study(study_name=settings.study_name, storage=storage, direction=direction,
-                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+                                    pruner=pruner, load_if_exists=True)
+        study.sampler = self._sampler(study)
         described = {"metric": self.metric.name, "searcher": settings.searcher,
                      "spaces": {k: optuna.distributions.distribution_to_json(d)
-                                for k, d in self.request.spaces.items()}}
+                                for k, d in self.request.spaces.items()},
+                     "call": self.request.call}
         stored = study.user_attrs.get("search")
+        where = "the search folder" if own_file else repr(_where(settings.storage))
         if stored is None:
             study.set_user_attr("search", described)
-        elif stored != described:
-            where = "the search folder" if own_file else repr(self._where())
+        elif {k: v for k, v in stored.items() if k != "call"} != {k: v for k, v in described.items() if k != "call"}:
             raise ConfigError(f"The study {settings.study_name!r} in {where} searched other spaces or another "
                               f"metric ({stored['metric']}, {sorted(stored['spaces'])}); resume it with those, or "
                               "use another path (or study_name).")
-        if own_file:  # the study in the search folder is this fit's alone: a trial still "running" was killed
+        elif stored.get("call") and described["call"] and stored["call"] != described["call"]:
+            differ = sorted(k for k in set(stored["call"]) | set(described["call"])
+                            if stored["call"].get(k) != described["call"].get(k))
+            raise ConfigError(f"The study {settings.study_name!r} in {where} was started with other {', '.join(differ)}"
+                              "; its trials would not compare with this call's: pass the same arguments, or use "
+                              "another path (or study_name).")
+        if own_file:  # the study in the search folder is this fit's alone: a trial still "running" was killed,
+            # and is tried again with its values (as a shared database's heartbeats do)
             for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                if trial.params and settings.searcher != "grid":  # a grid queues its missing points itself
+                    study.enqueue_trial(trial.params, skip_if_exists=False)
         if settings.searcher == "grid":
             queue_grid(study, {k: list(d.choices) for k, d in self.request.spaces.items()})
         return study
 
-    def _where(self) -> str:
-        from .study import safe_url
+    def _sampler(self, study):
+        """Seeded by the fit's seed in a new study; where trials exist already (a resumed search, a shared study)
+        by the seed and what is there, so that a resumed run or a second worker does not draw the first one's
+        points again."""
+        import optuna
 
-        storage = self.settings.storage
-        return safe_url(storage) if isinstance(storage, str) else type(storage).__name__
+        seed = self.request.seed
+        if study.get_trials(deepcopy=False):
+            seed = int(uuid.uuid4().int % (2**31)) if self.settings.storage is not None else \
+                seed + 7919 * len(study.get_trials(deepcopy=False))
+        if self.settings.searcher == "bayes":
+            return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
 
     # ------------------------------------------------------------------ trials
     def run(self):
         """Run the trials the study still lacks; return the study."""
         from tqdm.auto import tqdm
 
-        from .study import ask, counted, grid_size
+        from .study import ask, counted, fail_stale_trials, grid_size
 
         study = self.study()
         if self.settings.storage is None:  # other workers' trials may be running in a shared study's folder
@@ -238,6 +256,7 @@ class Search:
         if self.settings.searcher == "grid":
             limit = min(limit, grid_size({k: d.choices for k, d in self.request.spaces.items()}))
         run_id = uuid.uuid4().hex
+        fail_stale_trials(study)  # a killed worker's trial, failed and queued again, is still to run
         done = counted(study, run_id)
         if done:
             logger.info("The search resumes with %d of %d trials done.", done, limit)
@@ -245,7 +264,10 @@ class Search:
                    disable=self.predictor.verbosity < 2)
         time_limit = self.request.time_limit
         try:
-            while counted(study, run_id) < limit:
+            while True:
+                fail_stale_trials(study)  # before counting: a dead worker's trial counts no more
+                if counted(study, run_id) >= limit:
+                    break
                 spent = time.perf_counter() - self.start
                 if time_limit is not None and spent > time_limit and _best(study) is not None:
                     logger.info("time_limit (%g s) reached: no more trials.", time_limit)
@@ -260,9 +282,9 @@ class Search:
         return study
 
     def _sample(self, trial) -> dict:
-        from .space import _suggest
+        from .spaces import suggest
 
-        return {key: choice_value(d, _suggest(trial, key, d)) for key, d in self.request.spaces.items()}
+        return {key: choice_value(d, suggest(trial, key, d)) for key, d in self.request.spaces.items()}
 
     def _run_one(self, study, trial, run_id: str) -> None:
         import optuna
@@ -335,7 +357,7 @@ class Search:
         """Keep whole only the trials that may be chosen (the best so far, and ``num_to_keep`` more); the others
         keep their log, metrics and summary."""
         ranked = _ranked(study)
-        keep = {t.number for t in ranked[:max(1, self.settings.num_to_keep)]}
+        keep = {t.number for t in ranked[:1 + self.settings.num_to_keep]}  # the best and the runners-up
         own = self.own_trials(ranked)
         keep |= {own[0].number} if own else set()  # in a shared study, this worker's best too
         for trial_folder in (self.folder / "trials").iterdir():
@@ -347,15 +369,20 @@ class Search:
         here = str(self.folder / "trials")
         return [t for t in trials if str(Path(t.user_attrs.get("folder", "")).parent) == here]
 
-    def chosen(self, study):
-        """The best trial whose predictor this process can load: the study's best, unless another worker on
-        another machine fitted it."""
+    def candidates(self, study) -> list:
+        """``(trial, folder)`` of the finished trials whose predictor this process can load, best first: a trial's
+        own folder, or the predictor a search saved it as (a trial another worker on another machine fitted, or
+        whose folder has gone, is not one)."""
         from ..io import METADATA_FILE
 
+        saved = study.user_attrs.get("saved_as", {})
+        found = []
         for trial in _ranked(study):
-            if (Path(trial.user_attrs.get("folder", "")) / METADATA_FILE).is_file():
-                return trial
-        return None
+            for folder in (trial.user_attrs.get("folder"), saved.get(str(trial.number))):
+                if folder and (Path(folder) / METADATA_FILE).is_file():
+                    found.append((trial, folder))
+                    break
+        return found
 
     # ------------------------------------------------------------------ result
     def results(self, study):
@@ -378,6 +405,12 @@ class Search:
                          "epochs": attrs.get("epochs"), "steps": attrs.get("steps"),
                          "pruned_at_step": attrs.get("pruned_at_step"), "error": attrs.get("error")})
         return pd.DataFrame(rows)
+
+
+def _where(storage) -> str:
+    from .study import safe_url
+
+    return safe_url(storage) if isinstance(storage, str) else type(storage).__name__
 
 
 def _ranked(study) -> list:
@@ -431,15 +464,31 @@ def fit_with_search(predictor, request: SearchRequest, resume: bool, start: floa
         study = search.run()
         results = search.results(study)
         results.to_csv(search.folder / "results.csv", index=False)
-        best = search.chosen(study)
+        best = None
+        for trial, trial_folder in search.candidates(study):
+            try:  # another worker may strip or move its trial meanwhile: the next one then
+                adopt(predictor, type(predictor).load(trial_folder, verbosity=predictor.verbosity))
+            except (OSError, ValueError) as error:
+                logger.info("Trial %d cannot be loaded from %s (%s); trying the next.", trial.number, trial_folder,
+                            error)
+                continue
+            best = trial
+            break
         if best is None:
+            top = _best(study)
+            if top is not None:
+                raise NotFittedError(
+                    f"The study's finished trials were fitted elsewhere (their folders are not here); its best is "
+                    f"trial {top.number} ({', '.join(f'{k}={v}' for k, v in top.params.items())}, tuning "
+                    f"{metric.name} {top.value:.4f}): load the predictor its worker saved, or fit with these values.")
             errors = "; ".join(sorted(set(results.error.dropna()))) if "error" in results else ""
             raise NotFittedError(f"No trial of the search finished ({errors[:500] or 'all stopped early'}); see "
                                  f"{folder.save_path.parent / (folder.save_path.name + '.failed-fit.log')}.")
         if best.number != _best(study).number:
             logger.warning("The study's best trial %d was fitted by another worker whose folder is not here; this "
                            "predictor is trial %d, the best of those here.", _best(study).number, best.number)
-        adopt(predictor, type(predictor).load(best.user_attrs["folder"], verbosity=predictor.verbosity))
+        study.set_user_attr("saved_as", {**study.user_attrs.get("saved_as", {}),
+                                         str(best.number): str(folder.save_path)})
         params = {k: choice_value(request.spaces[k], v) for k, v in best.params.items()}
         predictor._summary = {**predictor._summary, "training_time": time.perf_counter() - start,
                               "hpo": {**request.settings.as_dict(), "best_trial": best.number,
@@ -449,8 +498,9 @@ def fit_with_search(predictor, request: SearchRequest, resume: bool, start: floa
         logger.info("Best trial %d: %s; tuning %s %.4f.", best.number,
                     ", ".join(f"{k}={v}" for k, v in params.items()), metric.name, best.value)
         folder.log_handler.close()
-        runners_up = {t.number for t in [t for t in _ranked(study) if t.number != best.number][
-            :request.settings.num_to_keep]}
+        runners_up = {t.number for t in search.own_trials(_ranked(study)) if t.number != best.number}
+        runners_up = set(sorted(runners_up, key=[t.number for t in _ranked(study)].index)[
+            :request.settings.num_to_keep])
         for kept in (search.folder / "trials").iterdir():
             if kept.is_dir() and kept.name.isdigit() and int(kept.name) not in runners_up:
                 strip_predictor(kept)  # the chosen one is the predictor itself
@@ -481,12 +531,11 @@ def _problem_type(predictor, request: SearchRequest) -> str:
 
 
 def adopt(predictor, fitted) -> None:
-    """Make ``predictor`` the fitted predictor ``fitted`` (loaded from the chosen trial), keeping its own label,
-    path and verbosity."""
-    own = {"label", "path", "verbosity", "_runner_lock", "_writes", "_search_hooks"}
+    """Make ``predictor`` the fitted predictor ``fitted`` (loaded from the chosen trial): its fitted attributes
+    (trailing ``_``) and summary; the label, path, verbosity and constructor arguments stay ``predictor``'s."""
     for name, value in vars(fitted).items():
-        if name not in own:
-            setattr(predictor, name, value)
+        if (name.endswith("_") and not name.startswith("__")) or name in ("_summary", "last_timing"):
+            setattr(predictor, name, value)  # the fitted state; the constructor's arguments stay the caller's
     predictor._runner = None
 
 

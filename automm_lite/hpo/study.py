@@ -19,15 +19,20 @@ HEARTBEAT_S = 10
 DRIVERS = {"postgresql": ("psycopg", "postgres"), "mysql": ("pymysql", None)}
 
 
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword")
+
+
 def safe_url(url: str) -> str:
-    """The storage URL without its password."""
+    """The storage URL without its password, in the user part or in the query (``?password=...``)."""
     try:
         from sqlalchemy.engine.url import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 (not a database URL: nothing to hide but what follows a colon before @)
-        head, at, tail = url.rpartition("@")
-        return f"{head.split(':')[0]}:***@{tail}" if at else url
+        parsed = make_url(url)
+        query = {k: "***" if k.lower() in SECRET_QUERY_KEYS else v for k, v in parsed.query.items()}
+        return parsed.set(query=query).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (not a database URL: hide what follows a colon before @, and any query)
+        head, at, tail = url.partition("?")[0].rpartition("@")
+        return f"{head.split(':')[0]}:***@{tail}" if at else url.partition("?")[0]
 
 
 def open_storage(storage, own_file: Path, heartbeat_s: int = HEARTBEAT_S):
@@ -74,9 +79,8 @@ def open_storage(storage, own_file: Path, heartbeat_s: int = HEARTBEAT_S):
                 break
             time.sleep(0.5 + random.random())
     reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-    password = _password(storage)
-    if password:
-        reason = reason.replace(password, "***")
+    for secret in _secrets(storage):
+        reason = reason.replace(secret, "***")
     raise ConfigError(f"Cannot open the study storage {safe_url(storage)!r}: {reason}. Check that the server runs "
                       "and the URL (postgresql://user:password@host:port/database).") from None
 
@@ -90,13 +94,15 @@ def _retry_once():
     return retry(max_retry=1)
 
 
-def _password(url: str) -> str | None:
+def _secrets(url: str) -> list:
     try:
         from sqlalchemy.engine.url import make_url
 
-        return make_url(url).password
+        parsed = make_url(url)
+        found = [parsed.password] + [v for k, v in parsed.query.items() if k.lower() in SECRET_QUERY_KEYS]
+        return [str(s) for s in found if s]
     except Exception:  # noqa: BLE001
-        return None
+        return []
 
 
 class Heartbeat:
@@ -124,7 +130,7 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=self.interval + 30)  # a beat stuck on a dead connection: left behind
 
     def __enter__(self):
         return self.start()
@@ -133,15 +139,20 @@ class Heartbeat:
         self.stop()
 
 
-def ask(study):
-    """The next trial (a queued one first), after failing the trials of killed workers (which queues each for one
-    retry)."""
+def fail_stale_trials(study) -> None:
+    """Fail the trials of killed workers (no heartbeat for 3 intervals), which queues each for one retry."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-        # Optuna prefers Study.optimize with heartbeats; Heartbeat below does what it does for a trial.
+
+
+def ask(study):
+    """The next trial (a queued one first), after failing the trials of killed workers."""
+    fail_stale_trials(study)
+    with warnings.catch_warnings():
+        # Optuna prefers Study.optimize with heartbeats; Heartbeat below does for a trial what it does.
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         return study.ask()
 

@@ -34,17 +34,6 @@ def _is_optuna(value) -> bool:
     return type(value).__module__.startswith("optuna.distributions")
 
 
-def flatten_with_spaces(values: dict, prefix: str = "") -> dict:
-    """Like ``config.flatten``, but a ``{"low": ..., "high": ...}`` range is a leaf, not a level."""
-    flat = {}
-    for name, value in values.items():
-        if isinstance(value, dict) and not _is_range(value):
-            flat.update(flatten_with_spaces(value, f"{prefix}{name}."))
-        else:
-            flat[f"{prefix}{name}"] = value
-    return flat
-
-
 def is_space(key: str, value) -> bool:
     """Whether ``value`` of ``key`` is a search space rather than one value: a space object, a distribution, a
     range, the text form, or a list for a key that holds one value (a list of lists for a key that holds a
@@ -69,10 +58,10 @@ def split_spaces(hyperparameters) -> tuple:
     ConfigError
         For a space that cannot be read (low > high, an empty choice, an unknown text form), naming it.
     """
-    from ..config import parse_hyperparameters
+    from ..config import flatten, parse_hyperparameters
 
     if isinstance(hyperparameters, dict):
-        flat = flatten_with_spaces(hyperparameters)
+        flat = flatten(hyperparameters, is_value=_is_range)  # a {"low", "high"} range is a value, not a level
     else:
         flat = parse_hyperparameters(hyperparameters)
     fixed, spaces = {}, {}
@@ -108,16 +97,31 @@ def to_distribution(key: str, value):
 
 
 def _range(key: str, low, high, log: bool = False, step=None):
+    """A numeric range, whole numbers or not as the key holds (``{"low": 0, "high": 1}`` of a float key is every
+    number between, not 0 or 1)."""
     from optuna.distributions import FloatDistribution, IntDistribution
+
+    from ..config import value_kind
 
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (low, high)):
         raise ConfigError(f"The search space of {key!r}: low and high must be numbers, got {low!r} and {high!r}.")
+    kind = value_kind(key)
+    if kind not in (None, "int", "float"):
+        raise ConfigError(f"The search space of {key!r} is a range, but the key holds a {kind}: give a list of "
+                          "choices.")
+    if kind == "int":
+        if any(float(v) != int(v) for v in (low, high)) or (step is not None and float(step) != int(step)):
+            raise ConfigError(f"The search space of {key!r}: the key holds whole numbers, so low, high and step must "
+                              f"be whole numbers, got {low!r}, {high!r}.")
+        low, high, step = int(low), int(high), None if step is None else int(step)
+    elif kind == "float":
+        low, high = float(low), float(high)
     if low > high:
         raise ConfigError(f"The search space of {key!r} has low {low} > high {high}: swap them.")
     if log and low <= 0:
         raise ConfigError(f"The search space of {key!r} is logarithmic, so low must be > 0, got {low}.")
     try:
-        if isinstance(low, int) and isinstance(high, int) and not isinstance(step, float):
+        if isinstance(low, int) and isinstance(high, int) and not isinstance(step, float) and kind != "float":
             return IntDistribution(low, high, log=log, step=step or 1)
         return FloatDistribution(float(low), float(high), log=log, step=step)
     except ValueError as error:
@@ -140,8 +144,8 @@ def _choice(key: str, choices: list):
 
 
 def _from_ray(key: str, value):
-    """Ray Tune's ``uniform``, ``loguniform``, ``quniform``, ``randint`` (upper bound excluded, as in Ray),
-    ``lograndint`` and ``choice``."""
+    """Ray Tune's ``uniform``, ``loguniform``, ``quniform``, ``randint`` and ``lograndint`` (upper end excluded,
+    as in Ray), ``qrandint`` (included, as in Ray) and ``choice``."""
     kind = type(value).__name__
     if kind == "Categorical":
         return _choice(key, list(value.categories))
@@ -153,8 +157,9 @@ def _from_ray(key: str, value):
         raise ConfigError(f"The search space of {key!r}: Ray Tune's {type(sampler).__name__.strip('_')} sampler "
                           "is not supported; use uniform, loguniform, randint, lograndint, quniform or choice.")
     log = type(sampler).__name__ == "_LogUniform"
-    if kind == "Integer":
-        return _range(key, int(value.lower), int(value.upper) - 1, log, int(step) if step else None)
+    if kind == "Integer":  # randint excludes its upper end, qrandint includes it (Ray's rules)
+        upper = int(value.upper) if step else int(value.upper) - 1
+        return _range(key, int(value.lower), upper, log, int(step) if step else None)
     return _range(key, float(value.lower), float(value.upper), log, float(step) if step else None)
 
 
@@ -194,6 +199,18 @@ def _scalar(text: str):
         except ValueError:
             pass
     return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def suggest(trial, name: str, distribution):
+    """Sample ``name`` from its distribution in an Optuna trial."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    d = distribution
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(name, d.choices)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
 
 def choice_value(distribution, value):

@@ -78,7 +78,8 @@ class Predictor:
             (``automm-lite keys`` lists them all).
         presets : str, optional
             ``medium_quality`` (quicker), ``high_quality`` (the defaults), ``best_quality``, ``fast`` (low latency),
-            ``multilingual`` (README: Defaults that fit the data).
+            ``multilingual`` (README: Defaults that fit the data); ``medium_quality_hpo``, ``high_quality_hpo``,
+            ``best_quality_hpo`` search around their preset (see ``hyperparameter_tune_kwargs``).
         time_limit : float, optional
             Seconds of training at most.
         seed : int

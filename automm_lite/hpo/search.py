@@ -228,15 +228,16 @@ class Search:
         return study
 
     def _sampler(self, study):
-        """Seeded by the fit's seed in a new study; where trials exist already (a resumed search, a shared study)
-        by the seed and what is there, so that a resumed run or a second worker does not draw the first one's
-        points again."""
+        """Seeded by the fit's seed in a new study of the search folder, by the seed and the trials there in a
+        resumed one (so that it does not draw the first run's points again); in a shared storage at random, as
+        workers that start together see the same empty study and must not draw the same points."""
         import optuna
 
         seed = self.request.seed
-        if study.get_trials(deepcopy=False):
-            seed = int(uuid.uuid4().int % (2**31)) if self.settings.storage is not None else \
-                seed + 7919 * len(study.get_trials(deepcopy=False))
+        if self.settings.storage is not None:
+            seed = int(uuid.uuid4().int % (2**31))
+        elif study.get_trials(deepcopy=False):
+            seed += 7919 * len(study.get_trials(deepcopy=False))
         if self.settings.searcher == "bayes":
             return optuna.samplers.TPESampler(seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)

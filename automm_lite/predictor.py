@@ -112,6 +112,8 @@ class Predictor:
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)
+        if teacher_predictor is not None:  # folders read once: a search's trials reuse these predictors
+            teacher_predictor = _read_teachers(teacher_predictor)
         teachers = load_teachers(teacher_predictor) if teacher_predictor is not None else []
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
         if not isinstance(resume, bool):
@@ -182,10 +184,6 @@ class Predictor:
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, {**fixed, **first_point(spaces)}, trial_presets, time_limit,
                                       seed, holdout_frac, column_types, teachers)
-        if teacher_predictor is not None:  # loaded once: each trial distils from the same predictors
-            listed = teacher_predictor if isinstance(teacher_predictor, (list, tuple)) else [teacher_predictor]
-            teacher_predictor = [Predictor.load(t, verbosity=0) if isinstance(t, (str, os.PathLike)) else t
-                                 for t in listed]
         if "env.resume_points" not in {canonical_key(k) for k in fixed}:
             fixed = {**fixed, "env.resume_points": False}  # a killed trial is fitted again, not resumed
         fit_kwargs = {"train_data": request.train, "tuning_data": request.tuning, "column_types": column_types,
@@ -723,6 +721,17 @@ def _joined(parts):
     if not parts:
         raise DataError("The data has no rows to predict.")
     return pd.concat(parts)
+
+
+def _read_teachers(teacher_predictor):
+    """``teacher_predictor`` with each folder of a saved predictor loaded (other values are left for
+    ``load_teacher`` to check)."""
+    def read(teacher):
+        return Predictor.load(teacher, verbosity=0) if isinstance(teacher, (str, os.PathLike)) else teacher
+
+    if isinstance(teacher_predictor, (list, tuple)):
+        return [read(teacher) for teacher in teacher_predictor]
+    return read(teacher_predictor)
 
 
 def load_teacher(teacher_predictor):

@@ -361,6 +361,10 @@ class Search:
         keep = {t.number for t in ranked[:1 + self.settings.num_to_keep]}  # the best and the runners-up
         own = self.own_trials(ranked)
         keep |= {own[0].number} if own else set()  # in a shared study, this worker's best too
+        self.strip_all_but(keep)
+
+    def strip_all_but(self, keep: set) -> None:
+        """Strip the trial folders here whose number is not in ``keep`` to their log, metrics and summary."""
         for trial_folder in (self.folder / "trials").iterdir():
             if trial_folder.is_dir() and trial_folder.name.isdigit() and int(trial_folder.name) not in keep:
                 strip_predictor(trial_folder)
@@ -499,12 +503,8 @@ def fit_with_search(predictor, request: SearchRequest, resume: bool, start: floa
         logger.info("Best trial %d: %s; tuning %s %.4f.", best.number,
                     ", ".join(f"{k}={v}" for k, v in params.items()), metric.name, best.value)
         folder.log_handler.close()
-        runners_up = {t.number for t in search.own_trials(_ranked(study)) if t.number != best.number}
-        runners_up = set(sorted(runners_up, key=[t.number for t in _ranked(study)].index)[
-            :request.settings.num_to_keep])
-        for kept in (search.folder / "trials").iterdir():
-            if kept.is_dir() and kept.name.isdigit() and int(kept.name) not in runners_up:
-                strip_predictor(kept)  # the chosen one is the predictor itself
+        runners_up = [t.number for t in search.own_trials(_ranked(study)) if t.number != best.number]
+        search.strip_all_but(set(runners_up[:request.settings.num_to_keep]))  # the chosen one is the predictor
         shutil.rmtree(search.folder / "teacher_outputs", ignore_errors=True)
         save_atomically(predictor, folder.save_path, staging=folder.work_dir)
     return predictor

@@ -118,7 +118,7 @@ class Predictor:
         set_console_verbosity(self.verbosity)  # loading a teacher set the console to its verbosity
         if not isinstance(resume, bool):
             raise ConfigError(f"resume must be True or False, got {resume!r}.")
-        from .hpo.search import read_search
+        from .hpo.settings import read_search
 
         fixed, spaces, tune, trial_presets = read_search(hyperparameters, presets, hyperparameter_tune_kwargs,
                                                          bool(teachers))
@@ -179,7 +179,8 @@ class Predictor:
                       tuning_data, unlabeled_data, time_limit, seed, holdout_frac, column_types, resume):
         """A hyperparameter search (``hpo.search``): the arguments checked with one point of the spaces before
         any trial, then every trial fitted on the same frames."""
-        from .hpo.search import SearchRequest, first_point, fit_with_search
+        from .hpo.search import fit_with_search
+        from .hpo.settings import SearchRequest, first_point
 
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, {**fixed, **first_point(spaces)}, trial_presets, time_limit,

@@ -4,170 +4,112 @@ from __future__ import annotations
 
 import json
 import logging
-import numbers
 import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import ConfigError, NotFittedError
 from ..fit_resume import SEARCH_FOLDER
-from .spaces import choice_value, describe, extremes, split_spaces
+from .settings import SearchRequest
+from .spaces import choice_value, describe
 
 logger = logging.getLogger("automm_lite")
 
-SEARCHERS = {"random": "random", "bayes": "bayes", "tpe": "bayes", "auto": "bayes", "grid": "grid"}
-SCHEDULERS = {"fifo": "FIFO", "asha": "ASHA", "none": "FIFO"}
-EXECUTORS = ("local",)
-STUDY_NAME = "automm_lite_hpo"
-TUNE_DEFAULTS = {"searcher": "bayes", "scheduler": "FIFO", "num_trials": 8, "storage": None, "executor": "local",
-                 "study_name": STUDY_NAME, "num_to_keep": 0, "grace_period": 1, "reduction_factor": 3,
-                 "heartbeat_s": 10}
-
 
 @dataclass
-class TuneSettings:
-    """The checked ``hyperparameter_tune_kwargs``."""
+class TrialFit:
+    """How every trial of a search is fitted: a fresh predictor of the searched one's class, label and metric,
+    fitted with the fixed keys and the trial's sampled ones on the same data. Picklable, so that a Ray worker
+    fits its trials as this process would."""
 
-    searcher: str = "bayes"
-    scheduler: str = "FIFO"
-    num_trials: int = 8
-    storage: object = None
-    executor: str = "local"
-    study_name: str = STUDY_NAME
-    num_to_keep: int = 0
-    grace_period: int = 1
-    reduction_factor: int = 3
-    heartbeat_s: int = 10
+    predictor_class: type
+    label: str
+    problem_type: str | None
+    eval_metric: object
+    verbosity: int
+    request: SearchRequest
+    trials_folder: Path
+    deadline: float | None  # time.time() when the search's time_limit ends (None: no limit)
+    teacher_outputs_folder: Path | None  # shared by trials that run one after another
 
-    @classmethod
-    def read(cls, kwargs) -> "TuneSettings":
-        """``hyperparameter_tune_kwargs`` as settings; a ConfigError names a bad one before any trial."""
-        if isinstance(kwargs, str):  # the command line's "num_trials=8,searcher=bayes"
-            kwargs = _read_text_settings(kwargs)
-        if not isinstance(kwargs, dict):
-            raise ConfigError(f"hyperparameter_tune_kwargs must be a dict such as {{'num_trials': 8, 'searcher': "
-                              f"'bayes', 'scheduler': 'ASHA'}}, not {type(kwargs).__name__}.")
-        unknown = sorted(set(kwargs) - set(TUNE_DEFAULTS))
-        if unknown:
-            raise ConfigError(f"Unknown hyperparameter_tune_kwargs {unknown}; valid: {', '.join(TUNE_DEFAULTS)}.")
-        merged = {**TUNE_DEFAULTS, **kwargs}
-        searcher = SEARCHERS.get(str(merged["searcher"]).lower())
-        if searcher is None:
-            raise ConfigError(f"searcher {merged['searcher']!r} is not known; use 'random', 'bayes' (Optuna's TPE) "
-                              "or 'grid'.")
-        scheduler = SCHEDULERS.get(str(merged["scheduler"]).lower())
-        if scheduler is None:
-            raise ConfigError(f"scheduler {merged['scheduler']!r} is not known; use 'FIFO' (every trial runs to "
-                              "its end) or 'ASHA' (poor trials stopped at a validation).")
-        if merged["executor"] not in EXECUTORS:
-            raise ConfigError(f"executor {merged['executor']!r} is not known; use one of {', '.join(EXECUTORS)}.")
-        for name, least in (("num_trials", 1), ("num_to_keep", 0), ("grace_period", 1), ("reduction_factor", 2),
-                            ("heartbeat_s", 1)):
-            value = merged[name]
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-                raise ConfigError(f"hyperparameter_tune_kwargs['{name}'] must be a whole number >= {least}, got "
-                                  f"{value!r}.")
-        storage = merged["storage"]
-        if storage is not None and not isinstance(storage, str) and \
-                type(storage).__module__.split(".")[0] != "optuna":
-            raise ConfigError(f"storage must be an Optuna storage URL (e.g. 'sqlite:///study.db') or an Optuna "
-                              f"storage, not {type(storage).__name__}.")
-        if not isinstance(merged["study_name"], str) or not merged["study_name"]:
-            raise ConfigError(f"study_name must be a non-empty string, got {merged['study_name']!r}.")
-        return cls(searcher, scheduler, int(merged["num_trials"]), storage, merged["executor"],
-                   merged["study_name"], int(merged["num_to_keep"]), int(merged["grace_period"]),
-                   int(merged["reduction_factor"]), int(merged["heartbeat_s"]))
+    def folder(self, number: int) -> Path:
+        return self.trials_folder / f"{number:03d}"
 
-    def as_dict(self) -> dict:
-        """The settings to log and keep in the fit summary (a database URL without its password)."""
-        from .study import safe_url
+    def __call__(self, number: int, sampled: dict, report) -> dict:
+        """Fit trial ``number`` with ``sampled`` keys; ``report(validation, step, score)`` hears every
+        validation (True stops the fit there). Returns its tuning score, epochs and steps; raises the fit's
+        error, its log moved into the trial's folder."""
+        from ..logs import set_console_verbosity
 
-        storage = safe_url(self.storage) if isinstance(self.storage, str) else \
-            None if self.storage is None else type(self.storage).__name__
-        return {"searcher": self.searcher, "scheduler": self.scheduler, "num_trials": self.num_trials,
-                "storage": storage,
-                "executor": self.executor, "study_name": self.study_name}
-
-
-def _read_text_settings(text: str) -> dict:
-    import yaml
-
-    settings = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise ConfigError(f"--hpo: {part[:40]!r} is not name=value; e.g. num_trials=8,searcher=bayes.")
-        name, value = part.split("=", 1)
+        folder = self.folder(number)
+        shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
+        remaining = None if self.deadline is None else max(1.0, self.deadline - time.time())
+        verbosity = self.verbosity
+        candidate = self.predictor_class(self.label, self.problem_type, self.eval_metric, path=str(folder),
+                                         verbosity=verbosity if verbosity >= 3 else min(verbosity, 1))
+        candidate._search_hooks = {"on_validation": report, "teacher_outputs_folder": self.teacher_outputs_folder}
+        request = self.request
         try:
-            settings[name.strip()] = yaml.safe_load(value.strip())
-        except yaml.YAMLError:
-            settings[name.strip()] = value.strip()
-    return settings
+            candidate.fit(hyperparameters={**request.fixed, **sampled}, presets=request.presets,
+                          time_limit=remaining, seed=request.seed, **request.fit_kwargs)
+        except Exception:
+            failed_log = folder.parent / f"{folder.name}.failed-fit.log"
+            if failed_log.is_file():  # the trial's own log, kept beside the others'
+                folder.mkdir(parents=True, exist_ok=True)
+                os.replace(failed_log, folder / "fit.log")
+            raise
+        finally:
+            set_console_verbosity(verbosity)
+        summary = candidate.fit_summary()
+        return {"score": summary[f"val_{candidate.eval_metric}"], "epochs": summary.get("epochs"),
+                "steps": summary.get("steps")}
+
+    def for_workers(self) -> "TrialFit":
+        """This fit as other processes take it: each teacher as the folder it is saved in (loaded there), not as
+        the loaded network."""
+        from dataclasses import replace
+
+        from ..io import METADATA_FILE
+
+        def saved(teacher):
+            path = getattr(teacher, "path", None)
+            return str(path) if path and (Path(path) / METADATA_FILE).is_file() else teacher
+
+        teachers = self.request.fit_kwargs.get("teacher_predictor")
+        if isinstance(teachers, (list, tuple)):
+            teachers = [saved(t) for t in teachers]
+        elif teachers is not None:
+            teachers = saved(teachers)
+        request = replace(self.request, teachers=[],
+                          fit_kwargs={**self.request.fit_kwargs, "teacher_predictor": teachers})
+        return replace(self, request=request)
 
 
-@dataclass
-class SearchRequest:
-    """What a searched fit was asked: the fixed keys, the spaces, the settings and the fit's other arguments."""
+def fit_on_ray(config: dict, fit: TrialFit) -> None:
+    """One trial in a Ray worker: each validation reported to Ray's scheduler, then how the fit ended."""
+    import socket
 
-    fixed: dict
-    spaces: dict
-    settings: TuneSettings
-    fit_kwargs: dict  # the other arguments of each trial's fit
-    presets: object = None
-    time_limit: float | None = None
-    seed: int = 0
-    teachers: list = field(default_factory=list)
-    call: dict | None = None  # a fingerprint of the data and fixed arguments: a resumed or shared study's must match
+    from ray import tune
 
+    last, started = {"validation": 0, "step": 0}, time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
-def read_search(hyperparameters, presets, hyperparameter_tune_kwargs, has_teacher: bool) -> tuple:
-    """``(fixed keys, spaces, settings or None, the preset trials use)`` of a fit's arguments, checked: a space
-    whose values are no value of its key, or spaces without ``hyperparameter_tune_kwargs``, is a ConfigError."""
-    from ..config import Config, apply_overrides, canonical_key, value_kind
-    from ..presets import preset_search
+    def report(validation: int, step: int, score: float) -> bool:
+        last.update(validation=validation, step=step)
+        tune.report({"score": score, "validation": validation, "step": step, "fit_s": time.perf_counter() - started})
+        return False  # Ray's scheduler stops a poor trial itself
 
-    base_preset, preset_raw, preset_tune = preset_search(presets)
-    preset_spaces = split_spaces(preset_raw)[1]
-    fixed, spaces = split_spaces(hyperparameters)
-    given = {canonical_key(k) for k in [*fixed, *spaces]}
-    spaces = {**{k: v for k, v in preset_spaces.items() if canonical_key(k) not in given}, **spaces}
-    for key in spaces:  # an unknown key is named before anything else is said of its space
-        if value_kind(key) is None:
-            apply_overrides(Config(), {key: None})
-    tune = hyperparameter_tune_kwargs
-    if tune is None and preset_tune is not None:
-        tune = preset_tune
-    if spaces and tune is None:
-        named = ", ".join(f"{k}: {describe(d)}" for k, d in list(spaces.items())[:3])
-        raise ConfigError(f"hyperparameters hold search spaces ({named}): pass hyperparameter_tune_kwargs="
-                          "{'num_trials': 8, 'searcher': 'bayes', 'scheduler': 'ASHA'} to search them, or give one "
-                          "value per key.")
-    if tune is None:
-        return fixed, {}, None, presets
-    settings = TuneSettings.read(tune)
-    if not spaces:
-        raise ConfigError("hyperparameter_tune_kwargs is given, but no hyperparameter is a search space: give one, "
-                          "e.g. hyperparameters={'optim.lr': {'low': 1e-5, 'high': 1e-3, 'log': True}} (or "
-                          "tune.loguniform(1e-5, 1e-3)), or drop hyperparameter_tune_kwargs.")
-    for key, distribution in spaces.items():
-        for value in extremes(distribution):
-            apply_overrides(Config(), {key: value}, allow_distiller=has_teacher)  # a ConfigError names it
-    if settings.searcher == "grid":
-        from optuna.distributions import CategoricalDistribution
-
-        ranged = [k for k, d in spaces.items() if not isinstance(d, CategoricalDistribution)]
-        if ranged:
-            raise ConfigError(f"searcher='grid' needs lists of choices; {', '.join(ranged)} "
-                              f"{'is a range' if len(ranged) == 1 else 'are ranges'}: give choices, or use "
-                              "searcher='bayes' or 'random'.")
-    return fixed, spaces, settings, base_preset
-
-
-def first_point(spaces: dict) -> dict:
-    """One value of every space (a range's low end): to check the fit's other arguments before any trial."""
-    return {key: extremes(d)[0] for key, d in spaces.items()}
+    try:
+        measured = fit(config["trial"], config["sampled"], report)
+    except Exception as error:  # noqa: BLE001 (told to the study as a failed trial)
+        tune.report({"score": float("nan"), "validation": 0, "step": last["step"],
+                     "error": f"{type(error).__name__}: {error}", "fit_s": time.perf_counter() - started,
+                     "worker": worker})
+        return
+    tune.report({**measured, **last, "fit_s": time.perf_counter() - started, "worker": worker, "final": True})
 
 
 class Search:
@@ -261,6 +203,9 @@ class Search:
         done = counted(study, run_id)
         if done:
             logger.info("The search resumes with %d of %d trials done.", done, limit)
+        if self.settings.executor == "ray":
+            self._run_on_ray(study, run_id, limit - done)
+            return study
         bar = tqdm(total=limit, initial=min(done, limit), desc="hyperparameter search", unit="trial",
                    disable=self.predictor.verbosity < 2)
         time_limit = self.request.time_limit
@@ -282,21 +227,62 @@ class Search:
             bar.close()
         return study
 
+    def _run_on_ray(self, study, run_id: str, trials: int) -> None:
+        """``trials`` trials on Ray (``hpo/ray_tune.py``), as many at once as the cluster holds."""
+        from .ray_tune import DEFAULT_RESOURCES, RayTrials, reported, run_trials
+
+        fit = self.trial_fit().for_workers()
+
+        def sample(trial) -> dict:
+            trial.set_user_attr("run", run_id)
+            trial.set_user_attr("folder", str(fit.folder(trial.number)))
+            sampled = self._sample(trial)
+            logger.info("Trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in sampled.items()))
+            return {"trial": trial.number, "sampled": sampled}
+
+        def finish(trial, result: dict, died: bool) -> None:
+            outcome = {name: reported(result, name) for name in ("score", "epochs", "steps", "fit_s", "worker")}
+            if result.get("final"):
+                pass
+            elif "error" in result:
+                outcome["error"] = result["error"]
+            elif died:
+                outcome["error"] = "its Ray worker stopped (killed, or out of memory); see Ray's logs"
+            else:  # stopped by Ray's ASHA: its fit was ended where it stood
+                outcome.update(pruned_at_step=result.get("step"), pruned_at_validation=result.get("validation"),
+                               pruned_score=result.get("score"))
+            if not result.get("final"):
+                shutil.rmtree(self.folder / "trials" / f".{trial.number:03d}.fitting", ignore_errors=True)
+            self.finish(study, trial, outcome)
+
+        settings = self.settings
+        maximize = self.metric.greater_is_better
+        run_trials(RayTrials(study, sample, fit_on_ray, {"fit": fit}, finish, "score", "max" if maximize else "min",
+                             trials, settings.resources_per_trial or DEFAULT_RESOURCES, self.folder / "ray",
+                             fit.deadline,
+                             (settings.grace_period, settings.reduction_factor) if settings.scheduler == "ASHA"
+                             else None), settings.address)
+
     def _sample(self, trial) -> dict:
         from .spaces import suggest
 
         return {key: choice_value(d, suggest(trial, key, d)) for key, d in self.request.spaces.items()}
 
-    def _run_one(self, study, trial, run_id: str) -> None:
-        import optuna
+    def trial_fit(self) -> TrialFit:
+        remaining = None if self.request.time_limit is None else \
+            self.request.time_limit - (time.perf_counter() - self.start)
+        shared_outputs = self.settings.executor == "local"  # parallel trials would write the cache at once
+        return TrialFit(type(self.predictor), self.predictor.label, self.predictor._problem_type,
+                        self.predictor._eval_metric, self.predictor.verbosity, self.request, self.folder / "trials",
+                        None if remaining is None else time.time() + remaining,
+                        self.folder / "teacher_outputs" if shared_outputs else None)
 
-        from ..logs import set_console_verbosity
+    def _run_one(self, study, trial, run_id: str) -> None:
         from .study import Heartbeat
 
-        folder = self.folder / "trials" / f"{trial.number:03d}"
-        shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
+        fit = self.trial_fit()
         trial.set_user_attr("run", run_id)
-        trial.set_user_attr("folder", str(folder))  # where its predictor is (a shared study's trials are spread)
+        trial.set_user_attr("folder", str(fit.folder(trial.number)))  # a shared study's trials are spread
         sampled = self._sample(trial)
         pruned = {}
 
@@ -307,61 +293,56 @@ class Search:
                 return True
             return False
 
-        remaining = None
-        if self.request.time_limit is not None:
-            remaining = max(1.0, self.request.time_limit - (time.perf_counter() - self.start))
         logger.info("Trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in sampled.items()))
         started = time.perf_counter()
-        verbosity = self.predictor.verbosity
-        candidate = type(self.predictor)(self.predictor.label, self.predictor._problem_type,
-                                         self.predictor._eval_metric, path=str(folder),
-                                         verbosity=verbosity if verbosity >= 3 else min(verbosity, 1))
-        candidate._search_hooks = {"on_validation": report,
-                                   "teacher_outputs_folder": self.folder / "teacher_outputs"}
         try:
             with Heartbeat(study, trial):
-                candidate.fit(hyperparameters={**self.request.fixed, **sampled}, presets=self.request.presets,
-                              time_limit=remaining, seed=self.request.seed, **self.request.fit_kwargs)
+                measured = fit(trial.number, sampled, report)
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except Exception as error:  # noqa: BLE001 (a failed trial is recorded and the search goes on)
-            failed_log = folder.parent / f"{folder.name}.failed-fit.log"
-            if failed_log.is_file():  # the trial's own log, kept beside the others'
-                folder.mkdir(parents=True, exist_ok=True)
-                os.replace(failed_log, folder / "fit.log")
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:1000])
-            trial.set_user_attr("fit_s", time.perf_counter() - started)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
+            self.finish(study, trial, {"error": f"{type(error).__name__}: {error}",
+                                       "fit_s": time.perf_counter() - started})
             return
-        finally:
-            set_console_verbosity(verbosity)
-        summary = candidate.fit_summary()
-        score = summary[f"val_{candidate.eval_metric}"]
-        trial.set_user_attr("fit_s", time.perf_counter() - started)
-        trial.set_user_attr("epochs", summary.get("epochs"))
-        trial.set_user_attr("steps", summary.get("steps"))
-        trial.set_user_attr("score", score)
-        if pruned:
-            trial.set_user_attr("pruned_at_step", pruned["step"])
-            trial.set_user_attr("pruned_at_validation", pruned["validation"])
+        self.finish(study, trial, {**measured, "fit_s": time.perf_counter() - started,
+                                   **({"pruned_at_step": pruned["step"], "pruned_at_validation": pruned["validation"],
+                                       "pruned_score": pruned["score"]} if pruned else {})})
+
+    def finish(self, study, trial, outcome: dict) -> None:
+        """Tell the study how ``trial`` ended: ``outcome`` holds its ``score`` (finished), ``pruned_at_step``
+        (stopped by ASHA) or ``error`` (failed), with its ``fit_s``, ``epochs`` and ``steps``."""
+        import optuna
+
+        for name in ("fit_s", "epochs", "steps", "score", "pruned_at_step", "pruned_at_validation", "worker"):
+            if outcome.get(name) is not None:
+                trial.set_user_attr(name, outcome[name])
+        if "error" in outcome:
+            trial.set_user_attr("error", str(outcome["error"])[:1000])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            logger.warning("Trial %d failed: %s", trial.number, outcome["error"])
+            return
+        if outcome.get("pruned_at_step") is not None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            logger.info("Trial %d stopped by ASHA at validation %d (step %d): tuning %s %.4f.", trial.number,
-                        pruned["validation"], pruned["step"], self.metric.name, pruned["score"])
+            logger.info("Trial %d stopped by ASHA at validation %s (step %s): tuning %s %.4f.", trial.number,
+                        outcome["pruned_at_validation"], outcome["pruned_at_step"], self.metric.name,
+                        outcome["pruned_score"])
         else:
-            study.tell(trial, score)
-            logger.info("Trial %d: tuning %s %.4f, fit %.0f s.", trial.number, self.metric.name, score,
-                        time.perf_counter() - started)
+            study.tell(trial, outcome["score"])
+            logger.info("Trial %d: tuning %s %.4f, fit %.0f s.", trial.number, self.metric.name, outcome["score"],
+                        outcome["fit_s"])
         self._keep_best(study)
 
     def _keep_best(self, study) -> None:
         """Keep whole only the trials that may be chosen (the best so far, and ``num_to_keep`` more); the others
         keep their log, metrics and summary."""
+        import optuna
+
         ranked = _ranked(study)
         keep = {t.number for t in ranked[:1 + self.settings.num_to_keep]}  # the best and the runners-up
         own = self.own_trials(ranked)
         keep |= {own[0].number} if own else set()  # in a shared study, this worker's best too
-        self.strip_all_but(keep)
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        self.strip_all_but(keep | running)  # a parallel trial's folder may be saved and its score not told yet
 
     def strip_all_but(self, keep: set) -> None:
         """Strip the trial folders here whose number is not in ``keep`` to their log, metrics and summary."""
@@ -408,7 +389,8 @@ class Search:
             rows.append({"trial": trial.number, "state": state, **params,
                          f"val_{self.metric.name}": attrs.get("score"), "fit_s": attrs.get("fit_s"),
                          "epochs": attrs.get("epochs"), "steps": attrs.get("steps"),
-                         "pruned_at_step": attrs.get("pruned_at_step"), "error": attrs.get("error")})
+                         "pruned_at_step": attrs.get("pruned_at_step"), "error": attrs.get("error"),
+                         **({"worker": attrs.get("worker")} if self.settings.executor == "ray" else {})})
         return pd.DataFrame(rows)
 
 

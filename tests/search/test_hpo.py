@@ -248,7 +248,7 @@ def test_hpo_presets_search_the_rate_and_batch_size_and_a_users_key_wins():
     plain, spaces, tune = preset_search("medium_quality_hpo")
     assert plain == ["medium_quality"] and tune["scheduler"] == "ASHA"
     assert set(spaces) == {"optimization.learning_rate", "env.batch_size"}
-    from automm_lite.hpo.search import read_search
+    from automm_lite.hpo.settings import read_search
 
     fixed, searched, settings, presets = read_search({"optim.lr": 1e-3}, "medium_quality_hpo", None, False)
     assert fixed == {"optim.lr": 1e-3} and set(searched) == {"env.batch_size"}  # the user's rate, not a space

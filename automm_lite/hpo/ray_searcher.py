@@ -1,0 +1,68 @@
+"""Ray's OptunaSearch on a search's own study: Ray hands each new trial the study's next point (its sampler, its
+queued points) and hears the trial's reports; how a trial ended is told by the search, not by Ray's guess."""
+from __future__ import annotations
+
+import logging
+import time
+
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from .study import Heartbeat, fail_stale_trials
+
+logger = logging.getLogger("automm_lite")
+
+
+class StudySearch(OptunaSearch):
+    """Ray Tune's searcher for ``RayTrials`` (``ray_tune.py``): ``plan.sample`` draws a point from
+    ``plan.study``, ``plan.finish`` tells the study a trial's end; a heartbeat per running trial where the
+    storage has them."""
+
+    def __init__(self, plan):
+        study = plan.study
+        super().__init__(space=plan.sample, metric=plan.metric, mode=plan.mode, sampler=study.sampler,
+                         study_name=study.study_name, storage=study._storage)
+        self.plan, self.beats, self.told = plan, {}, []
+
+    def suggest(self, trial_id):
+        deadline = self.plan.deadline
+        if deadline is not None and time.time() > deadline and self.told:
+            logger.info("time_limit reached: no more trials.")
+            return Searcher.FINISHED
+        fail_stale_trials(self._ot_study)  # a killed worker's trial (shared storage) is queued again first
+        config = super().suggest(trial_id)
+        self.beats[trial_id] = Heartbeat(self._ot_study, self._ot_trials[trial_id]).start()
+        return config
+
+    def on_trial_result(self, trial_id, result):
+        if not result.get("final") and "error" not in result:  # a validation: the trial's intermediate value
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._completed_trials.add(trial_id)
+        beat = self.beats.pop(trial_id, None)
+        if beat is not None:
+            beat.stop()
+        trial = self._ot_trials[trial_id]
+        self.plan.finish(trial, dict(result or {}), error)
+        self.told.append(trial.number)
+
+    def stop_heartbeats(self) -> None:
+        for beat in self.beats.values():
+            beat.stop()
+
+    # The study is the search's record (a search resumes from it): Ray's copy of the searcher state is not kept,
+    # and the study's connection cannot be pickled.
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path):
+        pass
+
+    def save_to_dir(self, *args, **kwargs):
+        pass

@@ -1,0 +1,128 @@
+"""Searches and predictions on a real Ray cluster: a head node started by ``ray start`` on loopback (stopped after),
+trials of the predictor's search and of the AutoDistiller run in parallel on it, Ray's ASHA stops a poor trial, a
+failed trial is recorded, Ray Data predicts Parquet files as ``predict`` does."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from automm_lite import Predictor
+from automm_lite.exceptions import ConfigError
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.timeout(420)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A two-CPU Ray head node on 127.0.0.1, as `ray start --head` starts one on a real cluster; stopped after."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    temp = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # Ray's sockets need a short path
+    port = _free_port()
+    env = {**os.environ, "RAY_worker_niceness": "0"}  # loopback, no token: tests/conftest.py
+    subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                    "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}",
+                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def fixed(tiny_hp):
+    return {key: value for key, value in tiny_hp.items() if not key.startswith("model.timm_image")}
+
+
+def _search(path, train, hyperparameters, tune):
+    return Predictor("label", eval_metric="accuracy", path=str(path), verbosity=0).fit(
+        train, hyperparameters=hyperparameters, hyperparameter_tune_kwargs={"executor": "ray", **tune})
+
+
+def test_two_trials_run_at_once_on_the_cluster_and_the_best_is_the_predictor(ray_address, bbc_short, fixed,
+                                                                              tmp_path):
+    import optuna
+
+    train, test = bbc_short
+    predictor = _search(tmp_path / "searched", train, {**fixed, "optim.lr": [3e-3, 1e-3]},
+                        {"searcher": "grid", "num_trials": 2, "address": ray_address})
+    results = predictor.hpo_results
+    assert list(results.state) == ["complete", "complete"] and results.val_accuracy.notna().all()
+    study = optuna.load_study(study_name="automm_lite_hpo",
+                              storage=f"sqlite:///{Path(predictor.path) / 'hpo' / 'study.db'}")
+    first, second = sorted(study.trials, key=lambda t: t.number)
+    assert second.datetime_start < first.datetime_complete  # the second started before the first ended
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # in two worker processes
+    best = results.loc[results.val_accuracy.idxmax()]
+    assert predictor.fit_summary()["hpo"]["best_trial"] == best.trial
+    assert predictor.fit_summary()["hpo"]["executor"] == "ray"
+    # The chosen trial is the predictor, as with the local executor: a local fit of its values predicts the same.
+    again = Predictor("label", eval_metric="accuracy", path=str(tmp_path / "again"), verbosity=0).fit(
+        train, hyperparameters={**fixed, "optim.lr": best["optim.lr"]})
+    assert (again.predict(test) == predictor.predict(test)).all()
+    assert (Predictor.load(predictor.path, verbosity=0).predict(test) == predictor.predict(test)).all()
+    assert not (Path(predictor.path) / "hpo" / "ray").exists()
+    assert not ray.is_initialized()  # this process connected for the search only
+
+
+def test_rays_asha_stops_a_poor_trial_and_a_failed_trial_is_recorded(ray_address, bbc_short, fixed,
+                                                                     tiny_text_dir, tmp_path):
+    train, _ = bbc_short
+    # One trial at a time (2 CPUs each), in grid order (the encoders, then the rates): the good rate reaches ASHA's
+    # rung before the poor one.
+    spaces = {"optimization.max_epochs": 3, "optim.lr": [3e-3, 1e-9],
+              "model.hf_text.checkpoint_name": [tiny_text_dir, str(tmp_path / "no_such_encoder")]}
+    predictor = _search(tmp_path / "asha", train, {**fixed, **spaces},
+                        {"searcher": "grid", "scheduler": "ASHA", "grace_period": 2, "num_trials": 3,
+                         "address": ray_address, "resources_per_trial": {"cpu": 2}})
+    results = predictor.hpo_results.set_index("trial")
+    assert results.loc[0, "state"] == "complete"
+    assert results.loc[1, "state"] == "pruned" and results.loc[1, "pruned_at_step"] > 0
+    assert results.loc[2, "state"] == "failed" and "no_such_encoder" in results.loc[2, "error"]
+    assert predictor.fit_summary()["hpo"]["best_trial"] == 0
+    assert not list((Path(predictor.path) / "hpo" / "trials").glob(".*.fitting"))
+
+
+def test_resources_no_node_holds_and_ray_settings_without_ray_are_named(ray_address, bbc_short, fixed, tmp_path):
+    train, _ = bbc_short
+    with pytest.raises(ConfigError, match="fits no node"):
+        _search(tmp_path / "big", train, {**fixed, "optim.lr": [3e-3, 1e-3]},
+                {"num_trials": 2, "address": ray_address, "resources_per_trial": {"cpu": 64}})
+    with pytest.raises(ConfigError, match="for executor='ray'"):
+        Predictor("label", path=str(tmp_path / "local")).fit(
+            train, hyperparameters={**fixed, "optim.lr": [3e-3, 1e-3]},
+            hyperparameter_tune_kwargs={"address": ray_address})
+    with pytest.raises(ConfigError, match="'gpus' is not 'cpu' or 'gpu'"):
+        _search(tmp_path / "bad", train, {**fixed, "optim.lr": [3e-3, 1e-3]}, {"resources_per_trial": {"gpus": 1}})
+    # Without Ray installed, executor='ray' names the extra, before any work.
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["ray"] = None  # as if Ray were not installed
+        import pandas as pd
+        from automm_lite import Predictor
+        from automm_lite.exceptions import ConfigError
+        frame = pd.DataFrame({"text": ["a b", "c d"] * 4, "label": [0, 1] * 4})
+        try:
+            Predictor("label").fit(frame, hyperparameters={"optim.lr": [1e-3, 1e-4]},
+                                   hyperparameter_tune_kwargs={"executor": "ray"})
+        except ConfigError as error:
+            print(error)
+    """)
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path)
+    assert "pip install 'automm_lite[ray]'" in shown.stdout, shown.stderr[-2000:]

@@ -2,8 +2,11 @@
 queued points) and hears the trial's reports; how a trial ended is told by the search, not by Ray's guess."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+
+import optuna
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -22,7 +25,7 @@ class StudySearch(OptunaSearch):
         study = plan.study
         super().__init__(space=plan.sample, metric=plan.metric, mode=plan.mode, sampler=study.sampler,
                          study_name=study.study_name, storage=study._storage)
-        self.plan, self.beats, self.told = plan, {}, []
+        self.plan, self.beats, self.told, self.errors = plan, {}, [], []
 
     def suggest(self, trial_id):
         deadline = self.plan.deadline
@@ -46,7 +49,12 @@ class StudySearch(OptunaSearch):
         if beat is not None:
             beat.stop()
         trial = self._ot_trials[trial_id]
-        self.plan.finish(trial, dict(result or {}), error)
+        try:
+            self.plan.finish(trial, dict(result or {}), error)
+        except Exception as failure:  # noqa: BLE001 (Ray would only log it: raised after the run instead)
+            self.errors.append(failure)
+            with contextlib.suppress(Exception):
+                self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.told.append(trial.number)
 
     def stop_heartbeats(self) -> None:

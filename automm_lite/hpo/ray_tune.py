@@ -133,6 +133,8 @@ def run_trials(plan: RayTrials, address: str | None = None) -> None:
         finally:
             searcher.stop_heartbeats()
             shutil.rmtree(plan.folder, ignore_errors=True)
+        if searcher.errors:
+            raise searcher.errors[0]
         logger.info("Ray ran %d trials in %.0f s.", len(searcher.told), time.perf_counter() - started)
 
 

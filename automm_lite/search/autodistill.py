@@ -85,12 +85,22 @@ class AutoDistiller:
         throughput and parameters of a Predictor, measured as ``compare_predictors`` does.
     verbosity : int
         2 shows a progress bar over trials; trials' own fits stay quiet below 3.
+    executor : {"local", "ray"}
+        ``local`` runs the trials one after another here; ``ray`` runs them in parallel on a Ray cluster (Ray Tune
+        with its Optuna searcher on this study; ``pip install 'automm_lite[ray]'``). Trials that run side by
+        side on one machine time each other's latency: give each whole CPUs (``resources_per_trial``).
+    address : str, optional
+        The Ray cluster to run on (``executor="ray"``), e.g. ``"ray://head:10001"`` or ``"auto"``; without it a
+        local one is started on this machine and stopped after. ``path`` must be a folder every node sees.
+    resources_per_trial : dict, optional
+        What each Ray trial asks for, e.g. ``{"cpu": 2, "gpu": 1}``; default one CPU.
     """
 
     def __init__(self, teacher, search_space=None, n_trials=20, objectives=("accuracy", "latency"),
                  sampler="tpe", seed=0, storage=None, time_limit=None, latency_budget_ms=None, inference_mode="32",
                  path=None, hyperparameters=None, flash=None, refit=True, keep="all", model_builder=None,
-                 train_func=None, eval_func=None, verbosity=2):
+                 train_func=None, eval_func=None, verbosity=2, executor="local", address=None,
+                 resources_per_trial=None):
         self.teacher = teacher
         self.search_space = search_space
         self.n_trials = n_trials
@@ -110,6 +120,9 @@ class AutoDistiller:
         self.train_func = train_func
         self.eval_func = eval_func
         self.verbosity = verbosity
+        self.executor = executor
+        self.address = address
+        self.resources_per_trial = resources_per_trial
 
     # ------------------------------------------------------------------ checks
     def _check_arguments(self) -> None:
@@ -155,6 +168,7 @@ class AutoDistiller:
         if unknown:
             raise ConfigError(f"Unknown flash setting(s) {sorted(unknown)}; valid: {', '.join(FLASH_DEFAULTS)}.")
         self.flash_ = check_flash_settings({**FLASH_DEFAULTS, **(self.flash or {})})
+        self._check_executor()
         encoder = self._teacher_encoder()
         if encoder is None and self.model_builder is None:
             raise ConfigError("The built-in student builder prunes the teacher's text encoder, and this teacher has "
@@ -173,6 +187,34 @@ class AutoDistiller:
         self._hyperparameters = self._student_hyperparameters()
         if self.sampler == "grid":
             self.space_.grid()  # ranges cannot be a grid: fail now
+
+    def _check_executor(self) -> None:
+        from ..hpo.settings import check_resources_per_trial
+
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"executor {self.executor!r}: 'local' (one trial after another here) or 'ray'.")
+        if self.executor == "local":
+            given = [name for name in ("address", "resources_per_trial") if getattr(self, name) is not None]
+            if given:
+                raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for executor='ray'; pass "
+                                  "executor='ray' too, or leave it out.")
+            return
+        from ..hpo.ray_tune import require_ray
+
+        require_ray(self.address)
+        if self.address is not None and (not isinstance(self.address, str) or not self.address):
+            raise ConfigError(f"address must be a Ray cluster's address such as 'ray://head:10001' or 'auto', got "
+                              f"{self.address!r}.")
+        self.resources_ = check_resources_per_trial(self.resources_per_trial)
+        if self._teacher_folder() is None:
+            raise ConfigError("executor='ray' loads the teacher in each worker from its folder, and this teacher "
+                              "has none: save it first (teacher.save(path)) or pass its folder.")
+
+    def _teacher_folder(self) -> str | None:
+        from ..io import METADATA_FILE
+
+        folder = self.teacher if isinstance(self.teacher, (str, Path)) else getattr(self.teacher_, "path", None)
+        return str(Path(folder).resolve()) if folder and (Path(folder) / METADATA_FILE).is_file() else None
 
     def _teacher_encoder(self):
         backbone = self.teacher_.model_.text_backbone
@@ -229,13 +271,8 @@ class AutoDistiller:
                 self.teacher_.preprocessor_.check_columns(frame, need_label=what != "unlabeled_data")
         if tuning is None:
             train, tuning = holdout_split(train, label, self.teacher_.problem_type, None, self.seed)
-        self._data = {"train": train, "tuning": tuning, "unlabeled": unlabeled}
         folder = Path(self.path or f"automm_lite_search/{datetime.now().strftime('%Y%m%d_%H%M%S')}").resolve()
-        (folder / "trials").mkdir(parents=True, exist_ok=True)
-        self.path_ = folder
-        self._flash = FlashDistillation(self.teacher_, self.space_, self._data, folder, self._hyperparameters,
-                                        self.flash_, self.inference_mode, self.latency_budget_ms, self.seed,
-                                        self.verbosity)
+        self._prepare({"train": train, "tuning": tuning, "unlabeled": unlabeled}, folder)
         handler = add_log_file(folder / "search.log")
         try:
             study = self._study()
@@ -253,6 +290,14 @@ class AutoDistiller:
             remove_log_file(handler)
             set_console_verbosity(self.verbosity)
         return self
+
+    def _prepare(self, data: dict, folder: Path) -> None:
+        """The rows and the folder every trial uses (here, or in a Ray worker)."""
+        (folder / "trials").mkdir(parents=True, exist_ok=True)
+        self._data, self.path_ = data, folder
+        self._flash = FlashDistillation(self.teacher_, self.space_, self._data, folder, self._hyperparameters,
+                                        self.flash_, self.inference_mode, self.latency_budget_ms, self.seed,
+                                        self.verbosity)
 
     def _study(self):
         import optuna
@@ -324,6 +369,9 @@ class AutoDistiller:
             limit = min(limit, grid_size(self.space_.grid()))
         self._run_id = uuid.uuid4().hex  # failures of an earlier run do not count: a rerun tries again
         done = counted(study, self._run_id)
+        if self.executor == "ray":
+            self._run_on_ray(study, start, limit - done)
+            return
         bar = tqdm(total=limit, initial=min(done, limit), desc="student search", unit="trial",
                    disable=self.verbosity < 2)
         try:
@@ -340,51 +388,119 @@ class AutoDistiller:
             bar.close()
 
     def _run_one(self, study, trial) -> None:
-        import optuna
-
-        from ..logs import set_console_verbosity
         from ..hpo.study import Heartbeat
 
-        folder = self.path_ / "trials" / f"{trial.number:03d}"
-        shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
-        folder.mkdir(parents=True)
-        trial.set_user_attr("run", self._run_id)
-        fit_start = time.perf_counter()
+        from ..logs import set_console_verbosity
+
         beating = Heartbeat(study, trial).start()  # a killed worker's trial is noticed by the others
         try:
-            params = self.space_.suggest(trial)
-            shape = self.space_.student(params) if self.model_builder is None else None
-            trial.set_user_attr("shape", str(shape) if shape else json.dumps(params, default=str))
-            if self._reuse_duplicate(study, trial, params):
-                shutil.rmtree(folder, ignore_errors=True)
+            params = self._start_trial(study, trial)
+            if params is None:
                 return
-            student = (self.model_builder or self._flash.build)(params, folder)
-            builtin = self.train_func is None and self.eval_func is None
-            if builtin and self.latency_budget_ms is not None and self._flash.too_slow(student, trial, folder):
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                return
-            model = (self.train_func or self._flash.train)(student, self._data["train"], self._data["tuning"],
-                                                            folder)
-            fit_seconds = time.perf_counter() - fit_start
-            metrics = _objective_values((self.eval_func or self._flash.evaluate)(model, self._data["tuning"]),
-                                        self.objectives_)
+            outcome = self._trial_work(trial.number, params)
         except Exception as error:  # a failed trial is recorded and the search goes on
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
-            return
+            outcome = {"error": f"{type(error).__name__}: {error}"}
         finally:
             beating.stop()
             set_console_verbosity(self.verbosity)  # the trial's own fits set the console to theirs
+        self._finish_trial(study, trial, outcome)
+
+    def _start_trial(self, study, trial) -> dict | None:
+        """The trial's sampled point (its student's shape recorded), or None when the study has already scored
+        that point (its result is reused, nothing is trained)."""
+        trial.set_user_attr("run", self._run_id)
+        params = self.space_.suggest(trial)
+        shape = self.space_.student(params) if self.model_builder is None else None
+        trial.set_user_attr("shape", str(shape) if shape else json.dumps(params, default=str))
+        if self._reuse_duplicate(study, trial, params):
+            shutil.rmtree(self.path_ / "trials" / f"{trial.number:03d}", ignore_errors=True)
+            return None
+        return params
+
+    def _trial_work(self, number: int, params: dict) -> dict:
+        """Build, train and measure trial ``number``'s student (here, or in a Ray worker): its objective values,
+        ``fit_s`` and predictor folder, or ``over_budget`` with its latency when it was too slow to train."""
+        folder = self.path_ / "trials" / f"{number:03d}"
+        shutil.rmtree(folder, ignore_errors=True)  # a killed earlier attempt with this number
+        folder.mkdir(parents=True)
+        fit_start = time.perf_counter()
+        student = (self.model_builder or self._flash.build)(params, folder)
+        builtin = self.train_func is None and self.eval_func is None
+        if builtin and self.latency_budget_ms is not None:
+            over = self._flash.too_slow(student, folder)
+            if over is not None:
+                return {"over_budget": over}
+        model = (self.train_func or self._flash.train)(student, self._data["train"], self._data["tuning"], folder)
+        fit_seconds = time.perf_counter() - fit_start
+        metrics = _objective_values((self.eval_func or self._flash.evaluate)(model, self._data["tuning"]),
+                                    self.objectives_)
+        return {"metrics": metrics, "fit_s": fit_seconds,
+                "predictor": str(folder / "predictor") if (folder / "predictor").is_dir() else None}
+
+    def _finish_trial(self, study, trial, outcome: dict) -> None:
+        """Tell the study how the trial ended (``_trial_work``'s outcome, or ``error``)."""
+        import optuna
+
+        if "error" in outcome:
+            trial.set_user_attr("error", outcome["error"])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            logger.warning("Trial %d failed: %s", trial.number, outcome["error"])
+            return
+        if "over_budget" in outcome:
+            latency, parameters = outcome["over_budget"]
+            trial.set_user_attr("latency_ms", latency)
+            trial.set_user_attr("parameters", parameters)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            logger.info("Trial %d: %s takes %.2f ms, over latency_budget_ms=%g: not trained.", trial.number,
+                        trial.user_attrs["shape"], latency, self.latency_budget_ms)
+            return
+        metrics = outcome["metrics"]
         for name, value in metrics.items():
             trial.set_user_attr(OBJECTIVES.get(name, (name,))[0], value)
-        trial.set_user_attr("fit_s", fit_seconds)
-        trial.set_user_attr("predictor", str(folder / "predictor") if (folder / "predictor").is_dir() else None)
+        trial.set_user_attr("fit_s", outcome["fit_s"])
+        trial.set_user_attr("predictor", outcome["predictor"])
+        if outcome.get("worker"):
+            trial.set_user_attr("worker", outcome["worker"])
         study.tell(trial, [metrics[name] for name in self.objectives_])
         logger.info("Trial %d: %s -> %s %.4f, %.2f ms, %.0f rows/s, %.1fM parameters, fit %.0f s", trial.number,
                     trial.user_attrs["shape"], self.teacher_.eval_metric, metrics.get("accuracy", float("nan")),
                     metrics.get("latency", float("nan")), metrics.get("throughput", float("nan")),
-                    metrics.get("parameters", float("nan")) / 1e6, fit_seconds)
+                    metrics.get("parameters", float("nan")) / 1e6, outcome["fit_s"])
+
+    def _run_on_ray(self, study, start: float, trials: int) -> None:
+        """``trials`` trials in parallel on Ray (``hpo/ray_tune.py``); each worker rebuilds this search from its
+        arguments and the teacher's folder."""
+        from ..hpo.ray_tune import DEFAULT_RESOURCES, RayTrials, run_trials
+
+        if self.model_builder is None:
+            self._flash.teacher_encoder_dir()  # written once here, not by parallel workers at once
+        worker = {"arguments": {**{name: getattr(self, name) for name in _ARGUMENTS}, "storage": None,
+                                "teacher": self._teacher_folder(), "executor": "local", "address": None,
+                                "resources_per_trial": None, "path": str(self.path_)},
+                  "data": self._data}
+
+        def sample(trial) -> dict:
+            params = self._start_trial(study, trial)
+            return {"trial": trial.number, "params": params, "duplicate": params is None}
+
+        def finish(trial, result: dict, died: bool) -> None:
+            if result.get("duplicate"):
+                return  # told when it was drawn
+            if result.get("final"):  # Ray's results are flat: the outcome as _trial_work gave it
+                outcome = {"over_budget": tuple(result["over_budget"])} if result.get("over_budget") else {
+                    "metrics": {name: result[name] for name in result["metric_names"]}, "fit_s": result["fit_s"],
+                    "predictor": result["predictor"], "worker": result["worker"]}
+            elif "error" in result:
+                outcome = {"error": result["error"]}
+            else:
+                outcome = {"error": "its Ray worker stopped (killed, or out of memory); see Ray's logs"}
+            self._finish_trial(study, trial, outcome)
+
+        names = list(self.objectives_)
+        modes = ["max" if self._maximize(name) else "min" for name in names]
+        deadline = None if self.time_limit is None else time.time() + self.time_limit - (time.perf_counter() - start)
+        run_trials(RayTrials(study, sample, distill_trial_on_ray, {"worker": worker}, finish, names, modes, trials,
+                             self.resources_ or DEFAULT_RESOURCES, self.path_ / "ray", deadline), self.address)
 
     def _reuse_duplicate(self, study, trial, params: dict) -> bool:
         """A point the study has already scored (samplers repeat points of small spaces): its result again,
@@ -580,6 +696,42 @@ class AutoDistiller:
                  f"inference mode {self.inference_mode}")
         return plot_front(self.results_, "tuning_score", self.teacher_scores_, getattr(self, "best_trial_", None),
                           path or self.path_ / "front.png", title, f"tuning {self.teacher_.eval_metric}")
+
+
+_ARGUMENTS = ("teacher", "search_space", "n_trials", "objectives", "sampler", "seed", "storage", "time_limit",
+              "latency_budget_ms", "inference_mode", "path", "hyperparameters", "flash", "refit", "keep",
+              "model_builder", "train_func", "eval_func", "verbosity", "executor", "address", "resources_per_trial")
+
+
+def distill_trial_on_ray(config: dict, worker: dict) -> None:
+    """One AutoDistiller trial in a Ray worker: the search rebuilt from its arguments, the student built, trained
+    and measured, and reported with its objective values."""
+    import os
+    import socket
+
+    from ray import tune
+
+    from ..logs import set_console_verbosity
+
+    arguments = worker["arguments"]
+    nothing = {name: float("nan") for name in ((arguments["objectives"],) if isinstance(arguments["objectives"], str)
+                                               else arguments["objectives"])}
+    if config["duplicate"]:
+        tune.report({**nothing, "duplicate": True, "final": True})
+        return
+    try:
+        search = AutoDistiller(**{**arguments, "verbosity": min(arguments["verbosity"], 1)})
+        search._check_arguments()
+        search._prepare(worker["data"], Path(arguments["path"]))
+        outcome = search._trial_work(config["trial"], config["params"])
+    except Exception as error:  # noqa: BLE001 (told to the study as a failed trial)
+        tune.report({**nothing, "error": f"{type(error).__name__}: {error}"})
+        return
+    finally:
+        set_console_verbosity(arguments["verbosity"])
+    metrics = outcome.pop("metrics", {})
+    tune.report({**nothing, **metrics, **outcome, "metric_names": list(metrics),
+                 "worker": f"{socket.gethostname()}:{os.getpid()}", "final": True})
 
 
 def _objective_values(metrics, objectives) -> dict:

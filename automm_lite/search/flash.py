@@ -71,7 +71,7 @@ class FlashDistillation:
         self.seed, self.verbosity = seed, verbosity
         self._tokens = None
 
-    def too_slow(self, student, trial, folder: Path) -> bool:
+    def too_slow(self, student, folder: Path) -> tuple | None:
         """Whether the untrained student is over ``latency_budget_ms`` (timed after a one-step fit on a few rows
         per class): then it is not worth training.
 
@@ -79,14 +79,13 @@ class FlashDistillation:
         ----------
         student : dict or str
             What ``build`` (or the user's builder) returned.
-        trial : optuna.trial.Trial
-            Gets the measured ``latency_ms`` and ``parameters`` when the student is too slow.
         folder : Path
             The trial's folder (the probe is written there and removed).
 
         Returns
         -------
-        bool
+        tuple or None
+            ``(latency_ms, parameters)`` when the student is too slow, else None.
         """
         from ..predictor import Predictor
         from ..reports.compare import single_row_latency
@@ -109,12 +108,8 @@ class FlashDistillation:
         latency, _ = single_row_latency(probe, self.data["tuning"])
         shutil.rmtree(folder / "probe", ignore_errors=True)
         if self.latency_budget_ms is None or latency <= self.latency_budget_ms:
-            return False
-        trial.set_user_attr("latency_ms", latency)
-        trial.set_user_attr("parameters", float(probe.total_parameters))
-        logger.info("Trial %d: %s takes %.2f ms, over latency_budget_ms=%g: not trained.", trial.number,
-                    trial.user_attrs["shape"], latency, self.latency_budget_ms)
-        return True
+            return None
+        return latency, float(probe.total_parameters)
 
     def build(self, params: dict, folder: Path) -> dict:
         """Prune the sampled shape from the teacher's fine-tuned encoder into ``folder/student``.

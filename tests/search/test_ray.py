@@ -126,3 +126,30 @@ def test_resources_no_node_holds_and_ray_settings_without_ray_are_named(ray_addr
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                            cwd=tmp_path)
     assert "pip install 'automm_lite[ray]'" in shown.stdout, shown.stderr[-2000:]
+
+
+def test_an_autodistiller_search_runs_two_students_at_once_on_the_cluster(ray_address, search_teacher, bbc_short,
+                                                                          quick, tmp_path):
+    import optuna
+
+    from automm_lite import AutoDistiller
+    from automm_lite.search.autodistill import STUDY_NAME
+
+    train, test = bbc_short
+    search = AutoDistiller(search_teacher, search_space={"num_layers": [1, 2], "num_attention_heads": [2]},
+                           n_trials=2, sampler="grid", refit=False, path=str(tmp_path / "search"), verbosity=0,
+                           executor="ray", address=ray_address, **quick).fit(train)
+    results = search.results_.set_index("trial")
+    assert list(results.state) == ["complete", "complete"]
+    assert results.tuning_score.notna().all() and (results.latency_ms > 0).all()
+    assert results.loc[0, "parameters"] < results.loc[1, "parameters"]  # one layer against two
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path / 'search' / 'study.db'}")
+    first, second = sorted(study.trials, key=lambda t: t.number)
+    assert second.datetime_start < first.datetime_complete  # the second started before the first ended
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    # Each trial's student was saved by its worker and loads here, as with the local executor.
+    for folder in results.predictor:
+        assert len(Predictor.load(folder, verbosity=0).predict(test.head(8))) == 8
+    assert search.best_predictor_ is not None
+    with pytest.raises(ConfigError, match="for executor='ray'"):
+        AutoDistiller(search_teacher, address=ray_address, path=str(tmp_path / "local")).fit(train)

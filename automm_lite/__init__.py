@@ -1,7 +1,7 @@
 """automm_lite: a small, fast AutoML predictor for text and tabular data, with knowledge distillation."""
 
 __version__ = "0.1.0"
-__all__ = ["AutoDistiller", "Predictor", "compare_predictors", "__version__"]
+__all__ = ["AutoDistiller", "Predictor", "compare_predictors", "predict_dataset", "__version__"]
 
 
 def __getattr__(name):
@@ -12,6 +12,9 @@ def __getattr__(name):
     if name == "AutoDistiller":
         from .search.autodistill import AutoDistiller
         return AutoDistiller
+    if name == "predict_dataset":
+        from .batch import predict_dataset
+        return predict_dataset
     if name == "compare_predictors":
         from .reports.compare import compare_predictors
         return compare_predictors

@@ -4,17 +4,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _fit(args):
     from .predictor import Predictor
 
+    tune = args.hpo
+    given = {name: getattr(args, name) for name in ("executor", "address", "storage") if getattr(args, name)}
+    if given:
+        from .exceptions import ConfigError
+        from .hpo.settings import read_text_settings
+
+        if tune is None:
+            raise ConfigError(f"--{', --'.join(given)} set(s) how a search runs: pass --hpo too (e.g. --hpo "
+                              "num_trials=8), or leave them out.")
+        tune = {**read_text_settings(tune), **given}
     predictor = Predictor(label=args.label, problem_type=args.problem_type, eval_metric=args.eval_metric,
                           path=args.path, verbosity=args.verbosity)
     predictor.fit(args.train_data, tuning_data=args.tuning_data, hyperparameters=args.hyperparameters,
                   presets=args.presets, time_limit=args.time_limit, seed=args.seed,
                   teacher_predictor=args.teacher or None, unlabeled_data=args.unlabeled_data,
-                  hyperparameter_tune_kwargs=args.hpo, resume=args.resume)
+                  hyperparameter_tune_kwargs=tune, resume=args.resume)
     summary = predictor.fit_summary()
     if summary.get("hpo"):  # the trials as a table, not as JSON
         print(predictor.hpo_results.to_string(index=False))
@@ -33,6 +44,14 @@ def _evaluate(args):
 def _predict(args):
     from .predictor import Predictor
 
+    if args.executor is not None or Path(args.data).is_dir() or any(ch in args.data for ch in "*?["):
+        from .batch import predict_dataset
+
+        table = predict_dataset(args.predictor, args.data, args.output, executor=args.executor or "local",
+                                proba=args.proba, address=args.address, num_workers=args.num_workers)
+        print(table.to_string(index=False))
+        print(f"Wrote {table.rows.sum()} predictions of {len(table)} files to {args.output}")
+        return
     predictor = Predictor.load(args.predictor, verbosity=args.verbosity)
     result = predictor.predict_proba(args.data) if args.proba else predictor.predict(args.data).to_frame()
     if args.output.lower().endswith((".parquet", ".pq")):
@@ -104,7 +123,8 @@ def _search(args):
                            seed=args.seed, storage=args.storage, time_limit=args.time_limit,
                            latency_budget_ms=args.latency_budget_ms, inference_mode=args.inference_mode,
                            path=args.path, hyperparameters=parse_hyperparameters(args.hyperparameters or {}),
-                           refit=not args.no_refit, keep=args.keep, verbosity=args.verbosity)
+                           refit=not args.no_refit, keep=args.keep, verbosity=args.verbosity,
+                           executor=args.executor, address=args.address)
     search.fit(args.train_data, tuning_data=args.tuning_data, unlabeled_data=args.unlabeled_data)
     import pandas as pd
 
@@ -142,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="search the --hyperparameters given as spaces (optim.lr=loguniform(1e-5,1e-3), "
                           "model.hf_text.checkpoint_name=choice(minilm-l3,minilm-l6)): e.g. "
                           "num_trials=8,searcher=bayes,scheduler=ASHA")
+    fit.add_argument("--executor", choices=["local", "ray"],
+                     help="with --hpo: trials one after another here, or in parallel on a Ray cluster")
+    fit.add_argument("--address", help="with --hpo --executor ray: the Ray cluster (default: a local one)")
+    fit.add_argument("--storage", help="with --hpo: an Optuna storage URL to share the study "
+                                       "(postgresql://user:password@host/db; default: SQLite in --path)")
     fit.add_argument("--resume", action="store_true",
                      help="continue the killed fit (or search) to --path")
     fit.add_argument("--problem-type", choices=["binary", "multiclass", "regression"])
@@ -165,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("data", help="data to predict (.csv or .parquet)")
     predict.add_argument("--output", required=True, help="output file (.csv or .parquet)")
     predict.add_argument("--proba", action="store_true", help="write class probabilities instead of labels")
+    batch = predict.add_argument_group("Parquet files: DATA a folder or a pattern ('in/*.parquet'), --output a "
+                                       "folder; each file predicted into one of the same name")
+    batch.add_argument("--executor", choices=["local", "ray"],
+                       help="this process, or workers on a Ray cluster (a local one without --address)")
+    batch.add_argument("--address", help="the Ray cluster's address (e.g. ray://head:10001, auto)")
+    batch.add_argument("--num-workers", type=int, help="Ray workers, each holding the loaded predictor")
     predict.set_defaults(run=_predict)
 
     demo = commands.add_parser("demo", help="fit and evaluate on bundled real data (a few minutes on a CPU)")
@@ -226,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--keep", choices=["all", "front"], default="all", help="which trials' predictors to keep")
     search.add_argument("--no-refit", action="store_true", help="keep the chosen trial's flash-trained predictor")
     search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="trials one after another here, or in parallel on a Ray cluster")
+    search.add_argument("--address", help="the Ray cluster's address (default: a local one with --executor ray)")
     search.set_defaults(run=_search)
 
     commands.add_parser("keys", help="every hyperparameter key with its default and meaning").set_defaults(

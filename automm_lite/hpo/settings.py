@@ -38,7 +38,7 @@ class TuneSettings:
     def read(cls, kwargs) -> "TuneSettings":
         """``hyperparameter_tune_kwargs`` as settings; a ConfigError names a bad one before any trial."""
         if isinstance(kwargs, str):  # the command line's "num_trials=8,searcher=bayes"
-            kwargs = _read_text_settings(kwargs)
+            kwargs = read_text_settings(kwargs)
         if not isinstance(kwargs, dict):
             raise ConfigError(f"hyperparameter_tune_kwargs must be a dict such as {{'num_trials': 8, 'searcher': "
                               f"'bayes', 'scheduler': 'ASHA'}}, not {type(kwargs).__name__}.")
@@ -117,7 +117,8 @@ def check_resources_per_trial(resources) -> dict | None:
     return checked
 
 
-def _read_text_settings(text: str) -> dict:
+def read_text_settings(text: str) -> dict:
+    """The command line's ``"num_trials=8,searcher=bayes"`` as a dict (values read as YAML scalars)."""
     import yaml
 
     settings = {}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from automm_lite import Predictor
-from automm_lite.exceptions import ConfigError
+from automm_lite.exceptions import ConfigError, DataError
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.timeout(420)
@@ -153,3 +153,43 @@ def test_an_autodistiller_search_runs_two_students_at_once_on_the_cluster(ray_ad
     assert search.best_predictor_ is not None
     with pytest.raises(ConfigError, match="for executor='ray'"):
         AutoDistiller(search_teacher, address=ray_address, path=str(tmp_path / "local")).fit(train)
+
+
+def _parquet_folder(test, folder: Path) -> Path:
+    """The test rows as three Parquet files of uneven sizes, under an index of their own (not 0..n)."""
+    folder.mkdir()
+    frame = test.drop(columns=["label"]).set_index(pd.Index(range(1000, 1000 + 3 * len(test), 3), name="row_id"))
+    for number, part in enumerate((frame.iloc[:20], frame.iloc[20:25], frame.iloc[25:])):
+        part.to_parquet(folder / f"part-{number}.parquet")
+    return folder
+
+
+def test_ray_data_predicts_a_parquet_folder_exactly_as_predict(ray_address, fitted_text_predictor, bbc_short,
+                                                              tmp_path):
+    from automm_lite import predict_dataset
+
+    _, test = bbc_short
+    source = _parquet_folder(test, tmp_path / "in")
+    table = predict_dataset(fitted_text_predictor.path, str(source / "*.parquet"), tmp_path / "out",
+                            executor="ray", address=ray_address, num_workers=2)
+    assert list(table.rows) == [20, 5, len(test) - 25] and table.worker.str.contains(":").all()
+    for number in range(3):
+        given = pd.read_parquet(source / f"part-{number}.parquet")
+        written = pd.read_parquet(tmp_path / "out" / f"part-{number}.parquet")
+        pd.testing.assert_frame_equal(written, fitted_text_predictor.predict(given).to_frame())
+    # Probabilities from the command line on Ray (a folder in, a folder out) are the local executor's.
+    local = predict_dataset(fitted_text_predictor.path, source, tmp_path / "local", proba=True)
+    assert local.worker.nunique() == 1
+    shown = subprocess.run([sys.executable, "-m", "automm_lite.cli", "predict", fitted_text_predictor.path,
+                            str(source), "--output", str(tmp_path / "cli"), "--proba", "--executor", "ray",
+                            "--address", ray_address], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "3 files" in shown.stdout
+    for number in range(3):
+        on_ray = pd.read_parquet(tmp_path / "cli" / f"part-{number}.parquet")
+        pd.testing.assert_frame_equal(on_ray, pd.read_parquet(tmp_path / "local" / f"part-{number}.parquet"))
+        assert list(on_ray.columns) == [str(c) for c in fitted_text_predictor.class_labels]
+    with pytest.raises(DataError, match="lacks the predictor's column"):
+        pd.DataFrame({"other": ["x"]}).to_parquet(tmp_path / "bad.parquet")
+        predict_dataset(fitted_text_predictor.path, tmp_path / "bad.parquet", tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -33,11 +33,12 @@ setup(
     ],
     extras_require={
         # The tutorials run as tests: a Jupyter kernel and a notebook runner; property tests of the data layer;
-        # a time limit on the tests that start processes; the shared-study tests' database driver.
+        # a time limit on the tests that start processes; the shared-study tests' database driver; the Ray tests.
         "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                "hypothesis>=6.100", "pytest-timeout>=2.2", "psycopg[binary]>=3.1"],
+                "hypothesis>=6.100", "pytest-timeout>=2.2", "psycopg[binary]>=3.1", "ray[tune,data]>=2.40"],
         "onnx": ["onnxruntime>=1.17"],
         "postgres": ["psycopg[binary]>=3.1"],  # a search's study shared through PostgreSQL
+        "ray": ["ray[tune,data]>=2.40"],  # searches and batch predictions on a Ray cluster
     },
     entry_points={"console_scripts": ["automm-lite=automm_lite.cli:main"]},
 )

@@ -107,8 +107,9 @@ class Predictor:
             (``bayes``, ``random``, ``grid``), ``scheduler`` (``FIFO``, ``ASHA``), ``num_trials`` (8), ``storage``
             (an Optuna storage URL; default SQLite in the predictor's folder), ``study_name``, ``num_to_keep``
             (runner-up trials kept whole, 0), ``grace_period`` and ``reduction_factor`` (ASHA's, 1 and 3),
-            ``executor`` (``local``). Each trial is a whole fit; the best on the tuning rows becomes this
-            predictor, every trial is listed in ``hpo_results`` (README: Hyperparameter search).
+            ``executor`` (``local``, or ``ray`` with ``address`` and ``resources_per_trial``: trials in parallel
+            on a Ray cluster). Each trial is a whole fit; the best on the tuning rows becomes this predictor,
+            every trial is listed in ``hpo_results`` (README: Hyperparameter search, On a Ray cluster).
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "automm_lite"
 # Above the predictor: the public face (lazy), the reports and searches built on Predictor, the command line.
-ABOVE = ("automm_lite", "automm_lite.predictor", "automm_lite.cli", "automm_lite.demo")
+ABOVE = ("automm_lite", "automm_lite.predictor", "automm_lite.cli", "automm_lite.demo", "automm_lite.batch")
 ABOVE_PACKAGES = ("automm_lite.reports", "automm_lite.search")
 # Old paths kept for one release: they forward to the new module by name, warn, and import nothing themselves.
 MOVED = {"automm_lite.distill.report": "automm_lite.reports.distill_table",

@@ -122,8 +122,9 @@ def run_trials(plan: RayTrials, address: str | None = None) -> None:
 
         searcher = StudySearch(plan)
         trainable = tune.with_resources(tune.with_parameters(plan.trainable, **plan.payload), plan.resources)
+        # A worker fits one trial after another, as the local executor does: imports and warm-up paid once.
         tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                                                  num_samples=plan.trials),
+                                                                  num_samples=plan.trials, reuse_actors=True),
                            run_config=tune.RunConfig(name="trials", storage_path=str(plan.folder.resolve()),
                                                      verbose=0, log_to_file=False,
                                                      failure_config=tune.FailureConfig(max_failures=0)))

@@ -242,17 +242,15 @@ class Search:
 
         def finish(trial, result: dict, died: bool) -> None:
             outcome = {name: reported(result, name) for name in ("score", "epochs", "steps", "fit_s", "worker")}
-            if result.get("final"):
-                pass
-            elif "error" in result:
-                outcome["error"] = result["error"]
-            elif died:
-                outcome["error"] = "its Ray worker stopped (killed, or out of memory); see Ray's logs"
-            else:  # stopped by Ray's ASHA: its fit was ended where it stood
-                outcome.update(pruned_at_step=result.get("step"), pruned_at_validation=result.get("validation"),
-                               pruned_score=result.get("score"))
-            if not result.get("final"):
+            if not result.get("final"):  # its fit did not end: its work folder goes
                 shutil.rmtree(self.folder / "trials" / f".{trial.number:03d}.fitting", ignore_errors=True)
+                if "error" in result:
+                    outcome["error"] = result["error"]
+                elif died:
+                    outcome["error"] = "its Ray worker stopped (killed, or out of memory); see Ray's logs"
+                else:  # stopped by Ray's ASHA where it stood
+                    outcome.update(pruned_at_step=result.get("step"), pruned_at_validation=result.get("validation"),
+                                   pruned_score=result.get("score"))
             self.finish(study, trial, outcome)
 
         settings = self.settings

@@ -3,6 +3,7 @@ trials of the predictor's search and of the AutoDistiller run in parallel on it,
 failed trial is recorded, Ray Data predicts Parquet files as ``predict`` does."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,19 +30,35 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ray_address():
-    """A two-CPU Ray head node on 127.0.0.1, as `ray start --head` starts one on a real cluster; stopped after."""
+    """A two-CPU Ray head node on 127.0.0.1, as `ray start --head` starts one on a real cluster (in the foreground,
+    so that stopping it stops this cluster's processes only); stopped after."""
     ray_bin = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="ray_", dir="/tmp")  # Ray's sockets need a short path
     port = _free_port()
     env = {**os.environ, "RAY_worker_niceness": "0"}  # loopback, no token: tests/conftest.py
-    subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                    "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0",
+                             "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        deadline = time.monotonic() + 120
+        while not _listening(port):
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head node did not start"
+            time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -98,7 +115,8 @@ def test_rays_asha_stops_a_poor_trial_and_a_failed_trial_is_recorded(ray_address
     assert not list((Path(predictor.path) / "hpo" / "trials").glob(".*.fitting"))
 
 
-def test_resources_no_node_holds_and_ray_settings_without_ray_are_named(ray_address, bbc_short, fixed, tmp_path):
+def test_resources_no_node_holds_and_ray_settings_without_ray_are_named(ray_address, bbc_short, fixed, tmp_path,
+                                                                       capsys):
     train, _ = bbc_short
     with pytest.raises(ConfigError, match="fits no node"):
         _search(tmp_path / "big", train, {**fixed, "optim.lr": [3e-3, 1e-3]},
@@ -109,6 +127,11 @@ def test_resources_no_node_holds_and_ray_settings_without_ray_are_named(ray_addr
             hyperparameter_tune_kwargs={"address": ray_address})
     with pytest.raises(ConfigError, match="'gpus' is not 'cpu' or 'gpu'"):
         _search(tmp_path / "bad", train, {**fixed, "optim.lr": [3e-3, 1e-3]}, {"resources_per_trial": {"gpus": 1}})
+    from automm_lite.cli import main
+
+    train.to_csv(tmp_path / "train.csv", index=False)
+    assert main(["fit", str(tmp_path / "train.csv"), "--label", "label", "--executor", "ray"]) == 2
+    assert "pass --hpo too" in capsys.readouterr().err
     # Without Ray installed, executor='ray' names the extra, before any work.
     script = textwrap.dedent("""
         import sys

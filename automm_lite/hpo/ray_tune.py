@@ -107,6 +107,8 @@ def run_trials(plan: RayTrials, address: str | None = None) -> None:
     from ray import tune
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
+    from .ray_searcher import StudySearch
+
     if plan.trials <= 0:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Ray's table of trials follows verbose=0: the log says it
@@ -118,8 +120,6 @@ def run_trials(plan: RayTrials, address: str | None = None) -> None:
             scheduler = AsyncHyperBandScheduler(time_attr="validation", metric=plan.metric, mode=plan.mode,
                                                 grace_period=grace_period, reduction_factor=reduction_factor,
                                                 max_t=10_000)
-        from .ray_searcher import StudySearch
-
         searcher = StudySearch(plan)
         trainable = tune.with_resources(tune.with_parameters(plan.trainable, **plan.payload), plan.resources)
         # A worker fits one trial after another, as the local executor does: imports and warm-up paid once.

@@ -49,8 +49,8 @@ def ray_address():
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+            head.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # what is left of it
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
@@ -112,6 +112,35 @@ def test_rays_asha_stops_a_poor_trial_and_a_failed_trial_is_recorded(ray_address
     assert results.loc[1, "state"] == "pruned" and results.loc[1, "pruned_at_step"] > 0
     assert results.loc[2, "state"] == "failed" and "no_such_encoder" in results.loc[2, "error"]
     assert predictor.fit_summary()["hpo"]["best_trial"] == 0
+    assert not list((Path(predictor.path) / "hpo" / "trials").glob(".*.fitting"))
+
+
+def test_a_trial_whose_worker_is_killed_is_failed_and_the_search_goes_on(ray_address, bbc_short, fixed, tmp_path):
+    import threading
+
+    train, _ = bbc_short
+    started = tmp_path / ".killed.fitting" / "hpo" / "trials" / ".000.fitting" / "fit.log"  # trial 0 is fitting
+    killed = []
+
+    def kill_the_first_trials_worker():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not started.is_file():
+            time.sleep(0.2)
+        workers = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
+        for pid in workers:
+            os.kill(int(pid), signal.SIGKILL)
+            killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_first_trials_worker, daemon=True)
+    killer.start()
+    predictor = _search(tmp_path / "killed", train, {**fixed, "optimization.max_epochs": 4, "optim.lr": [3e-3, 1e-3]},
+                        {"searcher": "grid", "num_trials": 2, "address": ray_address,
+                         "resources_per_trial": {"cpu": 2}})  # one trial at a time
+    killer.join(timeout=10)
+    assert killed, "no Ray worker was found to kill"
+    results = predictor.hpo_results.set_index("trial")
+    assert results.loc[0, "state"] == "failed" and "Ray worker stopped" in results.loc[0, "error"]
+    assert results.loc[1, "state"] == "complete" and predictor.fit_summary()["hpo"]["best_trial"] == 1
     assert not list((Path(predictor.path) / "hpo" / "trials").glob(".*.fitting"))
 
 
@@ -200,12 +229,13 @@ def test_ray_data_predicts_a_parquet_folder_exactly_as_predict(ray_address, fitt
         given = pd.read_parquet(source / f"part-{number}.parquet")
         written = pd.read_parquet(tmp_path / "out" / f"part-{number}.parquet")
         pd.testing.assert_frame_equal(written, fitted_text_predictor.predict(given).to_frame())
-    # Probabilities from the command line on Ray (a folder in, a folder out) are the local executor's.
+    # Probabilities from the command line on Ray (a folder in, a folder out; without --address, on a local cluster
+    # the command starts and stops) are the local executor's.
     local = predict_dataset(fitted_text_predictor.path, source, tmp_path / "local", proba=True)
     assert local.worker.nunique() == 1
     shown = subprocess.run([sys.executable, "-m", "automm_lite.cli", "predict", fitted_text_predictor.path,
                             str(source), "--output", str(tmp_path / "cli"), "--proba", "--executor", "ray",
-                            "--address", ray_address], capture_output=True, text=True, timeout=300)
+                            "--num-workers", "1"], capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert "3 files" in shown.stdout
     for number in range(3):

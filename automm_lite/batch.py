@@ -84,6 +84,9 @@ def predict_dataset(predictor, source, destination, executor="local", proba=Fals
                           f"{destination}; rename one or predict them into different folders.")
     _check_columns(folder, files)
     out = Path(destination).resolve()
+    if any(f.parent == out for f in files):
+        raise ConfigError(f"destination {str(destination)!r} holds the input files: each would be replaced by its "
+                          "predictions; write them to another folder.")
     out.mkdir(parents=True, exist_ok=True)
     jobs = [{"source": str(f), "output": str(out / f.name)} for f in files]
     started = time.perf_counter()

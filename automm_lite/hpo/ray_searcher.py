@@ -23,13 +23,15 @@ class StudySearch(OptunaSearch):
 
     def __init__(self, plan):
         study = plan.study
-        super().__init__(space=plan.sample, metric=plan.metric, mode=plan.mode, sampler=study.sampler,
-                         study_name=study.study_name, storage=study._storage)
+        # Ray hands the define-by-run function a wrapper of the trial: the search's code gets the trial itself.
+        super().__init__(space=lambda captor: plan.sample(captor.ot_trial), metric=plan.metric, mode=plan.mode,
+                         sampler=study.sampler, study_name=study.study_name, storage=study._storage)
         self.plan, self.beats, self.told, self.errors = plan, {}, [], []
 
     def suggest(self, trial_id):
         deadline = self.plan.deadline
-        if deadline is not None and time.time() > deadline and self.told:
+        if deadline is not None and time.time() > deadline and self._ot_study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             logger.info("time_limit reached: no more trials.")
             return Searcher.FINISHED
         fail_stale_trials(self._ot_study)  # a killed worker's trial (shared storage) is queued again first
@@ -49,6 +51,9 @@ class StudySearch(OptunaSearch):
         if beat is not None:
             beat.stop()
         trial = self._ot_trials[trial_id]
+        if self._ot_study._storage.get_trial(trial._trial_id).state.is_finished():
+            self.told.append(trial.number)  # told when it was drawn (a point the study had already scored)
+            return
         try:
             self.plan.finish(trial, dict(result or {}), error)
         except Exception as failure:  # noqa: BLE001 (Ray would only log it: raised after the run instead)
@@ -61,8 +66,8 @@ class StudySearch(OptunaSearch):
         for beat in self.beats.values():
             beat.stop()
 
-    # The study is the search's record (a search resumes from it): Ray's copy of the searcher state is not kept,
-    # and the study's connection cannot be pickled.
+    # Ray pickles its searcher with the experiment's state, for Tuner.restore. This search resumes from its
+    # Optuna study instead, and the study's database connection cannot be pickled: nothing is kept.
     def __getstate__(self):
         return {}
 

@@ -18,6 +18,18 @@ logger = logging.getLogger("automm_lite")
 
 RAY_EXTRA = "pip install 'automm_lite[ray]'"
 DEFAULT_RESOURCES = {"cpu": 1}
+# The keys of a trial's last report that say how it ended.
+FINAL, ERROR = "final", "error"
+WORKER_STOPPED = "its Ray worker stopped (killed, out of memory, or an error outside the fit); see Ray's logs"
+
+
+def in_driver_folder(cwd: str) -> None:
+    """Run a trial from the driver's working directory (Ray starts each in a folder of its own), so that relative
+    paths in its arguments mean what they meant to the caller."""
+    import os
+
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
 
 
 def require_ray(address: str | None = None) -> None:
@@ -80,9 +92,10 @@ class RayTrials:
     """What ``run_trials`` needs.
 
     ``sample(trial) -> config`` draws a trial's point from the study (in this process, when Ray starts it);
-    ``trainable(config, **payload)`` runs it in a Ray worker and ends with ``tune.report({..., "final": True})``
-    or ``{..., "error": text}``; ``finish(trial, result, error)`` tells the study how it ended from its last
-    report (``error``: the worker died).
+    ``trainable(config, **payload)`` runs it in a Ray worker (from this process's working directory) and ends
+    with ``tune.report({..., FINAL: True})`` or ``{..., ERROR: text}``; ``finish(trial, result, died)`` tells
+    the study how it ended from its last report: a result with neither key is a trial Ray's scheduler stopped
+    (or, with ``died``, one whose worker stopped).
     """
 
     study: object
@@ -112,6 +125,8 @@ def run_trials(plan: RayTrials, address: str | None = None) -> None:
     if plan.trials <= 0:
         return
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Ray's table of trials follows verbose=0: the log says it
+    # Ctrl+C stops the search as it stops a local one (Ray would end the run quietly and keep its best so far).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     with connected(address):
         check_cluster(plan.resources)
         scheduler = FIFOScheduler()

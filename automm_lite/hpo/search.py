@@ -75,8 +75,8 @@ class TrialFit:
         from ..io import METADATA_FILE
 
         def saved(teacher):
-            path = getattr(teacher, "path", None)
-            return str(path) if path and (Path(path) / METADATA_FILE).is_file() else teacher
+            path = teacher if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "path", None)
+            return str(Path(path).resolve()) if path and (Path(path) / METADATA_FILE).is_file() else teacher
 
         teachers = self.request.fit_kwargs.get("teacher_predictor")
         if isinstance(teachers, (list, tuple)):
@@ -88,12 +88,15 @@ class TrialFit:
         return replace(self, request=request)
 
 
-def fit_on_ray(config: dict, fit: TrialFit) -> None:
+def fit_on_ray(config: dict, fit: TrialFit, cwd: str) -> None:
     """One trial in a Ray worker: each validation reported to Ray's scheduler, then how the fit ended."""
     import socket
 
     from ray import tune
 
+    from .ray_tune import ERROR, FINAL, in_driver_folder
+
+    in_driver_folder(cwd)
     last, started = {"validation": 0, "step": 0}, time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -106,10 +109,10 @@ def fit_on_ray(config: dict, fit: TrialFit) -> None:
         measured = fit(config["trial"], config["sampled"], report)
     except Exception as error:  # noqa: BLE001 (told to the study as a failed trial)
         tune.report({"score": float("nan"), "validation": 0, "step": last["step"],
-                     "error": f"{type(error).__name__}: {error}", "fit_s": time.perf_counter() - started,
+                     ERROR: f"{type(error).__name__}: {error}", "fit_s": time.perf_counter() - started,
                      "worker": worker})
         return
-    tune.report({**measured, **last, "fit_s": time.perf_counter() - started, "worker": worker, "final": True})
+    tune.report({**measured, **last, "fit_s": time.perf_counter() - started, "worker": worker, FINAL: True})
 
 
 class Search:
@@ -229,7 +232,7 @@ class Search:
 
     def _run_on_ray(self, study, run_id: str, trials: int) -> None:
         """``trials`` trials on Ray (``hpo/ray_tune.py``), as many at once as the cluster holds."""
-        from .ray_tune import DEFAULT_RESOURCES, RayTrials, reported, run_trials
+        from .ray_tune import DEFAULT_RESOURCES, ERROR, FINAL, WORKER_STOPPED, RayTrials, reported, run_trials
 
         fit = self.trial_fit().for_workers()
 
@@ -242,24 +245,24 @@ class Search:
 
         def finish(trial, result: dict, died: bool) -> None:
             outcome = {name: reported(result, name) for name in ("score", "epochs", "steps", "fit_s", "worker")}
-            if not result.get("final"):  # its fit did not end: its work folder goes
+            if not result.get(FINAL):  # its fit did not end: its work folder goes
                 shutil.rmtree(self.folder / "trials" / f".{trial.number:03d}.fitting", ignore_errors=True)
-                if "error" in result:
-                    outcome["error"] = result["error"]
+                if ERROR in result:
+                    outcome["error"] = result[ERROR]
                 elif died:
-                    outcome["error"] = "its Ray worker stopped (killed, or out of memory); see Ray's logs"
+                    outcome["error"] = WORKER_STOPPED
                 else:  # stopped by Ray's ASHA where it stood
                     outcome.update(pruned_at_step=result.get("step"), pruned_at_validation=result.get("validation"),
                                    pruned_score=result.get("score"))
             self.finish(study, trial, outcome)
 
         settings = self.settings
-        maximize = self.metric.greater_is_better
-        run_trials(RayTrials(study, sample, fit_on_ray, {"fit": fit}, finish, "score", "max" if maximize else "min",
-                             trials, settings.resources_per_trial or DEFAULT_RESOURCES, self.folder / "ray",
-                             fit.deadline,
-                             (settings.grace_period, settings.reduction_factor) if settings.scheduler == "ASHA"
-                             else None), settings.address)
+        asha = (settings.grace_period, settings.reduction_factor) if settings.scheduler == "ASHA" else None
+        run_trials(RayTrials(study=study, sample=sample, trainable=fit_on_ray,
+                             payload={"fit": fit, "cwd": os.getcwd()}, finish=finish, metric="score",
+                             mode="max" if self.metric.greater_is_better else "min", trials=trials,
+                             resources=settings.resources_per_trial or DEFAULT_RESOURCES, folder=self.folder / "ray",
+                             deadline=fit.deadline, asha=asha), settings.address)
 
     def _sample(self, trial) -> dict:
         from .spaces import suggest
@@ -311,6 +314,8 @@ class Search:
         (stopped by ASHA) or ``error`` (failed), with its ``fit_s``, ``epochs`` and ``steps``."""
         import optuna
 
+        if "error" not in outcome and outcome.get("pruned_at_step") is None and outcome.get("score") is None:
+            outcome = {**outcome, "error": "its tuning score is not a number"}  # e.g. NaN from a diverged fit
         for name in ("fit_s", "epochs", "steps", "score", "pruned_at_step", "pruned_at_validation", "worker"):
             if outcome.get(name) is not None:
                 trial.set_user_attr(name, outcome[name])

@@ -112,7 +112,8 @@ def check_resources_per_trial(resources) -> dict | None:
         if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or amount < 0:
             raise ConfigError(f"resources_per_trial['{kind}'] must be a number >= 0, got {amount!r}.")
         checked[kind] = amount
-    if checked.get("cpu", 1) <= 0 and checked.get("gpu", 0) <= 0:
+    checked.setdefault("cpu", 1)  # Ray would reserve none
+    if checked["cpu"] <= 0 and checked.get("gpu", 0) <= 0:
         raise ConfigError("resources_per_trial asks for no CPU and no GPU: give each trial at least part of one.")
     return checked
 

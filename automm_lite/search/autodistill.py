@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import numbers
 import shutil
 import time
@@ -470,37 +471,35 @@ class AutoDistiller:
     def _run_on_ray(self, study, start: float, trials: int) -> None:
         """``trials`` trials in parallel on Ray (``hpo/ray_tune.py``); each worker rebuilds this search from its
         arguments and the teacher's folder."""
-        from ..hpo.ray_tune import DEFAULT_RESOURCES, RayTrials, run_trials
+        from ..hpo.ray_tune import DEFAULT_RESOURCES, ERROR, FINAL, WORKER_STOPPED, RayTrials, run_trials
 
         if self.model_builder is None:
             self._flash.teacher_encoder_dir()  # written once here, not by parallel workers at once
         worker = {"arguments": {**{name: getattr(self, name) for name in _ARGUMENTS}, "storage": None,
                                 "teacher": self._teacher_folder(), "executor": "local", "address": None,
                                 "resources_per_trial": None, "path": str(self.path_)},
-                  "data": self._data}
+                  "data": self._data, "cwd": os.getcwd()}
 
         def sample(trial) -> dict:
             params = self._start_trial(study, trial)
             return {"trial": trial.number, "params": params, "duplicate": params is None}
 
         def finish(trial, result: dict, died: bool) -> None:
-            if result.get("duplicate"):
-                return  # told when it was drawn
-            if result.get("final"):  # Ray's results are flat: the outcome as _trial_work gave it
+            if result.get(FINAL):  # Ray's results are flat: the outcome as _trial_work gave it
                 outcome = {"over_budget": tuple(result["over_budget"])} if result.get("over_budget") else {
                     "metrics": {name: result[name] for name in result["metric_names"]}, "fit_s": result["fit_s"],
                     "predictor": result["predictor"], "worker": result["worker"]}
-            elif "error" in result:
-                outcome = {"error": result["error"]}
             else:
-                outcome = {"error": "its Ray worker stopped (killed, or out of memory); see Ray's logs"}
+                outcome = {"error": result.get(ERROR, WORKER_STOPPED)}
             self._finish_trial(study, trial, outcome)
 
         names = list(self.objectives_)
-        modes = ["max" if self._maximize(name) else "min" for name in names]
         deadline = None if self.time_limit is None else time.time() + self.time_limit - (time.perf_counter() - start)
-        run_trials(RayTrials(study, sample, distill_trial_on_ray, {"worker": worker}, finish, names, modes, trials,
-                             self.resources_ or DEFAULT_RESOURCES, self.path_ / "ray", deadline), self.address)
+        run_trials(RayTrials(study=study, sample=sample, trainable=distill_trial_on_ray, payload={"worker": worker},
+                             finish=finish, metric=names,
+                             mode=["max" if self._maximize(name) else "min" for name in names], trials=trials,
+                             resources=self.resources_ or DEFAULT_RESOURCES, folder=self.path_ / "ray",
+                             deadline=deadline), self.address)
 
     def _reuse_duplicate(self, study, trial, params: dict) -> bool:
         """A point the study has already scored (samplers repeat points of small spaces): its result again,
@@ -711,13 +710,15 @@ def distill_trial_on_ray(config: dict, worker: dict) -> None:
 
     from ray import tune
 
+    from ..hpo.ray_tune import ERROR, FINAL, in_driver_folder
     from ..logs import set_console_verbosity
 
+    in_driver_folder(worker["cwd"])
     arguments = worker["arguments"]
     nothing = {name: float("nan") for name in ((arguments["objectives"],) if isinstance(arguments["objectives"], str)
                                                else arguments["objectives"])}
-    if config["duplicate"]:
-        tune.report({**nothing, "duplicate": True, "final": True})
+    if config["duplicate"]:  # its result was reused when it was drawn
+        tune.report({**nothing, FINAL: True})
         return
     try:
         search = AutoDistiller(**{**arguments, "verbosity": min(arguments["verbosity"], 1)})
@@ -725,13 +726,13 @@ def distill_trial_on_ray(config: dict, worker: dict) -> None:
         search._prepare(worker["data"], Path(arguments["path"]))
         outcome = search._trial_work(config["trial"], config["params"])
     except Exception as error:  # noqa: BLE001 (told to the study as a failed trial)
-        tune.report({**nothing, "error": f"{type(error).__name__}: {error}"})
+        tune.report({**nothing, ERROR: f"{type(error).__name__}: {error}"})
         return
     finally:
         set_console_verbosity(arguments["verbosity"])
     metrics = outcome.pop("metrics", {})
     tune.report({**nothing, **metrics, **outcome, "metric_names": list(metrics),
-                 "worker": f"{socket.gethostname()}:{os.getpid()}", "final": True})
+                 "worker": f"{socket.gethostname()}:{os.getpid()}", FINAL: True})
 
 
 def _objective_values(metrics, objectives) -> dict:

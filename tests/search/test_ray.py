@@ -40,6 +40,7 @@ def ray_address():
                              "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0",
                              "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _HEAD["session"] = head.pid  # the session of the cluster's processes (start_new_session)
     try:
         deadline = time.monotonic() + 120
         while not _listening(port):
@@ -54,6 +55,23 @@ def ray_address():
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+_HEAD = {}
+
+
+def _overlap(first_log: Path, second_log: Path) -> bool:
+    """Whether two fit calls ran at the same time: each ends with "Fitted in <s> s", logged at its end."""
+    import datetime
+    import re
+
+    def span(log):
+        last = log.read_text().strip().splitlines()[-1]
+        end = datetime.datetime.strptime(last[:23], "%Y-%m-%d %H:%M:%S,%f")
+        return end - datetime.timedelta(seconds=float(re.search(r"Fitted in ([0-9.]+) s", last).group(1))), end
+
+    (start_a, end_a), (start_b, end_b) = span(first_log), span(second_log)
+    return start_b < end_a and start_a < end_b
 
 
 def _listening(port: int) -> bool:
@@ -82,8 +100,8 @@ def test_two_trials_run_at_once_on_the_cluster_and_the_best_is_the_predictor(ray
     assert list(results.state) == ["complete", "complete"] and results.val_accuracy.notna().all()
     study = optuna.load_study(study_name="automm_lite_hpo",
                               storage=f"sqlite:///{Path(predictor.path) / 'hpo' / 'study.db'}")
-    first, second = sorted(study.trials, key=lambda t: t.number)
-    assert second.datetime_start < first.datetime_complete  # the second started before the first ended
+    trials = Path(predictor.path) / "hpo" / "trials"
+    assert _overlap(trials / "000" / "fit.log", trials / "001" / "fit.log")  # the two fits ran at once
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # in two worker processes
     best = results.loc[results.val_accuracy.idxmax()]
     assert predictor.fit_summary()["hpo"]["best_trial"] == best.trial
@@ -126,10 +144,11 @@ def test_a_trial_whose_worker_is_killed_is_failed_and_the_search_goes_on(ray_add
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not started.is_file():
             time.sleep(0.2)
-        workers = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
-        for pid in workers:
-            os.kill(int(pid), signal.SIGKILL)
-            killed.append(pid)
+        listed = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
+        for pid, session, command in (line.split(None, 2) for line in listed.splitlines() if line.strip()):
+            if int(session) == _HEAD["session"] and "ray::ImplicitFunc" in command:  # this cluster's trial
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(pid)
 
     killer = threading.Thread(target=kill_the_first_trials_worker, daemon=True)
     killer.start()
@@ -196,13 +215,18 @@ def test_an_autodistiller_search_runs_two_students_at_once_on_the_cluster(ray_ad
     assert results.tuning_score.notna().all() and (results.latency_ms > 0).all()
     assert results.loc[0, "parameters"] < results.loc[1, "parameters"]  # one layer against two
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{tmp_path / 'search' / 'study.db'}")
-    first, second = sorted(study.trials, key=lambda t: t.number)
-    assert second.datetime_start < first.datetime_complete  # the second started before the first ended
+    # Two workers at once: reused workers fit one trial after another, so a second worker means a second slot.
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     # Each trial's student was saved by its worker and loads here, as with the local executor.
     for folder in results.predictor:
         assert len(Predictor.load(folder, verbosity=0).predict(test.head(8))) == 8
     assert search.best_predictor_ is not None
+    # Run again with one more trial: the sampler draws a point the study has scored, whose result is reused.
+    again = AutoDistiller(search_teacher, search_space={"num_layers": [1, 2], "num_attention_heads": [2]},
+                          n_trials=3, sampler="random", refit=False, path=str(tmp_path / "search"), verbosity=0,
+                          executor="ray", address=ray_address, **quick).fit(train)
+    third = again.results_.set_index("trial").loc[2]
+    assert third.state == "complete" and third.duplicate_of in (0, 1) and third.fit_s == 0
     with pytest.raises(ConfigError, match="for executor='ray'"):
         AutoDistiller(search_teacher, address=ray_address, path=str(tmp_path / "local")).fit(train)
 
@@ -242,6 +266,8 @@ def test_ray_data_predicts_a_parquet_folder_exactly_as_predict(ray_address, fitt
         on_ray = pd.read_parquet(tmp_path / "cli" / f"part-{number}.parquet")
         pd.testing.assert_frame_equal(on_ray, pd.read_parquet(tmp_path / "local" / f"part-{number}.parquet"))
         assert list(on_ray.columns) == [str(c) for c in fitted_text_predictor.class_labels]
+    with pytest.raises(ConfigError, match="holds the input files"):
+        predict_dataset(fitted_text_predictor.path, source, source)
     with pytest.raises(DataError, match="lacks the predictor's column"):
         pd.DataFrame({"other": ["x"]}).to_parquet(tmp_path / "bad.parquet")
         predict_dataset(fitted_text_predictor.path, tmp_path / "bad.parquet", tmp_path / "never")

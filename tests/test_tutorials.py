@@ -32,15 +32,17 @@ def run_tutorial(name, tmp_path, monkeypatch):
 
 
 def text_of(nb):
-    """Everything the notebook printed or displayed as text, in order."""
+    """Everything the notebook printed or displayed as text, in order. A printed line may arrive in several
+    stream outputs (the kernel flushes when it flushes), so streams are joined as they were written."""
     parts = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
                 parts.append(output.text)
             elif "data" in output:
-                parts.append(output.data.get("text/markdown", "") + output.data.get("text/plain", ""))
-    return "\n".join(parts)
+                parts.append("\n" + output.data.get("text/markdown", "") + output.data.get("text/plain", "") + "\n")
+        parts.append("\n")
+    return "".join(parts)
 
 
 def images_in(nb):

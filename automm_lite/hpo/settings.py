@@ -69,19 +69,7 @@ class TuneSettings:
                               f"storage, not {type(storage).__name__}.")
         if not isinstance(merged["study_name"], str) or not merged["study_name"]:
             raise ConfigError(f"study_name must be a non-empty string, got {merged['study_name']!r}.")
-        if merged["executor"] == "ray":
-            from .ray_tune import require_ray
-
-            require_ray(merged["address"])  # names the extra before any work
-        else:
-            given = [name for name in ("address", "resources_per_trial") if merged[name] is not None]
-            if given:
-                raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for executor='ray'; "
-                                  f"pass executor='ray' too, or leave {'it' if len(given) == 1 else 'them'} out.")
-        if merged["address"] is not None and (not isinstance(merged["address"], str) or not merged["address"]):
-            raise ConfigError(f"address must be a Ray cluster's address such as 'ray://head:10001' or 'auto', got "
-                              f"{merged['address']!r}.")
-        resources = check_resources_per_trial(merged["resources_per_trial"])
+        resources = check_ray_arguments(merged["executor"], merged["address"], merged["resources_per_trial"])
         return cls(searcher, scheduler, int(merged["num_trials"]), storage, merged["executor"],
                    merged["study_name"], int(merged["num_to_keep"]), int(merged["grace_period"]),
                    int(merged["reduction_factor"]), int(merged["heartbeat_s"]), merged["address"], resources)
@@ -96,6 +84,25 @@ class TuneSettings:
                 "storage": storage,
                 "executor": self.executor, "study_name": self.study_name,
                 **({"resources_per_trial": self.resources_per_trial} if self.executor == "ray" else {})}
+
+
+def check_ray_arguments(executor: str, address, resources_per_trial) -> dict | None:
+    """A search's Ray arguments checked for its ``executor``: ``address`` and ``resources_per_trial`` only with
+    ``"ray"``, which needs Ray installed (the extra named before any work). Returns the checked resources."""
+    if executor == "ray":
+        from .ray_tune import require_ray
+
+        require_ray(address)
+    else:
+        given = [name for name, value in (("address", address), ("resources_per_trial", resources_per_trial))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for executor='ray'; "
+                              f"pass executor='ray' too, or leave {'it' if len(given) == 1 else 'them'} out.")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ConfigError(f"address must be a Ray cluster's address such as 'ray://head:10001' or 'auto', got "
+                          f"{address!r}.")
+    return check_resources_per_trial(resources_per_trial)
 
 
 def check_resources_per_trial(resources) -> dict | None:

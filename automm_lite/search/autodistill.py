@@ -190,24 +190,12 @@ class AutoDistiller:
             self.space_.grid()  # ranges cannot be a grid: fail now
 
     def _check_executor(self) -> None:
-        from ..hpo.settings import check_resources_per_trial
+        from ..hpo.settings import check_ray_arguments
 
         if self.executor not in ("local", "ray"):
             raise ConfigError(f"executor {self.executor!r}: 'local' (one trial after another here) or 'ray'.")
-        if self.executor == "local":
-            given = [name for name in ("address", "resources_per_trial") if getattr(self, name) is not None]
-            if given:
-                raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for executor='ray'; pass "
-                                  "executor='ray' too, or leave it out.")
-            return
-        from ..hpo.ray_tune import require_ray
-
-        require_ray(self.address)
-        if self.address is not None and (not isinstance(self.address, str) or not self.address):
-            raise ConfigError(f"address must be a Ray cluster's address such as 'ray://head:10001' or 'auto', got "
-                              f"{self.address!r}.")
-        self.resources_ = check_resources_per_trial(self.resources_per_trial)
-        if self._teacher_folder() is None:
+        self.resources_ = check_ray_arguments(self.executor, self.address, self.resources_per_trial)
+        if self.executor == "ray" and self._teacher_folder() is None:
             raise ConfigError("executor='ray' loads the teacher in each worker from its folder, and this teacher "
                               "has none: save it first (teacher.save(path)) or pass its folder.")
 

@@ -2,6 +2,10 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# The manual (docs/): Sphinx with Markdown pages, the notebooks' stored outputs, numpydoc and the parser's page.
+DOCS = ["sphinx>=8", "myst-parser>=4", "myst-nb>=1.1", "numpydoc>=1.8", "sphinx-argparse>=0.5",
+        "pydata-sphinx-theme>=0.16"]
+
 setup(
     name="automm_lite",
     version="0.1.0",
@@ -33,9 +37,11 @@ setup(
     ],
     extras_require={
         # The tutorials run as tests: a Jupyter kernel and a notebook runner; property tests of the data layer;
-        # a time limit on the tests that start processes; the shared-study tests' database driver; the Ray tests.
+        # a time limit on the tests that start processes; the shared-study tests' database driver; the Ray tests;
+        # the manual, which the tests build.
         "dev": ["pytest>=7", "nbmake>=1.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29",
-                "hypothesis>=6.100", "pytest-timeout>=2.2", "psycopg[binary]>=3.1", "ray[tune,data]>=2.40"],
+                "hypothesis>=6.100", "pytest-timeout>=2.2", "psycopg[binary]>=3.1", "ray[tune,data]>=2.40"] + DOCS,
+        "docs": DOCS,
         "onnx": ["onnxruntime>=1.17"],
         "postgres": ["psycopg[binary]>=3.1"],  # a search's study shared through PostgreSQL
         "ray": ["ray[tune,data]>=2.40"],  # searches and batch predictions on a Ray cluster

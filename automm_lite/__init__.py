@@ -1,4 +1,4 @@
-"""automm_lite: a small, fast AutoML predictor for text and tabular data, with knowledge distillation."""
+"""automm_lite: small, fast AutoML predictors for text, image and tabular data, with knowledge distillation."""
 
 __version__ = "0.1.0"
 __all__ = ["AutoDistiller", "Predictor", "compare_predictors", "predict_dataset", "__version__"]

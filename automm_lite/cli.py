@@ -146,7 +146,7 @@ def _demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automm-lite", description=__doc__.split(":", 1)[0] + ": small, fast "
-                                     "AutoML predictors for text and tabular data, with knowledge distillation.")
+                                     "AutoML predictors for text, image and tabular data, with knowledge distillation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fit = commands.add_parser("fit", help="fit a predictor on a CSV/Parquet file")
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--address", help="the Ray cluster's address (default: a local one with --executor ray)")
     search.set_defaults(run=_search)
 
-    commands.add_parser("keys", help="every hyperparameter key with its default and meaning").set_defaults(
+    commands.add_parser("keys", help="every hyperparameter key: default, what it accepts, meaning").set_defaults(
         run=_keys)
     commands.add_parser("zoo", help="the offline model checkpoints").set_defaults(run=_zoo)
     for sub in (fit, evaluate, predict, search):

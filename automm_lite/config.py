@@ -144,7 +144,7 @@ class LoraConfig:
 class OptimizationConfig:
     learning_rate: float | Literal["auto"] = _key(
         AUTO, "Peak learning rate of the pretrained weights (alias `optim.lr`); auto = chosen from the backbones "
-        "and the number of training rows (README: Defaults that fit the data)", gt=0.0, le=1.0)
+        "and the number of training rows (manual: Defaults that fit the data)", gt=0.0, le=1.0)
     lr_choice: Literal["auto", "two_stages", "layerwise_decay", "none"] = _key(
         AUTO, "How learning rates differ inside the model: two_stages = new layers (output, fusion and tabular "
         "MLPs) at learning_rate x lr_mult; layerwise_decay = each pretrained layer at lr_decay^(depth from the "
@@ -167,7 +167,7 @@ class OptimizationConfig:
                                                                              "Learning-rate decay after warm-up")
     warmup_steps: float = _key(0.1, "Warm-up length: a fraction of all steps if < 1, else a step count", ge=0.0)
     max_epochs: int | Literal["auto"] = _key(AUTO, "Maximum passes over the training data; auto = enough for "
-                                             "the rule's optimizer steps (README: Defaults that fit the data)",
+                                             "the rule's optimizer steps (manual: Defaults that fit the data)",
                                              ge=1)
     max_steps: int = _key(-1, "Stop after this many optimizer steps (-1 = no limit)", ge=-1)
     patience: int = _key(10, "Early stopping: validations without improvement before stopping", ge=1)
@@ -217,7 +217,7 @@ class EnvConfig:
                                                       "`env.num_gpus` allows one and torch sees one, else the CPU")
     num_processes: int = _key(1, "Training processes on the CPU (Lightning's devices on the CPU accelerator, gloo "
                               "backend): 2 or more train with DDP, each process on a shard of the rows", ge=1)
-    num_nodes: int = _key(1, "Machines that train together (launched by torchrun or SLURM, README: Several "
+    num_nodes: int = _key(1, "Machines that train together (launched by torchrun or SLURM, manual: Several "
                           "processes, GPUs and nodes)", ge=1)
     num_workers: int = _key(0, "DataLoader worker processes for training (rows are tokenized up front)", ge=0)
     num_workers_evaluation: int = _key(0, "DataLoader workers for inference (alias `env.num_workers_inference`)",
@@ -226,7 +226,7 @@ class EnvConfig:
                                               auto_aliases=(0,))
     keep_freed_memory: bool = _key(True, "On a CPU with glibc (Linux), keep memory that torch frees in the process "
                                    "for reuse, so that each batch does not page-fault its activations in again "
-                                   "(faster float32 predict: README, Fast inference); process-wide from the first "
+                                   "(faster float32 predict: manual, Fast inference); process-wide from the first "
                                    "fit/predict that asks, resident memory stays near its peak")
     deterministic: bool = _key(False, "Ask torch for deterministic algorithms (slower on GPU)")
     resume_points: bool = _key(True, "Write the training state at the end of every epoch to the fit's work folder "
@@ -242,7 +242,7 @@ class EnvConfig:
 class DistillerConfig:
     recipe: Literal["auto", "autogluon", "none"] = _key(
         AUTO, "Who chooses the distillation terms and the student's budget: auto = the library, from what the fit "
-        "has (README, Knowledge distillation: the recipe rules); autogluon = AutoGluon's terms and defaults exactly; "
+        "has (manual, Knowledge distillation: the recipe rules); autogluon = AutoGluon's terms and defaults exactly; "
         "none = the key defaults as they are. Keys you pass always win")
     temperature: float = _key(5.0, "Softens teacher and student logits in the soft-label term", gt=0.0)
     hard_label_weight: float = _key(0.1, "Weight of the task loss on the gold labels", ge=0.0)
@@ -579,15 +579,30 @@ def _iter_owners(config, prefix: str = ""):
             yield f"{prefix}{f.name}", f, config
 
 
+def _allowed(spec: _Spec) -> str:
+    """What a key accepts, in words: its kind, its bounds or choices, and ``auto`` where the library decides."""
+    kinds = {"bool": "true/false", "int": "integer", "float": "number", "str": "text", "list": "list",
+             "int_list": "list of integers"}
+    if spec.choices:
+        text = ("list of " if spec.kind == "list" else "") + ", ".join(f"`{c}`" for c in spec.choices)
+    else:
+        text = kinds[spec.kind]
+    bounds = [f"{sign} {spec.meta[name]:g}" for name, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+              if spec.meta.get(name) is not None]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    return text + (", or `auto`" if spec.or_auto else "")
+
+
 def keys_table() -> str:
-    """A Markdown table of every key, its default and meaning (printed by ``automm-lite keys``)."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
+    """A Markdown table of every key: its default, what it accepts and what it means (printed by
+    ``automm-lite keys``; the manual's hyperparameter page is made from it)."""
+    rows = ["| key | default | accepts | meaning |", "|---|---|---|---|"]
     for key, f, owner in _iter_owners(Config()):
         spec = _specs(type(owner))[f.name]
         value = getattr(owner, f.name)
         default = AUTO if value == AUTO else json.dumps(value)
-        allowed = f" One of: {', '.join(repr(c) for c in spec.choices)}." if spec.choices else ""
-        rows.append(f"| `{key}` | `{default}` | {spec.meta['help']}.{allowed} |")
+        rows.append(f"| `{key}` | `{default}` | {_allowed(spec)} | {spec.meta['help']}. |")
     return "\n".join(rows)
 
 

@@ -69,4 +69,5 @@ def run_distillation_demo():
           "equal-compute control (the same student without a teacher, given the same rows and optimizer steps: "
           "augmented copies with their gold labels, more epochs in place of rows the teacher alone labels); "
           "speed-up = teacher evaluate time / student's. 'auto' is the plain call fit(..., teacher_predictor=teacher). "
-          "On this small budget the layer-wise terms have few steps; the README's table has the full budget.")
+          "On this small budget the layer-wise terms have few steps; the manual's distillation table has the full "
+          "budget.")

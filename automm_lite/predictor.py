@@ -65,11 +65,12 @@ class Predictor:
     def fit(self, train_data, tuning_data=None, hyperparameters=None, presets=None, time_limit=None, seed=0,
             column_types=None, holdout_frac=None, teacher_predictor=None, unlabeled_data=None, resume=False,
             hyperparameter_tune_kwargs=None):
-        """Train a model on ``train_data``; returns ``self``.
+        """Train a model on ``train_data``.
 
         Parameters
         ----------
-        train_data : DataFrame or path to CSV/Parquet
+        train_data : DataFrame or str
+            Labelled rows, or the path of a CSV or Parquet file of them.
         tuning_data : DataFrame or path, optional
             Validation rows for early stopping and checkpoint selection; a stratified holdout of
             ``train_data`` when not given.
@@ -78,7 +79,7 @@ class Predictor:
             (``automm-lite keys`` lists them all).
         presets : str, optional
             ``medium_quality`` (quicker), ``high_quality`` (the defaults), ``best_quality``, ``fast`` (low latency),
-            ``multilingual`` (README: Defaults that fit the data); ``medium_quality_hpo``, ``high_quality_hpo``,
+            ``multilingual`` (guide: Defaults that fit the data); ``medium_quality_hpo``, ``high_quality_hpo``,
             ``best_quality_hpo`` search around their preset (see ``hyperparameter_tune_kwargs``).
         time_limit : float, optional
             Seconds of training at most.
@@ -109,7 +110,29 @@ class Predictor:
             (runner-up trials kept whole, 0), ``grace_period`` and ``reduction_factor`` (ASHA's, 1 and 3),
             ``executor`` (``local``, or ``ray`` with ``address`` and ``resources_per_trial``: trials in parallel
             on a Ray cluster). Each trial is a whole fit; the best on the tuning rows becomes this predictor,
-            every trial is listed in ``hpo_results`` (README: Hyperparameter search, On a Ray cluster).
+            every trial is listed in ``hpo_results`` (guide: Hyperparameter search, On a Ray cluster).
+
+        Returns
+        -------
+        Predictor
+            This predictor, fitted and, with a ``path``, saved there.
+
+        Raises
+        ------
+        ConfigError
+            A key, value or argument that does not exist or does not fit the others, before any model is built.
+        DataError
+            Data that cannot be learned from as given: a missing label column, labels of mixed kinds, a file
+            that does not parse, and the other cases of the guide's Errors page.
+
+        Examples
+        --------
+        >>> from automm_lite import Predictor
+        >>> from automm_lite.datasets import load_bbc_news
+        >>> train, test = load_bbc_news()
+        >>> predictor = Predictor(label="label").fit(train, hyperparameters={"optim.max_epochs": 2})
+        >>> predictor.evaluate(test)  # doctest: +SKIP
+        {'accuracy': 0.95}
         """
         start = time.perf_counter()
         set_console_verbosity(self.verbosity)
@@ -371,7 +394,7 @@ class Predictor:
 
     def optimize_for_inference(self, precision="bf16", backend="torch", check_data=None, max_score_drop=0.005,
                                compile=False):
-        """Make predict faster: bf16 encoders, int8 weights, onnxruntime, compiled encoders; returns ``self``.
+        """Make predict faster: bf16 encoders, int8 weights, onnxruntime, compiled encoders.
 
         The choice is stored in the config (``env.inference_precision``, ``env.inference_backend``,
         ``env.inference_compile``), so a saved predictor keeps it. Choices the hardware cannot run fast fall back
@@ -381,6 +404,8 @@ class Predictor:
         Parameters
         ----------
         precision : {"32", "bf16", "int8"}
+            Number format of the encoders' matrix products: float32, bfloat16 (on CPUs with bf16 instructions,
+            and GPUs), or int8 weights (dynamic quantization of the linear layers).
         backend : {"torch", "onnx"}
             ``onnx`` exports the model in memory and runs it with onnxruntime (``int8`` then uses onnxruntime's
             dynamic quantization).
@@ -393,6 +418,16 @@ class Predictor:
             Run the text encoder and the image network through ``torch.compile`` (torch backend, precision 32
             or bf16). It compiles here, once (seconds to a minute), and again at the first predict of a reloaded
             predictor. A CPU needs a C++ compiler; without one inference runs uncompiled, with a warning.
+
+        Returns
+        -------
+        Predictor
+            This predictor; ``inference_mode`` says what its predict now runs.
+
+        Raises
+        ------
+        ConfigError
+            A precision or backend that does not exist, or ``compile`` that is not a bool.
         """
         self._check_fitted()
         if not isinstance(compile, bool):
@@ -444,12 +479,22 @@ class Predictor:
             set_console_verbosity(verbosity)
 
     def export_onnx(self, path):
-        """Write the model as an ONNX file (dynamic rows and tokens) and return its path.
+        """Write the model as an ONNX file (dynamic rows and tokens).
 
         Inputs are each backbone's tensors, named ``<backbone>.<input>``: the tokenized text
         (``hf_text.input_ids``, ``hf_text.attention_mask`` and, for BERT-likes, ``hf_text.token_type_ids``) and the
         preprocessed ``tabular_mlp.numerical``/``tabular_mlp.categorical`` arrays; outputs are ``logits`` and
         ``features``. ``optimize_for_inference(backend="onnx")`` uses the same export.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write.
+
+        Returns
+        -------
+        str
+            The path of the written file.
         """
         from .inference.onnx import export_file
 
@@ -457,7 +502,14 @@ class Predictor:
         return export_file(self.model_, path)
 
     def as_teacher(self):
-        """This fitted predictor as the ``Teacher`` view that a student's fit distils from."""
+        """This fitted predictor as the ``Teacher`` view that a student's fit distils from.
+
+        Returns
+        -------
+        automm_lite.distill.teacher.Teacher
+            The model, preprocessing and inference settings, read-only; ``fit(teacher_predictor=...)`` takes the
+            predictor itself, so few scripts need this.
+        """
         from .distill.teacher import Teacher
 
         self._check_fitted()
@@ -491,12 +543,19 @@ class Predictor:
 
         Parameters
         ----------
-        data : DataFrame, path to a CSV/Parquet file, or an iterable of DataFrames
+        data : DataFrame, str or iterable of DataFrame
+            The rows to predict (their label column, if any, is ignored): a frame, the path of a CSV or Parquet
+            file, or an iterable of frames.
         chunk_size : int, optional
             Read and predict this many rows at a time, so memory stays bounded by the chunk however large the
             file; the result is the same (but a CSV's column types are guessed per chunk: a code column that is
             all digits in one chunk reads as numbers there). An iterable of DataFrames is predicted a frame at a
             time anyway.
+
+        Returns
+        -------
+        pandas.Series
+            One label per row (a value in the label's units for regression), named after the label column.
         """
         import pandas as pd
 
@@ -506,10 +565,27 @@ class Predictor:
         return _joined(self.predict_iter(data, chunk_size))
 
     def predict_proba(self, data, as_multiclass=True, chunk_size=None):
-        """Class probabilities: a DataFrame with one column per class (``class_labels`` order).
+        """Class probabilities of each row.
 
-        With ``as_multiclass=False`` a binary predictor returns the positive class's probability as a Series.
-        ``data`` and ``chunk_size`` as in :meth:`predict`.
+        Parameters
+        ----------
+        data : DataFrame, str or iterable of DataFrame
+            The rows, as in :meth:`predict`.
+        as_multiclass : bool
+            With False, a binary predictor returns the positive class's probability alone, as a Series.
+        chunk_size : int, optional
+            Rows read and predicted at a time, as in :meth:`predict`.
+
+        Returns
+        -------
+        pandas.DataFrame or pandas.Series
+            One column per class, in ``class_labels`` order, on ``data``'s index (a Series for
+            ``as_multiclass=False``).
+
+        Raises
+        ------
+        DataError
+            For a regression predictor: use :meth:`predict`.
         """
         import pandas as pd
 
@@ -525,12 +601,30 @@ class Predictor:
         return pd.DataFrame(proba, index=data.index, columns=self.class_labels)
 
     def predict_iter(self, data, chunk_size=10_000, proba=False, as_multiclass=True):
-        """Predictions a chunk at a time, as they are made: a generator of Series (or of probability frames
-        with ``proba=True``), one per chunk of ``data`` (a DataFrame, a CSV/Parquet path read a chunk at a time,
-        or an iterable of DataFrames). Write each one out to predict a file of any size in bounded memory::
+        """Predictions a chunk at a time, as they are made.
 
-            for i, part in enumerate(predictor.predict_iter("big.csv", chunk_size=50_000)):
-                part.to_csv("predictions.csv", mode="a", header=i == 0)
+        Write each chunk out to predict a file of any size in bounded memory.
+
+        Parameters
+        ----------
+        data : DataFrame, str or iterable of DataFrame
+            A frame, a CSV or Parquet path read a chunk at a time, or an iterable of frames (a chunk each).
+        chunk_size : int
+            Rows per chunk of a frame or a file.
+        proba : bool
+            Yield class probabilities (as :meth:`predict_proba`) instead of labels.
+        as_multiclass : bool
+            With ``proba`` on a binary predictor: False yields the positive class's probability alone.
+
+        Yields
+        ------
+        pandas.Series or pandas.DataFrame
+            The predictions of one chunk, on its rows' index.
+
+        Examples
+        --------
+        >>> for i, part in enumerate(predictor.predict_iter("big.csv", chunk_size=50_000)):  # doctest: +SKIP
+        ...     part.to_csv("predictions.csv", mode="a", header=i == 0)
         """
         from .data.frames import iter_chunks
 
@@ -543,7 +637,8 @@ class Predictor:
 
         Parameters
         ----------
-        data : DataFrame or path
+        data : DataFrame or str
+            Labelled rows, or the path of a CSV or Parquet file of them.
         metrics : str or list of str, optional
             Default: the predictor's ``eval_metric``.
         return_pred : bool
@@ -552,7 +647,8 @@ class Predictor:
         Returns
         -------
         Scores
-            ``{metric: value}``; ``scores.timing`` says how long it took (also in ``last_timing``).
+            ``{metric: value}``; ``scores.timing`` says how long it took (also in ``last_timing``). With
+            ``return_pred``, a tuple of the scores and the predictions.
         """
         import pandas as pd
 
@@ -582,7 +678,20 @@ class Predictor:
         return scores
 
     def extract_embedding(self, data, as_pandas=False):
-        """The vector each row gets just before the output layer (rows x features)."""
+        """The vector each row gets just before the output layer.
+
+        Parameters
+        ----------
+        data : DataFrame or str
+            The rows, or the path of a CSV or Parquet file of them.
+        as_pandas : bool
+            Return a DataFrame on ``data``'s index instead of an array.
+
+        Returns
+        -------
+        numpy.ndarray or pandas.DataFrame
+            Rows x features, float32.
+        """
         import pandas as pd
 
         data, result, _ = self._run(data, outputs=("features",))
@@ -590,7 +699,15 @@ class Predictor:
 
     # ------------------------------------------------------------------ state
     def fit_summary(self) -> dict:
-        """Validation score, training time and the shape of the fit."""
+        """What the fit did and chose.
+
+        Returns
+        -------
+        dict
+            The tuning score (``val_<metric>``), training time, epochs and steps, parameters, the budget the
+            defaults chose and why (``budget``), the advice when the fit ended still improving (``advice``), the
+            portfolio (``portfolio``), and with a teacher the recipe and its reasons (``distillation_recipe``).
+        """
         self._check_fitted()
         return dict(self._summary)
 
@@ -606,10 +723,12 @@ class Predictor:
 
     @property
     def problem_type(self):
+        """``"binary"``, ``"multiclass"`` or ``"regression"``: as passed, or as inferred by the fit."""
         return getattr(self, "problem_type_", self._problem_type)
 
     @property
     def eval_metric(self):
+        """The metric that selects the model and that ``evaluate`` reports by default."""
         return getattr(self, "eval_metric_", self._eval_metric)
 
     @property
@@ -620,21 +739,26 @@ class Predictor:
 
     @property
     def positive_class(self):
+        """The class whose probability a binary predictor's scores rank by (the second of ``class_labels``);
+        None for other problem types."""
         self._check_fitted()
         return self.class_labels[1] if self.problem_type_ == "binary" else None
 
     @property
     def column_types(self):
+        """The kind each column was read as: ``text``, ``image``, ``numerical``, ``categorical`` or ``ignore``."""
         self._check_fitted()
         return dict(self.preprocessor_.column_types)
 
     @property
     def total_parameters(self) -> int:
+        """Number of weights of the network."""
         self._check_fitted()
         return sum(p.numel() for p in self.model_.parameters())
 
     @property
     def trainable_parameters(self) -> int:
+        """Number of weights the fit trained (the others were frozen)."""
         self._check_fitted()
         return sum(p.numel() for p in self.model_.parameters() if p.requires_grad)
 
@@ -645,7 +769,21 @@ class Predictor:
         return sum(p.numel() * p.element_size() for p in self.model_.parameters()) / 1e6
 
     def save(self, path):
-        """Save to the folder ``path`` atomically (JSON + safetensors + tokenizer files, no pickle)."""
+        """Save to a folder, atomically: JSON, safetensors and tokenizer files, no pickle.
+
+        The new folder is written beside ``path`` and swapped in at once, so a kill leaves the old version or the
+        new one, never a mix.
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder; what it held is replaced.
+
+        Returns
+        -------
+        str
+            The folder's path.
+        """
         from .io import save_atomically
 
         self._check_fitted()
@@ -662,11 +800,23 @@ class Predictor:
         Parameters
         ----------
         path : str or Path
+            The saved predictor's folder.
         verbosity : int
+            As in :class:`Predictor`.
         resume : bool
             If a fit to ``path`` was killed (or stopped by an error) after its first epoch, finish it first, with
             the arguments and data it stored, from the end of its last finished epoch; then return the fitted
             predictor. With no interrupted fit there, the saved predictor is loaded as usual.
+
+        Returns
+        -------
+        Predictor
+            The fitted predictor.
+
+        Raises
+        ------
+        DataError
+            A folder that is not a saved predictor, or is damaged (a truncated file, weights of another model).
         """
         from .inference.onnx import onnxruntime_available
         from .io import read_metadata, recover_interrupted_save, restore_classical, restore_model, work_folder

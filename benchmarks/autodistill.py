@@ -1,4 +1,5 @@
-"""The student search on a bundled real task, against the README's hand-picked student, with the same recipe.
+"""The student search on a bundled real task, against a hand-picked student with the same recipe (the manual's
+student search benchmark page).
 
 In one run: the hand-picked student's full distillation fit (its time is the budget unit), an AutoDistiller search
 whose trials may take (budget - 1) of those units (the chosen student's full fit is the last unit), one table on

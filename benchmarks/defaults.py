@@ -96,7 +96,7 @@ def pairs(seed):
     """Does sentence2 answer sentence1 (chatterbot-corpus Q/A pairs, the offline PAWS-X stand-in)? 8 languages
     (those of the distillation table), at most 80 positive pairs per language, one negative per positive, split
     by question; the loader's train and validation parts are the training rows (the predictor takes its own
-    holdout). Accuracy, as the README's PAWS-X walkthrough and the distillation table (roc_auc in the JSON too).
+    holdout). Accuracy, as the PAWS-X tutorial and the distillation table (roc_auc in the JSON too).
     The language column is dropped (not a feature)."""
     import pandas as pd
 

@@ -1,8 +1,8 @@
 """Bad input, each case its own test: a typed error whose message names the bad value and the fix, raised before
 any model is built, and nothing left on disk.
 
-Every case is a function of ``Case`` (frames, fitted predictors, a folder to fit into). The README's Reliability
-section counts this table.
+Every case is a function of ``Case`` (frames, fitted predictors, a folder to fit into). The manual's Errors page
+(docs/guide/errors.md) counts this table.
 """
 import json
 import shutil
@@ -274,11 +274,12 @@ def _precious(folder: Path) -> Path:
     return target
 
 
-def test_the_table_has_at_least_40_distinct_cases_and_the_readme_counts_them(repo_root):
+def test_the_table_has_at_least_40_distinct_cases_and_the_manual_counts_them(repo_root):
     import re
 
     assert len(CASES) >= 40 and len({fn for fn, _, _ in CASES.values()}) == len(CASES)
-    counted = re.search(r"tries (\d+) such mistakes", (repo_root / "README.md").read_text()).group(1)
+    errors_page = (repo_root / "docs" / "guide" / "errors.md").read_text()
+    counted = re.search(r"tries (\d+) such mistakes", errors_page).group(1)
     assert int(counted) == len(CASES)
 
 

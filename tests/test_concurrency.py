@@ -9,7 +9,7 @@ import pandas as pd
 
 from automm_lite import Predictor
 
-THREADS = 8  # the README's Reliability section quotes this
+THREADS = 8  # docs/dev/reliability.md quotes this
 
 
 def test_predict_from_8_threads_gives_the_serial_results(fitted_text_predictor, bbc_short, fresh_copy):

@@ -152,10 +152,14 @@ def test_presets_and_their_errors():
         apply_overrides(Config(), preset_overrides(name))  # every preset is valid config
 
 
-def test_keys_table_lists_every_key_with_help():
+def test_keys_table_lists_every_key_with_what_it_accepts_and_help():
     table = keys_table()
     for key, field, _ in iter_fields():
         assert f"`{key}`" in table and field.metadata["help"]
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[3].strip() for line in table.splitlines()[2:]}
+    assert rows["model.hf_text.max_text_len"] == "integer >= 8 and <= 8192"
+    assert rows["model.hf_text.pooling"] == "`mean`, `cls`"
+    assert rows["env.num_gpus"].endswith("or `auto`")
 
 
 def test_autogluon_value_spellings_are_accepted():

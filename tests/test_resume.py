@@ -16,7 +16,7 @@ from automm_lite import Predictor
 from automm_lite.exceptions import ConfigError
 from automm_lite.io import work_folder
 
-KILLS_DURING_FIT = 3  # the README's Reliability section quotes this
+KILLS_DURING_FIT = 3  # docs/dev/reliability.md quotes this
 EPOCHS = 20  # enough that the kills, each up to 0.3 s after a new resume point, fall before the fit ends
 WAIT = 600  # seconds a run may take to write its next resume point
 
@@ -87,6 +87,7 @@ def kill_during_fit(path, hyperparameters, repo_root, rng, kills, teacher=None):
     return finished
 
 
+@pytest.mark.slow
 def test_a_fit_killed_again_and_again_resumes_to_the_uninterrupted_model(tiny_hp, repo_root, tmp_path):
     import pandas as pd
 

@@ -26,7 +26,7 @@ SAVE_FOREVER = """if True:
         versions[i % 2].save(sys.argv[3])
         i += 1
 """
-KILLS = 8  # the README's Reliability section quotes this
+KILLS = 8  # docs/dev/reliability.md quotes this
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def second_version(bbc_short, tiny_hp, tmp_path_factory):
         train, seed=3, hyperparameters={**tiny_hp, "optimization.max_epochs": 2})
 
 
+@pytest.mark.slow
 def test_a_save_killed_at_any_moment_leaves_a_loadable_predictor(fitted_text_predictor, second_version, bbc_short,
                                                                   fresh_copy, repo_root, tmp_path):
     _, test = bbc_short

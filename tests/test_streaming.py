@@ -10,7 +10,7 @@ import pytest
 
 from automm_lite.exceptions import DataError
 
-ROWS = 200_000  # the README's Reliability section quotes these
+ROWS = 200_000  # docs/dev/reliability.md quotes these
 CHUNK = 5_000
 
 

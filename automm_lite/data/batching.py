@@ -158,7 +158,7 @@ def sorted_batches(dataset: RowDataset, batch_size: int, max_tokens: int = 0) ->
     return batches
 
 
-CPU_BATCH_TOKENS = 2048  # batches that stay in a CPU's caches run faster (README, Fast inference)
+CPU_BATCH_TOKENS = 2048  # batches that stay in a CPU's caches run faster (docs/guide/inference.md)
 
 
 def inference_batching(env, on_gpu: bool) -> tuple[int, int]:

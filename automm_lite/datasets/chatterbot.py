@@ -20,10 +20,27 @@ def load_chatterbot_categories(language="english", min_words=3, min_per_class=20
     Utterances found in two topics, and shorter than ``min_words`` words, are dropped; so are topics with fewer
     than ``min_per_class`` utterances left.
 
+    Parameters
+    ----------
+    language : str
+        The corpus's language folder (``"english"``, ``"german"``, ...; any case).
+    min_words : int
+        Utterances with fewer words are dropped.
+    min_per_class : int
+        Topics with fewer utterances left are dropped.
+    test_size, seed : float, int
+        Fraction of rows in the test split (stratified by topic) and random state of the split.
+
     Returns
     -------
     (pandas.DataFrame, pandas.DataFrame)
         ``train_df, test_df`` with columns ``text`` and ``label`` (the topic), split stratified by topic.
+
+    Raises
+    ------
+    ValueError
+        A ``test_size`` outside (0, 1), a language the corpus lacks (the message lists those it has), or fewer
+        than 2 topics left.
     """
     _check_fraction("test_size", test_size)
     language = str(language).lower()

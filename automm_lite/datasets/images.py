@@ -49,10 +49,18 @@ def load_fashion_mnist(n_train: int | None = 6000, n_test: int | None = 1000, se
     n_train, n_test : int or None
         Rows sampled from the 60,000 training and 10,000 test images (None: all of them).
     seed : int
+        Random state of the sample.
     mixed : bool
         Add a number and a text column measured on each image (nothing read from its label), for text + image +
         tabular fits: ``ink`` (the mean brightness) and ``description`` (the size of the inked area and where it
         is heaviest: "an item 27 pixels wide and 14 tall, heaviest in the bottom third").
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        ``train_df, test_df`` with columns ``image`` (str, the path of a PNG file written once into the cache),
+        ``label`` (str, one of ``FASHION_MNIST_LABELS``) and, with ``mixed``, ``ink`` (float) and
+        ``description`` (str).
 
     Raises
     ------
@@ -102,7 +110,24 @@ def _describe(image) -> str:
 
 def load_digit_images(test_size: float = 0.25, seed: int = 0):
     """scikit-learn's 1,797 handwritten digits (8x8) as PNG paths: (train, test) frames of ``image`` and
-    ``label`` (0-9), stratified; a tiny real image set."""
+    ``label`` (0-9), stratified; a tiny real image set.
+
+    Parameters
+    ----------
+    test_size, seed : float, int
+        Fraction of rows in the test split (stratified by label) and random state of the split.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        ``train_df, test_df`` with columns ``image`` (str, the path of a PNG file written once into the cache)
+        and ``label`` (int, the digit).
+
+    Raises
+    ------
+    ValueError
+        A ``test_size`` outside (0, 1).
+    """
     import numpy as np
     import pandas as pd
     from sklearn.datasets import load_digits

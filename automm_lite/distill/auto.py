@@ -2,7 +2,7 @@
 
 ``auto`` decides from what the fit has; ``autogluon`` gives AutoGluon's terms and defaults exactly; ``none`` keeps
 the key defaults. Keys the user passed always win over a recipe's choice. The rules and the evidence they come from
-are in the README (Knowledge distillation, "The recipe").
+are in docs/guide/distillation.md ("The recipe") and docs/benchmarks/distillation.md.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ WITH_SYNTHETIC_ROWS = {"distiller.hidden_state_loss_weight": 1.0, "distiller.hid
 # Layer-wise terms need steps to pay off: below this many optimizer steps they are left out.
 MIN_LAYER_STEPS = 100
 # Without unlabeled rows, below this many labelled rows the teacher (fitted on as few) is weak, and on synthetic
-# rows its layers teach its mistakes: synthetic rows, but no layer-wise terms (README: BBC-short with few labels).
+# rows its layers teach its mistakes: synthetic rows, but no layer-wise terms (docs/benchmarks/distillation.md:
+# BBC-short with few labels).
 MIN_LAYER_ROWS = 500
 # The teacher's layer outputs for every training row are cached before training (memory-mapped above 1 GB); the
 # recipe keeps that cache under this size.

@@ -39,9 +39,20 @@ def task_loss(logits, labels, problem_type: str, loss_function: str = "auto", la
     Parameters
     ----------
     logits : Tensor (rows x outputs)
+        The model's outputs; one output per row for a regression.
     labels : Tensor of class ids (long) or scaled values (float)
-    problem_type : "binary", "multiclass" or "regression"
-    loss_function : "auto", "cross_entropy", "mse", "mae" or "huber"
+        One label per row.
+    problem_type : {"binary", "multiclass", "regression"}
+        Which loss applies: cross entropy for ``binary`` and ``multiclass``, else the regression loss.
+    loss_function : {"auto", "cross_entropy", "mse", "mae", "huber"}
+        The regression loss: ``mae`` (L1), ``huber``, anything else MSE. Classes always use cross entropy.
+    label_smoothing : float
+        Label smoothing of the cross entropy (0: none); unused for a regression.
+
+    Returns
+    -------
+    Tensor
+        The scalar loss, the mean over rows.
     """
     if problem_type == "regression":
         prediction = logits.squeeze(-1).float()
@@ -89,6 +100,28 @@ def soft_label_loss(student_logits, teacher_logits, temperature: float, loss_typ
 
     ``cross_entropy``: mean_i -sum_c softmax(t_i / T)_c * log_softmax(s_i / T)_c ;
     ``mse``: mean((s / T - t / T)^2). No T^2 factor here (see ``DistillationObjective(t2_scaling=True)``).
+
+    Parameters
+    ----------
+    student_logits : Tensor (rows x classes)
+        The student's logits ``s``.
+    teacher_logits : Tensor
+        The teacher's logits ``t``: a constant target (detached), with as many elements as the student's.
+    temperature : float
+        The softening temperature ``T`` (> 0) both logits are divided by.
+    loss_type : {"cross_entropy", "mse"}
+        The loss (``ce`` is accepted for ``cross_entropy``).
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss_type``, a ``temperature`` that is not above 0, or teacher logits with another number of
+        elements.
     """
     loss_type = normalize_loss_type(loss_type, ("cross_entropy", "mse"))
     if not temperature > 0:
@@ -104,6 +137,25 @@ def feature_loss(student, teacher, loss_type: str = "mse"):
     """Pooled-feature loss (FitNets, Romero et al. 2015; AutoGluon's output-feature term).
 
     ``mse``: mean((s - t)^2) over all elements; ``cosine``: mean_i (1 - cos(s_i, t_i)).
+
+    Parameters
+    ----------
+    student : Tensor (rows x width)
+        The student's pooled features ``s`` (projected to the teacher's width where the widths differ).
+    teacher : Tensor (rows x width)
+        The teacher's pooled features ``t``: a constant target (detached), with as many elements as the student's.
+    loss_type : {"mse", "cosine"}
+        The loss (``mean_square_error`` and ``cosine_distance`` are accepted too).
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss_type``, or teacher features with another number of elements.
     """
     loss_type = normalize_loss_type(loss_type)
     s = student.float()
@@ -118,6 +170,28 @@ def token_loss(student_states, teacher_states, attention_mask, loss_type: str = 
 
     For states [B, L, H] and mask m: ``mse`` = sum_{b,l} m_bl * mean_h (s - t)^2 / sum m; ``cosine`` replaces the
     inner term by 1 - cos(s_bl, t_bl). Padded positions never contribute, so padding does not change the value.
+
+    Parameters
+    ----------
+    student_states : Tensor [B, L, H]
+        The student's hidden states (or embeddings) ``s`` of one layer, projected to the teacher's width where the
+        widths differ.
+    teacher_states : Tensor [B, L, H]
+        The teacher's states ``t`` of the matched layer: a constant target (detached).
+    attention_mask : Tensor [B, L] or None
+        The mask ``m``: values above 0 mark real tokens. None: every position is a real token.
+    loss_type : {"mse", "cosine"}
+        The per-token loss (``mean_square_error`` and ``cosine_distance`` are accepted too).
+
+    Returns
+    -------
+    Tensor
+        The scalar loss (0 when the mask has no real token).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss_type``, a mask that is not [B, L], or teacher states with another number of elements.
     """
     loss_type = normalize_loss_type(loss_type)
     s = student_states.float()
@@ -133,6 +207,30 @@ def attention_loss(student_attn, teacher_attn, attention_mask, loss_type: str = 
     Inputs are probabilities [B, heads, L, L]; with different head counts both are first averaged over heads.
     ``kl``: per query row KL(t || s) = sum_k t_k (log t_k - log s_k) over real keys; ``mse``: mean over real keys
     of (s_k - t_k)^2. Rows are averaged over heads and real query positions; logs are clamped at 1e-12.
+
+    Parameters
+    ----------
+    student_attn : Tensor [B, heads, L, L]
+        The student's attention probabilities ``s`` of one layer.
+    teacher_attn : Tensor [B, heads, L, L]
+        The teacher's attention probabilities ``t`` of the matched layer: a constant target (detached); its head
+        count may differ.
+    attention_mask : Tensor [B, L] or None
+        Values above 0 mark real tokens (keys and query rows of padding are left out). None: every position is
+        real.
+    loss_type : {"kl", "mse"}
+        The per-row loss (``kl_div`` and ``kld`` are accepted too).
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss_type``, a mask that is not [B, L], or teacher attentions whose size (heads aside)
+        differs from the student's.
     """
     loss_type = normalize_loss_type(loss_type, ("kl", "mse"))
     s, t = student_attn.float(), teacher_attn.detach().float()
@@ -160,6 +258,25 @@ def feature_map_loss(student_maps, teacher_maps, loss_type: str = "mse"):
     1x1-convolution matcher where they differ). ``attention``: attention transfer (Zagoruyko & Komodakis 2017):
     q = the channel mean of the squared map, flattened and scaled to unit length; loss = mean_b ||q_s - q_t||^2,
     so the channel counts may differ.
+
+    Parameters
+    ----------
+    student_maps : Tensor [B, C, H, W]
+        The student's feature maps ``s`` of one level.
+    teacher_maps : Tensor [B, C, H, W]
+        The teacher's feature maps ``t`` of the matched level: a constant target (detached).
+    loss_type : {"mse", "attention"}
+        The loss (``at`` is accepted for ``attention``).
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss_type``, or for ``mse`` maps whose channel counts differ.
     """
     loss_type = normalize_loss_type(loss_type, ("mse", "attention"))
     s = student_maps.float()
@@ -194,6 +311,18 @@ def rkd_distance_loss(student, teacher):
 
     psi(x_i, x_j) = ||x_i - x_j||_2 / mu, mu = mean over pairs i != j; loss = mean smooth_L1(psi(s), psi(t)).
     The teacher side is computed under ``no_grad``. Zero for fewer than two rows.
+
+    Parameters
+    ----------
+    student : Tensor (rows x ...)
+        The student's embeddings ``s``, one row per example (flattened after the first dimension).
+    teacher : Tensor (rows x ...)
+        The teacher's embeddings ``t`` of the same rows; their width may differ from the student's.
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
     """
     s = student.float().flatten(1)
     if len(s) < 2:
@@ -207,6 +336,18 @@ def rkd_angle_loss(student, teacher):
     """RKD angle loss (Park et al. 2019): mean smooth_L1 between the triplet angle cosines of student and teacher.
 
     cos angle(i; j, k) = <(x_j - x_i)/||x_j - x_i||, (x_k - x_i)/||x_k - x_i||>; teacher side under ``no_grad``.
+
+    Parameters
+    ----------
+    student : Tensor (rows x ...)
+        The student's embeddings, one row per example (flattened after the first dimension).
+    teacher : Tensor (rows x ...)
+        The teacher's embeddings of the same rows; their width may differ from the student's.
+
+    Returns
+    -------
+    Tensor
+        The scalar loss.
     """
     s = student.float().flatten(1)
     with torch.no_grad():
@@ -217,6 +358,26 @@ def rkd_angle_loss(student, teacher):
 def uniform_layer_mapping(n_student_layers: int, n_teacher_layers: int) -> list:
     """Student hidden-state index i (1..n_s) -> teacher index round(i * n_t / n_s), halves rounded up, at least 1.
 
+    Parameters
+    ----------
+    n_student_layers : int
+        The student's layer count ``n_s`` (>= 1).
+    n_teacher_layers : int
+        The teacher's layer count ``n_t`` (>= 1).
+
+    Returns
+    -------
+    list of (int, int)
+        ``(student index, teacher index)`` pairs, one per student layer (hidden-state indices: 0 is the
+        embeddings, so layers count from 1).
+
+    Raises
+    ------
+    ValueError
+        A layer count below 1.
+
+    Examples
+    --------
     >>> uniform_layer_mapping(3, 12)
     [(1, 4), (2, 8), (3, 12)]
     """
@@ -227,7 +388,23 @@ def uniform_layer_mapping(n_student_layers: int, n_teacher_layers: int) -> list:
 
 
 def parse_layer_mapping(text: str) -> list:
-    """Parse ``"student:teacher"`` pairs, e.g. ``"1:4,2:8,3:12"`` -> ``[(1, 4), (2, 8), (3, 12)]``."""
+    """Parse ``"student:teacher"`` pairs, e.g. ``"1:4,2:8,3:12"`` -> ``[(1, 4), (2, 8), (3, 12)]``.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated ``student:teacher`` hidden-state indices (0 = embeddings).
+
+    Returns
+    -------
+    list of (int, int)
+        The ``(student index, teacher index)`` pairs, in the order written.
+
+    Raises
+    ------
+    ValueError
+        Text that is not such pairs, or a negative index.
+    """
     pairs = []
     try:
         for item in str(text).split(","):
@@ -267,6 +444,13 @@ class Match:
     name : str, optional
         The term's name in logs; default soft_label, output_feature, embeddings, hidden_s2_t4, attention_s2_t4,
         or for a callable ``loss`` its function name followed by the layers (``my_term_s2_t4``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``output`` or ``loss``, layers missing where the output needs them (or given where it takes
+        none), a negative ``weight``, a ``temperature`` that is not above 0, or a ``name`` that is not a word of
+        letters, digits and underscores.
     """
 
     output: str
@@ -333,6 +517,7 @@ class DistillationObjective(nn.Module):
     Parameters
     ----------
     matches : list of Match (or dicts of Match fields)
+        The teacher -> student terms; their names must differ.
     problem_type : {"binary", "multiclass", "regression"}
         Regression uses MSE for the soft-label and softmax-regression terms.
     hard_label_weight : float
@@ -350,10 +535,19 @@ class DistillationObjective(nn.Module):
         Weights of the pooled-feature terms (RKD, Park et al. 2019; softmax regression, Yang et al. 2021).
     softmax_regression_loss_type : {"mse", "cross_entropy", "auto"}
         ``auto`` (or empty): cross entropy for classes; a regression problem always uses MSE.
-    loss_function, label_smoothing : passed to ``task_loss`` for the hard-label term.
+    loss_function : str
+        Passed to ``task_loss`` for the hard-label term (the regression loss).
+    label_smoothing : float
+        Passed to ``task_loss`` for the hard-label term.
     backbone_loss_weight : float
         With the student's per-backbone output layers (``model.fusion_mlp.weight``), their hard-label terms are
         added at ``hard_label_weight`` x this weight, as AutoGluon sums the task loss over every output head.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``problem_type``, two terms with the same name, ``softmax_regression_weight > 0`` without
+        ``teacher_head``, or nothing to distil (every weight 0).
     """
 
     def __init__(self, matches, problem_type="multiclass", hard_label_weight=0.0, loss_function="auto",
@@ -411,7 +605,39 @@ class DistillationObjective(nn.Module):
         return self.matchers[key](tensor) if key in self.matchers else tensor
 
     def forward(self, student: Mapping, teacher: Mapping, labels=None, attention_mask=None):
-        """Return ``(loss, terms)``: the weighted sum and a dict of detached unweighted term values."""
+        """Return ``(loss, terms)``: the weighted sum and a dict of detached unweighted term values.
+
+        Parameters
+        ----------
+        student : Mapping
+            The student's outputs by name: ``logits``; ``features`` (else ``last_hidden_state``, else the last
+            ``hidden_states``, mean-pooled over the attention mask) for the pooled terms; ``hidden_states``,
+            ``attentions`` and ``feature_maps`` as the matches need them; optionally ``attention_mask`` and
+            ``backbone_logits`` (a dict of the per-backbone output layers' logits).
+        teacher : Mapping
+            The teacher's outputs, with the same names.
+        labels : Tensor, optional
+            The batch's labels for the hard-label terms: class ids (-100 marks an unlabeled row) or regression
+            values (NaN marks one). None: no hard-label term.
+        attention_mask : Tensor [B, L], optional
+            Values above 0 mark real tokens. None: the ``attention_mask`` of the student's outputs, if any.
+
+        Returns
+        -------
+        loss : Tensor
+            The scalar weighted sum of the terms (zero, still attached to the student's logits, when the only
+            term is the hard-label one and the batch has no labels).
+        terms : dict of str -> Tensor
+            Each term's detached, unweighted value by name: ``hard_label``, ``backbone_hard_label``, the matches'
+            names, ``rkd_distance``, ``rkd_angle``, ``softmax_regression``.
+
+        Raises
+        ------
+        ValueError
+            Outputs without a name a term needs (the message says how to call the model), a layer index out of
+            range, student and teacher sequence lengths that differ for a token-level term, or a custom loss that
+            does not return a scalar tensor.
+        """
         if attention_mask is None:
             attention_mask = student.get("attention_mask")
         total, terms = [], {}
@@ -486,6 +712,13 @@ class DistillationObjective(nn.Module):
         return soft_label_loss(logits, t_logits, 1.0, "cross_entropy")
 
     def extra_repr(self) -> str:
+        """The objective's formula, shown when the module is printed.
+
+        Returns
+        -------
+        str
+            E.g. ``loss = 0.5*hard_label + 1*soft_label(T=2, cross_entropy) + 1*hidden_s2_t4(mse)``.
+        """
         parts = [f"{self.hard_label_weight:g}*hard_label"] if self.hard_label_weight > 0 else []
         if self.backbone_loss_weight > 0:
             parts.append(f"{self.hard_label_weight * self.backbone_loss_weight:g}*backbone_hard_label")

@@ -2,7 +2,7 @@
 
 On AVX-512-bf16 CPUs without AMX tiles, torch's fused (flash) attention kernel runs no faster in bf16 than in
 float32, while oneDNN's batched bf16 matmuls run near the machine's bf16 roof; in this form a small bf16 encoder
-runs faster, compiled or not (README, Fast inference, has the measurement).
+runs faster, compiled or not (docs/benchmarks/speed.md has the measurement).
 """
 from __future__ import annotations
 

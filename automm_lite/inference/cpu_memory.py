@@ -3,7 +3,7 @@
 With glibc's default settings, a freed block of more than 128 KB (up to 32 MB once the threshold adapts) goes back
 to the operating system, and so does free memory above 128 KB at the top of the heap. A float32 inference batch
 of 2,048 tokens allocates and frees a dozen such blocks per layer (a MiniLM feed-forward output is 12.6 MB): every
-batch then page-faults them in again and the kernel zeroes them (README, Fast inference, has what that costs).
+batch then page-faults them in again and the kernel zeroes them (docs/benchmarks/speed.md has what that costs).
 jemalloc or tcmalloc (``LD_PRELOAD``) also fix it; glibc's ``mallopt`` does it from inside the process.
 """
 from __future__ import annotations

@@ -8,7 +8,30 @@ BACKBONES = {}  # names (as in ``model.names``) -> backbone classes
 
 
 def register_backbone(name: str):
-    """Class decorator: make a backbone available under ``name`` (as in ``model.names``)."""
+    """Class decorator: make a backbone available under ``name`` (as in ``model.names``).
+
+    Parameters
+    ----------
+    name : str
+        The registry name; it also becomes the class's ``name`` attribute (the key of its inputs in a batch and of
+        its folder in a saved predictor). A name already registered now gives the decorated class.
+
+    Returns
+    -------
+    callable
+        The decorator: it registers a :class:`~automm_lite.models.backbone.Backbone` subclass and returns the
+        class itself.
+
+    Examples
+    --------
+    >>> from automm_lite.models import register_backbone
+    >>> from automm_lite.models.backbone import Backbone
+    >>> @register_backbone("my_text")
+    ... class MyText(Backbone):
+    ...     reads = ("text",)
+    ...     default = False  # used only where model.names lists it
+    ...     # encode, forward and the rest of the Backbone interface
+    """
     def add(cls):
         BACKBONES[name] = cls
         cls.name = name

@@ -25,7 +25,8 @@ def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, i
     source_dir : str or os.PathLike
         A BERT-like encoder folder (``MODEL_TYPES``), e.g. a fitted teacher's saved text backbone.
     dest_dir : str or os.PathLike
-        Where the student's ``config.json``, ``model.safetensors`` and tokenizer files go.
+        Where the student's ``config.json``, ``model.safetensors`` and tokenizer files go, with ``pruning.json``
+        (which source layers, heads and residual dimensions it kept); created if missing.
     layers : list of int, optional
         Source layers to keep, in order (default: all).
     num_attention_heads : int, optional
@@ -42,6 +43,14 @@ def prune_encoder(source_dir, dest_dir, layers=None, num_attention_heads=None, i
     -------
     str
         ``dest_dir``.
+
+    Raises
+    ------
+    ConfigError
+        A source that is not a BERT-like encoder, a layer list that is empty or has a repeated, negative or
+        out-of-range layer, a head or neuron count that is not a whole number from 1 to the source's, or a
+        ``hidden_size`` that is not a multiple of the kept head count between that count and the kept heads' full
+        width.
 
     Notes
     -----

@@ -8,7 +8,24 @@ from ..exceptions import DataError
 
 
 def single_row_latency(predictor, data, repeats: int = 20) -> tuple[float, float]:
-    """p50 and p95 milliseconds of ``predict`` on one row (after two warm-up calls), preprocessing included."""
+    """Time ``predict`` on one row: the p50 and p95 milliseconds, preprocessing included.
+
+    The first row of ``data`` is predicted twice as a warm-up (untimed), then ``repeats`` times, each call timed.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        A fitted predictor (anything with a ``predict`` method that takes a one-row frame).
+    data : pandas.DataFrame
+        Rows the predictor can read; only the first one is used.
+    repeats : int
+        Timed calls after the two warm-up calls.
+
+    Returns
+    -------
+    (float, float)
+        ``p50_ms, p95_ms``: the median and 95th percentile of the timed calls, in milliseconds.
+    """
     import numpy as np
 
     row = data.head(1)

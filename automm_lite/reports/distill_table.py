@@ -35,14 +35,50 @@ def our_recipe(has_unlabeled: bool) -> dict:
 
 
 def distillation_ratio(teacher: float, no_distill: float, student: float) -> float:
-    """(student - no-distill) / (teacher - no-distill): the share of the teacher's lead the student recovers."""
+    """The share of the teacher's lead over the no-distill student that a distilled student recovers.
+
+    ``(student - no_distill) / (teacher - no_distill)``: 1 matches the teacher, 0 is no better than the student
+    trained without a teacher, below 0 is worse than it.
+
+    Parameters
+    ----------
+    teacher : float
+        The teacher's score.
+    no_distill : float
+        The score of the same student network trained without a teacher.
+    student : float
+        The distilled student's score.
+
+    Returns
+    -------
+    float
+        The ratio; NaN when the teacher and the no-distill student score the same (a gap below 1e-12).
+    """
     gap = teacher - no_distill
     return float("nan") if abs(gap) < 1e-12 else (student - no_distill) / gap
 
 
 @dataclass
 class DistillationReport:
-    """Per-run scores (``runs``: one row per model, seed and test set) and the summary ``table``."""
+    """Per-run scores (``runs``: one row per model, seed and test set) and the summary ``table``.
+
+    :func:`run_distillation_table` fills it; ``str(report)`` prints the summary :meth:`table`.
+
+    Parameters
+    ----------
+    metric : str
+        The evaluation metric of every score (the name of the score column of :meth:`table`).
+    runs : list of dict
+        One dict per model, seed and test set, with the keys ``test_set``, ``model`` (the row's name: ``teacher``,
+        ``no-distill``, ``distilled: <recipe>``, ``control: <recipe>``), ``role`` (``teacher``, ``no-distill``,
+        ``student`` or ``control``), ``seed``, ``score``, ``seconds`` (of ``evaluate``), ``parameters``,
+        ``baseline`` and ``control`` (the names of the rows a student is compared with; empty for the others) and
+        ``fit_seconds``. Default: empty.
+    warm_up_seconds : float, optional
+        Seconds of the untimed warm-up fit before the timed ones (None: not run).
+    warm_up_steps : int, optional
+        Optimizer steps of that warm-up fit (None: not run).
+    """
 
     metric: str
     runs: list = field(default_factory=list)
@@ -50,12 +86,31 @@ class DistillationReport:
     warm_up_steps: int | None = None
 
     def frame(self):
+        """The per-run scores as a frame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``runs``, one row per model, seed and test set.
+        """
         import pandas as pd
         return pd.DataFrame(self.runs)
 
     def table(self):
         """Mean and spread over seeds per test set and model, with the distillation ratio against the no-distill
-        row, the gain and ratio against the equal-compute control, and the speed-up."""
+        row, the gain and ratio against the equal-compute control, and the speed-up.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per test set and model (in the order of ``runs``) with the columns ``test set``, ``model``,
+            ``seeds``, the metric (the mean score), ``spread`` (its standard deviation over seeds),
+            ``parameters (M)``, ``evaluate s`` (mean seconds), ``speed-up`` (the teacher's mean ``evaluate``
+            seconds over the row's) and ``fit s``. A distilled student's row adds ``ratio``, ``ratio spread``
+            (:func:`distillation_ratio` against the no-distill row, seed by seed) and ``fit / no-distill fit``,
+            and ``control`` (its name), ``gain over control``, ``gain spread``, ``ratio vs control`` and
+            ``fit / control fit``; the other rows leave these empty.
+        """
         import pandas as pd
 
         runs = self.frame()
@@ -114,26 +169,41 @@ def run_distillation_table(label, train, tuning, test_sets: dict, teacher_hyperp
     Parameters
     ----------
     label : str
+        The label column.
     train, tuning : DataFrame
+        The training rows and the tuning (validation) rows of every fit.
     test_sets : dict of name -> DataFrame
-        e.g. one per language plus ``"all"``.
+        The labelled rows every model is scored on, e.g. one per language plus ``"all"``.
     teacher_hyperparameters, student_hyperparameters : dict
-        The student budget (epochs, checkpoint, ...) is shared by every student.
+        The hyperparameters of the teacher and of the students. The student budget (epochs, checkpoint, ...) is
+        shared by every student.
     recipes : dict of name -> dict, optional
         Distillation recipes (extra keys on top of the student's). Default: :func:`default_recipes`:
         ``autogluon``, ``auto`` (with and without the unlabeled rows) and ``ours`` (``our_recipe``:
         ``OUR_RECIPE`` with the transfer rows when ``unlabeled_data`` is given, else ``OUR_RECIPE_AUGMENTED``).
     seeds : iterable of int
         Students are trained once per seed; the teacher once.
+    eval_metric : str
+        The metric of every fit and score.
     unlabeled_data : DataFrame, optional
         Transfer rows for the distilled students whose recipe sets ``"transfer_rows": True`` (a no-distill
         student cannot use rows without labels).
     teacher : Predictor, optional
         Reuse a fitted teacher instead of training one.
+    path : str
+        Folder of the trained predictors: ``<path>/teacher``, ``<path>/no-distill-<seed>``,
+        ``<path>/<recipe>-<seed>`` and ``<path>/control: <recipe>-<seed>``.
+    verbosity : int
+        Verbosity of every fit.
     warm_up : bool
         Before the timed student fits, one untimed distilled step (then deleted), so one-time costs (the student
         built into the zoo cache, first calls, lazy imports) fall on no row. Each seed's fits run one after the
         other, so a change in machine load falls on every row of a seed alike.
+
+    Returns
+    -------
+    DistillationReport
+        The scores of every run; :meth:`DistillationReport.table` summarizes them.
 
     Notes
     -----
@@ -274,13 +344,24 @@ def run_task(task, recipes: dict | None = None, seeds=(0,), path="distill_runs",
     Parameters
     ----------
     task : DistillTask
+        The task: its data, label, metric, unlabeled rows and teacher and student hyperparameters.
     recipes : dict, optional
         Default: :func:`default_recipes` (with the task's transfer rows when it has unlabeled rows).
-    seeds, verbosity, teacher : as in ``run_distillation_table``.
+    seeds : iterable of int
+        As in ``run_distillation_table``: students are trained once per seed; the teacher once.
     path : str
         Folder for the trained predictors; the task's runs go to ``<path>/<task name>``.
+    verbosity : int
+        As in ``run_distillation_table``: verbosity of every fit.
+    teacher : Predictor, optional
+        As in ``run_distillation_table``: reuse a fitted teacher instead of training one.
     student_keys : dict, optional
         Keys on top of the task's student hyperparameters, for every student row (the no-distill rows too).
+
+    Returns
+    -------
+    DistillationReport
+        The scores of every run; :meth:`DistillationReport.table` summarizes them.
     """
     return run_distillation_table(
         task.label, task.train, task.tuning, task.test_sets, task.teacher_hyperparameters,

@@ -16,7 +16,41 @@ DISTILLER_FLAGS = ("temperature", "hard_label_weight", "soft_label_weight", "out
 
 @dataclass
 class GlueRun:
-    """The settings of one run (the example's flags)."""
+    """The settings of one run (the example's flags).
+
+    Parameters
+    ----------
+    task : str
+        The GLUE task: one of ``automm_lite.datasets.GLUE_TASKS`` or an alias (``mnli`` is ``mnli_matched``).
+    teacher_model : str
+        The teacher's checkpoint (``model.hf_text.checkpoint_name``).
+    student_model : str, optional
+        The distilled student's checkpoint. None: cut from the teacher's layers by ``distiller.recipe=auto``.
+    seed : int
+        The seed of every fit and of the ``max_rows`` sample.
+    max_epochs : int, optional
+        ``optimization.max_epochs`` of every model (None: the default).
+    time_limit : float, optional
+        Seconds of training per model (None: no limit).
+    num_gpus : int, optional
+        ``env.num_gpus`` of every model (None: the default).
+    distiller : dict
+        The distiller flags given, by ``DISTILLER_FLAGS`` name (``temperature``, ``hard_label_weight``, ...): each
+        becomes a ``distiller.<name>`` key of the distilled student; a flag left out (or None) is left to
+        ``distiller.recipe``. Default: empty.
+    cache_folder : str
+        Folder where the models fitted without a teacher (the teacher, the no-distill student and the control) are
+        kept, under ``<task>/``, for later runs with the same settings.
+    retrain : bool
+        Fit those models again instead of reusing the cached ones.
+    source : str, optional
+        A folder written by ``datasets.DatasetDict.save_to_disk`` read instead of the Hub (see
+        :func:`~automm_lite.datasets.load_glue`).
+    max_rows : int, optional
+        At most this many rows per split (a random sample); None: every row.
+    verbosity : int
+        Verbosity of every fit.
+    """
 
     task: str
     teacher_model: str = "minilm-l6"
@@ -42,6 +76,11 @@ def run_glue(run: GlueRun):
     layers (``distiller.recipe=auto``) and the no-distill student uses the same layers of the pretrained
     ``teacher_model``.
 
+    Parameters
+    ----------
+    run : GlueRun
+        The settings of the run.
+
     Returns
     -------
     pandas.DataFrame
@@ -49,6 +88,18 @@ def run_glue(run: GlueRun):
         distillation ratio, its gain over the control and the ratio against the control. The control is the
         no-distill student given the distilled student's rows and optimizer steps (gold-labelled copies, more
         epochs for rows without a gold label); it is the no-distill row itself when the student had no extra rows.
+        The index is ``model`` (``teacher``, ``no-distill student``, ``control student``, ``distilled student``);
+        the columns are the task's metric (accuracy; pearsonr for stsb), ``evaluate s``, ``parameters (M)``,
+        ``checkpoint``, ``speed-up``, ``ratio``, ``gain over control`` and ``ratio vs control``.
+        ``attrs["recipe"]`` holds the distillation recipe the student's fit chose.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown GLUE task, a ``max_rows`` below 1, or a student or distiller setting the configuration
+        rejects (a value of the wrong type or range), before any fit.
+    DataError
+        A ``source`` copy without the task's splits or columns.
     """
     import pandas as pd
 

@@ -22,7 +22,7 @@ class DistillTask:
 
 BBC_SHORT_MODELS = "teacher: minilm-l6 fine-tuned; student: 1 layer (minilm-l6 layer 0), same tokenizer"
 # The tables compare networks, at the budget they were measured with: 32 rows a step, one learning rate, no
-# classical model beside the network (README: Defaults that fit the data).
+# classical model beside the network (docs/guide/defaults.md).
 AS_MEASURED = {"env.batch_size": 32, "optimization.lr_choice": "none", "model.classical.enabled": False}
 
 

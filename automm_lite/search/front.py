@@ -10,12 +10,15 @@ def non_dominated(values: np.ndarray, maximize: list) -> np.ndarray:
     Parameters
     ----------
     values : array (rows x objectives)
+        One row per point, one column per objective.
     maximize : list of bool
         Per objective, whether larger is better.
 
     Returns
     -------
     numpy.ndarray of bool
+        One entry per row, true for the rows on the Pareto front (rows with equal values all stay); empty for no
+        rows.
     """
     values = np.asarray(values, dtype=float)
     if not len(values):
@@ -39,6 +42,7 @@ def knee(values: np.ndarray, maximize: list) -> int:
     values : array (points x objectives)
         The front's points.
     maximize : list of bool
+        Per objective, whether larger is better.
 
     Returns
     -------
@@ -56,7 +60,31 @@ def knee(values: np.ndarray, maximize: list) -> int:
 def plot_front(results, score_column: str, teacher: dict | None, chosen: int | None, path, title: str,
                score_label: str) -> str:
     """Accuracy against one-row latency: every finished trial, the front joined, the teacher and the chosen
-    student marked; saved as PNG at ``path``."""
+    student marked; saved as PNG at ``path``.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per trial with the columns ``trial`` (its number), ``state`` (only ``"complete"`` rows are
+        drawn), ``on_front`` (bool), ``latency_ms`` (one-row predict latency, p50) and ``score_column``.
+    score_column : str
+        The column of ``results`` on the y axis.
+    teacher : dict, optional
+        The teacher's ``{"latency_ms": ..., "score": ...}``, drawn as a star; None (or empty): not drawn.
+    chosen : int, optional
+        The number of the chosen trial, circled; None (or a trial not complete): none circled.
+    path : str or path
+        Where the PNG is written.
+    title : str
+        The plot's title.
+    score_label : str
+        The y axis label.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -61,7 +61,21 @@ def pick_layers(choice: str, count: int, total: int) -> tuple:
 
 
 def default_space(shape: TeacherShape) -> dict:
-    """Choices derived from the teacher: fewer layers, a quarter/half/all of the heads and of the FFN neurons."""
+    """Choices derived from the teacher: fewer layers, a quarter/half/all of the heads and of the FFN neurons.
+
+    Parameters
+    ----------
+    shape : TeacherShape
+        The teacher encoder's sizes.
+
+    Returns
+    -------
+    dict
+        Dimension -> list of choices: ``num_layers`` (those of 1, 2, 3, 4, 6, 8, 12, 16, 24 below the teacher's
+        depth; the teacher's depth when none is), ``layer_choice`` (every one of ``LAYER_CHOICES``),
+        ``num_attention_heads`` and ``intermediate_size`` (a quarter, half and all of the teacher's, at least 1).
+        ``hidden_size`` is not searched: each head keeps its width.
+    """
     layers = [n for n in (1, 2, 3, 4, 6, 8, 12, 16, 24) if n < shape.num_layers] or [shape.num_layers]
     heads = sorted({max(1, shape.num_attention_heads // 4), max(1, shape.num_attention_heads // 2),
                     shape.num_attention_heads})
@@ -72,7 +86,24 @@ def default_space(shape: TeacherShape) -> dict:
 
 
 def read_space(space) -> dict:
-    """A search space from a dict, or from a YAML/JSON file holding one (a ``search_space:`` key may wrap it)."""
+    """A search space from a dict, or from a YAML/JSON file holding one (a ``search_space:`` key may wrap it).
+
+    Parameters
+    ----------
+    space : dict, str or path
+        Dimension -> choices (see :class:`SearchSpace`), or the path of a ``.json`` file (any other suffix is
+        read as YAML) holding that mapping, alone or under a single ``search_space`` key.
+
+    Returns
+    -------
+    dict
+        A copy of the mapping, dimension -> choices (not yet checked against a teacher).
+
+    Raises
+    ------
+    ConfigError
+        A path that is not a file, a file that is not valid JSON or YAML, or a space that is not a non-empty dict.
+    """
     if isinstance(space, (str, os.PathLike)):
         path = Path(space)
         if not path.is_file():
@@ -110,8 +141,18 @@ class SearchSpace:
         indices); ``num_attention_heads``, ``hidden_size`` (a multiple of the head count; without it each head
         keeps its width), ``intermediate_size``; and any fit hyperparameter key. Default: ``default_space``.
     shape : TeacherShape
+        The teacher encoder's sizes: what every shape dimension is bounded by.
     free_names : bool
         Dimensions of a user's own model builder: any names, no shape checks.
+
+    Raises
+    ------
+    ConfigError
+        An unknown dimension (with the close names), ``model.hf_text.checkpoint_name`` or
+        ``optimization.max_epochs`` as a dimension, both ``layers`` and ``num_layers``/``layer_choice``, a
+        malformed choice or range, a choice the teacher cannot give (more layers, heads or widths than it has, a
+        ``hidden_size`` below the head count), or a fit hyperparameter value the configuration rejects. The
+        ends of every range and all the choices are checked up front.
     """
 
     def __init__(self, space, shape: TeacherShape, free_names: bool = False):
@@ -165,10 +206,28 @@ class SearchSpace:
                               f"least {most_heads} (a multiple of the head count).")
 
     def names(self) -> list:
+        """The searched dimensions.
+
+        Returns
+        -------
+        list of str
+            The dimension names, in the order the space gave them.
+        """
         return list(self.distributions)
 
     def grid(self) -> dict:
-        """Every dimension's choices, for a grid search (which needs categorical choices only)."""
+        """Every dimension's choices, for a grid search (which needs categorical choices only).
+
+        Returns
+        -------
+        dict
+            Dimension -> list of its choices (an explicit ``layers`` choice in its ``"0,2,4"`` spelling).
+
+        Raises
+        ------
+        ConfigError
+            When a dimension is a range rather than a list of choices.
+        """
         from optuna.distributions import CategoricalDistribution
 
         ranged = [n for n, d in self.distributions.items() if not isinstance(d, CategoricalDistribution)]
@@ -177,13 +236,37 @@ class SearchSpace:
         return {name: list(d.choices) for name, d in self.distributions.items()}
 
     def suggest(self, trial) -> dict:
-        """Sample one point: ``{dimension: value}``."""
+        """Sample one point: ``{dimension: value}``.
+
+        Parameters
+        ----------
+        trial : optuna.trial.Trial
+            The trial that samples each dimension from its distribution.
+
+        Returns
+        -------
+        dict
+            Dimension -> the sampled value.
+        """
         from ..hpo.spaces import suggest
 
         return {name: suggest(trial, name, distribution) for name, distribution in self.distributions.items()}
 
     def student(self, params: dict) -> StudentShape:
-        """The student shape of a sampled point (dimensions not searched take the teacher's value)."""
+        """The student shape of a sampled point (dimensions not searched take the teacher's value).
+
+        Parameters
+        ----------
+        params : dict
+            A sampled point, dimension -> value (as :meth:`suggest` returns). Without ``layers``, ``num_layers``
+            teacher layers are picked by ``layer_choice`` (default ``spread``).
+
+        Returns
+        -------
+        StudentShape
+            The kept teacher layers, the head count, the hidden size (each head keeps its width unless
+            ``hidden_size`` narrows it, rounded down to a multiple of the heads) and the FFN size.
+        """
         s = self.shape
         if "layers" in params:
             layers = tuple(_layer_list(params["layers"]))
@@ -198,7 +281,18 @@ class SearchSpace:
 
     @staticmethod
     def fit_keys(params: dict) -> dict:
-        """The sampled fit hyperparameters (dotted keys)."""
+        """The sampled fit hyperparameters (dotted keys).
+
+        Parameters
+        ----------
+        params : dict
+            A sampled point, dimension -> value.
+
+        Returns
+        -------
+        dict
+            The entries of ``params`` that are not shape dimensions (``SHAPE_DIMENSIONS``).
+        """
         return {name: value for name, value in params.items() if name not in SHAPE_DIMENSIONS}
 
 

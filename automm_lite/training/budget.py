@@ -12,7 +12,7 @@ from ..config import AUTO, apply_overrides
 from ..models.backbone import peft_parts
 from .strategy import check_batch_size, world_size
 
-# The rule (README: Defaults that fit the data). Small data gets small batches (at least STEPS_PER_EPOCH optimizer
+# The rule (docs/guide/defaults.md). Small data gets small batches (at least STEPS_PER_EPOCH optimizer
 # steps an epoch) and enough epochs for MIN_STEPS steps in all; pretrained weights move at the kind's rate, the
 # new layers on top of them (output layer, fusion and tabular MLPs) LR_MULT times faster.
 MIN_BATCH, MAX_BATCH = 8, 32

@@ -12,7 +12,7 @@ from automm_lite.data.frames import labelled_rows
 from automm_lite.data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 from automm_lite.exceptions import ConfigError, DataError
 
-# The README's Reliability section quotes these run sizes; derandomized, so CI runs the same examples each time.
+# docs/dev/reliability.md quotes these run sizes; derandomized, so CI runs the same examples each time.
 FRAMES, PREDICT_FRAMES, LABEL_SETS = 200, 60, 200
 
 WORDS = st.sampled_from(["red", "green", "blue", "fast", "slow", "cat", "dog", "", "  ", "12", "3.5", "x y z w"])

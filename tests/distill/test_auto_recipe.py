@@ -48,7 +48,8 @@ def test_auto_with_unlabeled_rows_and_the_same_tokens_adds_the_cosine_hidden_sta
 
 
 def test_auto_with_unlabeled_rows_is_the_spelled_out_recipe_of_the_tables():
-    # the README carries the `ours` rows' scores over to `auto + unlabeled rows`: the same config, key for key
+    # the distillation table's page carries the `ours` rows' scores over to `auto + unlabeled rows`: the same
+    # config, key for key
     from automm_lite.reports.distill_table import OUR_RECIPE
 
     auto, _ = chosen(has_unlabeled=True)

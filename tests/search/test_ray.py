@@ -19,7 +19,7 @@ from automm_lite import Predictor
 from automm_lite.exceptions import ConfigError, DataError
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.slow]
 
 
 def _free_port() -> int:

@@ -16,7 +16,7 @@ import torch
 from automm_lite import Predictor
 from automm_lite.exceptions import ConfigError
 
-pytestmark = pytest.mark.timeout(420)  # each test starts processes: none may hang the suite
+pytestmark = [pytest.mark.timeout(420), pytest.mark.slow]  # each test starts processes: none may hang the suite
 
 # Without dropout, the two processes' averaged gradient is the one process's (each step's rows split in two
 # halves), so the models differ only by the order of float sums: the tuning scores within one row.

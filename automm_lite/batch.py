@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .exceptions import ConfigError, DataError
+from .files import atomic_path
 
 logger = logging.getLogger("automm_lite")
 
@@ -143,16 +144,15 @@ def _check_columns(folder: Path, files: list) -> None:
 
 
 def predict_file(predictor, source: str, output: str, proba: bool) -> dict:
-    """Predict one Parquet file into ``output`` (written to a partial file, then renamed)."""
+    """Predict one Parquet file into ``output`` (written to a temporary file beside it, then renamed)."""
     import pandas as pd
 
     started = time.perf_counter()
     frame = pd.read_parquet(source)  # with the index pandas stored
     result = predictor.predict_proba(frame) if proba else predictor.predict(frame).to_frame()
     result.columns = [str(c) for c in result.columns]
-    partial = Path(output).with_name(f".{Path(output).name}.partial")
-    result.to_parquet(partial)
-    os.replace(partial, output)
+    with atomic_path(output) as temporary:
+        result.to_parquet(temporary)
     return {"source": source, "output": output, "rows": len(result), "seconds": time.perf_counter() - started,
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from .exceptions import ConfigError
+from .files import atomic_path
 
 logger = logging.getLogger("automm_lite")
 
@@ -128,6 +128,5 @@ def stored_call(work_dir: Path) -> dict:
 
 
 def _write_json(path: Path, values: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(values, default=str))
-    os.replace(partial, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(values, default=str))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from ..exceptions import DataError
+from ..files import atomic_path
 
 FORMAT_VERSION = 1
 SETTINGS_FILE = "classical.json"
@@ -129,20 +129,11 @@ class ClassicalModel:
                     "params": self.params, "preprocessor": self.preprocessor.to_dict(), "features": feature_state,
                     "model": model_state}
         text = json.dumps(settings)  # before any file: a value JSON cannot hold fails the save early
-        write_file(folder / ARRAYS_FILE, lambda path: save_file(arrays, str(path)))
+        with atomic_path(folder / ARRAYS_FILE) as temporary:  # a reader never sees half a file
+            save_file(arrays, str(temporary))
         self._write_extra(folder)
-        write_file(folder / SETTINGS_FILE, lambda path: path.write_text(text, encoding="utf-8"))
-
-
-def write_file(path: Path, write):
-    """Write to a temporary name, then rename over ``path``: a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
+        with atomic_path(folder / SETTINGS_FILE) as temporary:
+            temporary.write_text(text, encoding="utf-8")
 
 
 def read_saved(folder) -> tuple:

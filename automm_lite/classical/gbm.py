@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 from ..exceptions import DataError
-from .base import ClassicalModel, label_targets, ranking_key, score_output, write_file
+from ..files import atomic_path
+from .base import ClassicalModel, label_targets, ranking_key, score_output
 
 logger = logging.getLogger("automm_lite")
 
@@ -56,7 +57,8 @@ class GbmModel(ClassicalModel):
         return {"booster_file": BOOSTER_FILE, "n_features": int(self.booster.num_feature())}, {}
 
     def _write_extra(self, folder: Path):
-        write_file(folder / BOOSTER_FILE, lambda path: path.write_text(self.booster_text, encoding="utf-8"))
+        with atomic_path(folder / BOOSTER_FILE) as temporary:
+            temporary.write_text(self.booster_text, encoding="utf-8")
 
     @classmethod
     def restore(cls, settings: dict, arrays: dict, features, folder) -> "GbmModel":

@@ -3,8 +3,9 @@ scikit-learn's 8x8 digits, written as PNG files once into the cache."""
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
+
+from ..files import atomic_path
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -26,9 +27,8 @@ def _write_pngs(images, folder: Path, names) -> list:
     for image, name in zip(images, names):
         path = folder / f"{name}.png"
         if not path.is_file():
-            partial = folder / f".{name}.{os.getpid()}.png"
-            Image.fromarray(image).save(partial)
-            os.replace(partial, path)
+            with atomic_path(path) as temporary:
+                Image.fromarray(image).save(temporary)
         paths.append(str(path))
     return paths
 

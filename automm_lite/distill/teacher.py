@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import ConfigError, DataError
+from ..files import atomic_path
 
 logger = logging.getLogger("automm_lite")
 CACHE_IN_MEMORY_BYTES = 1 << 30  # larger teacher caches go to memory-mapped files in the fit folder
@@ -180,7 +181,6 @@ def store_outputs(arrays: dict, folder: Path) -> None:
     (written last, so a folder without it is incomplete). Arrays already memory-mapped there are flushed, not
     copied."""
     import json
-    import os
 
     folder.mkdir(parents=True, exist_ok=True)
     files, rows = {}, None
@@ -190,13 +190,11 @@ def store_outputs(arrays: dict, folder: Path) -> None:
             array.flush()
             files[name] = Path(array.filename).name
             continue
-        partial = folder / f".{name}.partial.npy"
-        np.save(partial, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(partial, folder / f"{name}.npy")
+        with atomic_path(folder / f"{name}.npy") as temporary:
+            np.save(temporary, np.ascontiguousarray(array), allow_pickle=False)
         files[name] = f"{name}.npy"
-    partial = folder / ".outputs.json.partial"
-    partial.write_text(json.dumps({"rows": rows, "files": files}))
-    os.replace(partial, folder / OUTPUTS_LIST)
+    with atomic_path(folder / OUTPUTS_LIST) as temporary:
+        temporary.write_text(json.dumps({"rows": rows, "files": files}))
 
 
 def outputs_key(teachers: list, rows, plan, shared_inputs, distiller, problem_type: str,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError, DataError
+from ..files import atomic_path
 from .runner import example_batch
 
 OUTPUTS = ("logits", "features")
@@ -73,12 +74,8 @@ def export_file(model, path) -> str:
     if path.suffix.lower() != ".onnx":
         raise DataError(f"export_onnx writes one .onnx file; got {str(path)!r}: use a name such as 'model.onnx'.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        export_model(model, example_batch(model), str(partial))
-        partial.replace(path)  # never leave a half-written file under the requested name
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as temporary:  # never a half-written file under the requested name
+        export_model(model, example_batch(model), str(temporary))
     return str(path)
 
 

@@ -9,13 +9,14 @@ the previous point whole. It holds tensors, numbers and strings only, and is rea
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from ..files import atomic_path
 
 logger = logging.getLogger("automm_lite")
 
@@ -48,10 +49,12 @@ class ResumePoints(Callback):
             trainer.logger.save()  # the training log up to this point is kept with it, whatever comes next
             write_merged_log(self.folder / HISTORY_FILE, self.history, Path(trainer.logger.log_dir) / "metrics.csv")
         self._should_stop = bool(trainer.should_stop)  # early stopping decided in this epoch's validation
-        partial = self.folder / f".{RESUME_FILE}.partial"
-        trainer.save_checkpoint(partial)  # on every process (some strategies gather); the first one writes
-        if trainer.is_global_zero:
-            os.replace(partial, self.folder / RESUME_FILE)  # atomic: the previous point stays whole until here
+        target = self.folder / RESUME_FILE
+        if not trainer.is_global_zero:  # a call on every process (some strategies gather); the first one writes
+            trainer.save_checkpoint(target)
+            return
+        with atomic_path(target) as temporary:  # the previous point stays whole until the new one is
+            trainer.save_checkpoint(temporary)
 
     def on_train_start(self, trainer, pl_module):
         if self._stop_when_resumed:  # killed after early stopping decided: the resumed fit trains no more
@@ -88,9 +91,8 @@ def write_merged_log(target: Path, earlier, metrics_file: Path) -> None:
              if rows is not None and len(rows)]
     if not parts:
         return
-    partial = target.with_name(f".{target.name}.partial")
-    pd.concat(parts, ignore_index=True).to_csv(partial, index=False)
-    os.replace(partial, target)
+    with atomic_path(target) as temporary:
+        pd.concat(parts, ignore_index=True).to_csv(temporary, index=False)
 
 
 def resume_point(folder: Path | None) -> Path | None:

@@ -33,6 +33,16 @@ def make_tiny_encoder_fixture():
     return make_tiny_encoder
 
 
+@pytest.fixture
+def package_log(caplog):
+    """caplog, holding the package's log records from INFO up (they reach it as they reach an application's
+    handlers)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="automm_lite")
+    return caplog
+
+
 @pytest.fixture(scope="session")
 def tiny_text_dir(tmp_path_factory):
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny_bert"))

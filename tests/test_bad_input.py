@@ -291,14 +291,6 @@ def test_bad_input_is_a_typed_error_naming_the_fix(name, case, monkeypatch):
         call(case)
 
 
-@pytest.fixture
-def package_log(caplog, monkeypatch):
-    import logging
-
-    monkeypatch.setattr(logging.getLogger("automm_lite"), "propagate", True)  # a fit stops records at the package
-    return caplog
-
-
 def test_odd_values_are_read_by_the_documented_policy(fitted_text_predictor, fitted_tables, bbc_short, package_log):
     """Blank text is empty text, unseen or missing categories are one unknown category, missing numbers are the
     training mean, extra columns are ignored: each read as it is, the first two with a warning that counts them."""

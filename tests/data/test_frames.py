@@ -14,13 +14,6 @@ def small_frame(n=12):
                          "label": ["a", "b", "c"] * (n // 3)})
 
 
-@pytest.fixture
-def frames_log(caplog, monkeypatch):
-    """caplog, with the package's log records reaching it (a fit's logging set-up stops them at the package)."""
-    monkeypatch.setattr(logging.getLogger("automm_lite"), "propagate", True)
-    return caplog
-
-
 def test_read_data_reads_csv_tsv_and_parquet_files(tmp_path):
     frame = small_frame()
     frame.to_csv(tmp_path / "rows.csv", index=False)
@@ -55,17 +48,17 @@ def test_read_data_names_what_it_cannot_read(tmp_path):
         read_data(tmp_path / "broken.csv")
 
 
-def test_labelled_rows_drops_missing_labels_with_a_warning(frames_log):
+def test_labelled_rows_drops_missing_labels_with_a_warning(package_log):
     frame = small_frame()
     frame.loc[[1, 4], "label"] = None
     kept = labelled_rows(frame, "label", "train_data")
     assert list(kept.index) == [i for i in range(12) if i not in (1, 4)]
     assert kept["label"].notna().all() and len(frame) == 12  # the caller's frame is left as it was
-    warned = [r for r in frames_log.records if r.levelno == logging.WARNING]
+    warned = [r for r in package_log.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "train_data: dropping 2 row(s)" in warned[0].getMessage()
-    frames_log.clear()
+    package_log.clear()
     assert labelled_rows(small_frame(), "label", "train_data").equals(small_frame())
-    assert not frames_log.records  # nothing missing: nothing said
+    assert not package_log.records  # nothing missing: nothing said
 
 
 @pytest.mark.parametrize("frame,match", [
@@ -97,12 +90,12 @@ def test_holdout_split_is_stratified_by_class_and_reproducible():
     assert len(tuning) == 10 and len(train) == 40
 
 
-def test_holdout_split_keeps_a_class_with_a_single_row_in_training(frames_log):
+def test_holdout_split_keeps_a_class_with_a_single_row_in_training(package_log):
     frame = pd.DataFrame({"x": np.arange(21), "label": ["a"] * 10 + ["b"] * 10 + ["lonely"]})
     train, tuning = holdout_split(frame, "label", "multiclass", 0.2, seed=0)
     assert "lonely" in set(train.label) and "lonely" not in set(tuning.label) and len(train) + len(tuning) == 21
     assert set(tuning.label) == {"a", "b"} and (tuning.label.value_counts() == 2).all()  # the rest stratified
-    assert "single row" in frames_log.text and "kept in training" in frames_log.text
+    assert "single row" in package_log.text and "kept in training" in package_log.text
 
 
 def test_holdout_split_keeps_every_tuning_class_in_training():

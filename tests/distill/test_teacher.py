@@ -1,6 +1,5 @@
 """Distillation through Predictor.fit on tiny random encoders: checks, cache, every term, tokenizers, teacher
 layers, several teachers, the bf16 teacher pass, regression."""
-import logging
 import re
 
 import numpy as np
@@ -197,13 +196,6 @@ def test_several_teachers(teacher, bbc_short, tiny_hp, student_dir, tmp_path):
         Predictor(label="label").fit(train, teacher_predictor=[])
     with pytest.raises(ConfigError, match="not fitted"):
         Predictor(label="label").fit(train, teacher_predictor=[teacher, Predictor(label="label")])
-
-
-@pytest.fixture
-def package_log(caplog, monkeypatch):
-    """caplog, with the package's log records reaching it (a fit's logging set-up stops them at the package)."""
-    monkeypatch.setattr(logging.getLogger("automm_lite"), "propagate", True)
-    return caplog
 
 
 def check_bf16_teacher_pass(teacher, rows, native_bf16, log):

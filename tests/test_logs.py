@@ -1,0 +1,50 @@
+"""The package's logging: a library's logger (a NullHandler, records propagate), its own console by verbosity only
+where the application configured none, and the fit log that keeps everything at any verbosity."""
+import logging
+import subprocess
+import sys
+
+from automm_lite.logs import set_console_verbosity
+
+SAY = ("import logging, sys; from automm_lite.logs import add_log_file, remove_log_file, set_console_verbosity; "
+       "log = logging.getLogger('automm_lite'); ")
+
+
+def run(script: str, *args) -> str:
+    """What a fresh process (no logging configured, unlike pytest's) prints on stderr."""
+    done = subprocess.run([sys.executable, "-c", SAY + script, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr
+
+
+def test_the_package_logger_is_a_librarys():
+    package = logging.getLogger("automm_lite")
+    assert any(isinstance(h, logging.NullHandler) for h in package.handlers)
+    set_console_verbosity(0)
+    assert package.propagate
+
+
+def test_records_reach_the_applications_handlers_at_any_verbosity(caplog):
+    set_console_verbosity(0)
+    logging.getLogger("automm_lite").info("progress")
+    logging.getLogger("automm_lite.data.frames").warning("a warning")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("automm_lite")] == ["progress", "a warning"]
+
+
+def test_verbosity_zero_prints_nothing_but_the_fit_log_keeps_everything(tmp_path):
+    said = run("set_console_verbosity(0); handler = add_log_file(sys.argv[1]); log.info('progress'); "
+               "log.warning('a warning'); logging.getLogger('automm_lite.data.frames').info('from a module'); "
+               "remove_log_file(handler); set_console_verbosity(2); log.info('shown at two'); log.debug('detail')",
+               tmp_path / "fit.log")
+    assert said == "shown at two\n"
+    kept = (tmp_path / "fit.log").read_text()
+    assert all(line in kept for line in ("progress", "a warning", "from a module"))
+    assert "shown at two" not in kept  # the file was removed before
+
+
+def test_a_configured_root_logger_prints_each_record_once():
+    configure = "logging.basicConfig(format='app: %(message)s'); "
+    configured_first = run(configure + "set_console_verbosity(2); log.info('once')")
+    configured_later = run("set_console_verbosity(2); " + configure + "log.info('once')")
+    assert configured_first == configured_later == "app: once\n"

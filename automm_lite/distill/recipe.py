@@ -236,7 +236,8 @@ class DistillationSetup:
 
 
 def prepare_distillation(config, preprocessor, student_model, teachers: list, rows, student_inputs: dict,
-                         cache_folder, stored_folder=None, shared_folder=None) -> DistillationSetup:
+                         cache_folder, stored_folder=None, shared_folder=None,
+                         verbosity: int = 0) -> DistillationSetup:
     """Run every teacher once over the training ``rows`` and build the objective from ``distiller.*``.
 
     Parameters
@@ -261,6 +262,8 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
     shared_folder : Path, optional
         Teacher outputs shared by several fits (the trials of a hyperparameter search): kept there under a name
         made of the rows, the teachers and the layers read, so that a fit of the same rows reads them back.
+    verbosity : int
+        2 and up: each teacher's pass over many rows shows a progress bar.
     """
     from .teacher import (average_soft_targets, load_outputs, outputs_key, same_tokenizer, store_outputs,
                           teacher_outputs)
@@ -286,10 +289,11 @@ def prepare_distillation(config, preprocessor, student_model, teachers: list, ro
         arrays = teacher_outputs(first, rows, plan.hidden_layers, plan.attention_layers,
                                  shared_inputs=student_inputs[student_text.name] if token_level else None,
                                  map_levels=plan.map_levels,
-                                 cache_folder=stored_folder or cache_folder, precision=d.teacher_precision)
+                                 cache_folder=stored_folder or cache_folder, precision=d.teacher_precision,
+                                 verbosity=verbosity)
         soft_targets = [first.in_student_units(arrays["teacher_logits"], preprocessor)]
         for other in teachers[1:]:
-            logits = teacher_outputs(other, rows, precision=d.teacher_precision)["teacher_logits"]
+            logits = teacher_outputs(other, rows, precision=d.teacher_precision, verbosity=verbosity)["teacher_logits"]
             soft_targets.append(other.in_student_units(logits, preprocessor))
         averages_probabilities = soft_loss_type(preprocessor.problem_type, d.soft_label_loss_type) == "cross_entropy"
         arrays["teacher_logits"] = soft_targets[0] if len(soft_targets) == 1 else average_soft_targets(

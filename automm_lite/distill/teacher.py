@@ -13,6 +13,7 @@ from ..files import atomic_path
 
 logger = logging.getLogger("automm_lite")
 CACHE_IN_MEMORY_BYTES = 1 << 30  # larger teacher caches go to memory-mapped files in the fit folder
+BAR_FROM_BATCHES = 5  # a teacher pass of fewer batches is over before a progress bar would tell anything
 OUTPUTS_LIST = "outputs.json"  # the list of a fit's stored teacher outputs (for a resumed fit)
 
 
@@ -251,7 +252,8 @@ def load_outputs(folder: Path, n_rows: int) -> dict | None:
 
 
 def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(), shared_inputs=None,
-                    cache_folder: Path | None = None, precision: str = "32", map_levels=()) -> dict:
+                    cache_folder: Path | None = None, precision: str = "32", map_levels=(),
+                    verbosity: int = 0) -> dict:
     """Run the frozen teacher once over ``data`` and keep what the objective needs, row by row.
 
     Parameters
@@ -272,6 +274,9 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
         (``distiller.teacher_precision``).
     map_levels : iterable of int
         The image network's feature levels (from 0) whose maps to keep, in float16.
+    verbosity : int
+        2 and up: a progress bar over the rows on stderr, when the pass takes ``BAR_FROM_BATCHES`` batches or
+        more.
 
     Returns
     -------
@@ -280,6 +285,7 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
     blended values), ``teacher_features``, ``teacher_hidden_<i>``, ``teacher_attention_<i>``, ``teacher_map_<level>``.
     """
     import torch
+    from tqdm.auto import tqdm
 
     from ..data.batching import build_dataset, inference_batching, sorted_batches
     from ..inference.modes import bf16_supported
@@ -300,8 +306,10 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
                        "teacher runs in float32.", device.type.upper())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     eager = text.attention_implementation("eager") if attention_layers else contextlib.nullcontext()
-    with eager, torch.inference_mode(), autocast:
-        for indices in sorted_batches(dataset, *inference_batching(teacher.env, device.type == "cuda")):
+    batches = sorted_batches(dataset, *inference_batching(teacher.env, device.type == "cuda"))
+    bar = tqdm(total=n, desc="teacher outputs", unit="row", disable=verbosity < 2 or len(batches) < BAR_FROM_BATCHES)
+    with bar, eager, torch.inference_mode(), autocast:
+        for indices in batches:
             result = model(to_device(dataset.collate(indices), device), output_hidden_states=bool(hidden_layers),
                            output_attentions=bool(attention_layers),
                            output_feature_maps=tuple(map_levels) if map_levels else False)
@@ -328,6 +336,7 @@ def teacher_outputs(teacher: Teacher, data, hidden_layers=(), attention_layers=(
                 out[f"teacher_attention_{i}"][indices, :, :length, :length] = attention
             for i in map_levels:
                 out[f"teacher_map_{i}"][indices] = result["feature_maps"][i].float().cpu().numpy()
+            bar.update(len(indices))
     if teacher.classical is not None:
         out["teacher_logits"] = _with_classical(teacher, data, out["teacher_logits"])
     return out

@@ -159,11 +159,13 @@ def fit_model(config, preprocessor, train, tuning, metric_name: str, *, seed: in
     if teachers:
         from ..distill.recipe import prepare_distillation
         from .resume import TEACHER_OUTPUTS
+        from .strategy import started_as_other_rank
 
         distillation = prepare_distillation(config, pre, model, list(teachers), rows, train_set.inputs,
                                             work_dir / "teacher_cache",
                                             resume_dir / TEACHER_OUTPUTS if resume_dir is not None else None,
-                                            teacher_outputs_folder)
+                                            teacher_outputs_folder,
+                                            verbosity=0 if started_as_other_rank() else verbosity)  # one bar: rank 0's
         train_set.arrays.update(distillation.arrays)
         objective, forward_kwargs = distillation.objective, distillation.forward_kwargs
         attention = "eager" if distillation.needs_attention_maps else None  # the fused kernels return no maps

@@ -226,3 +226,18 @@ def test_bf16_teacher_pass_on_this_cpu(teacher, bbc_short, package_log):
 
 def test_bf16_teacher_pass_on_each_kind_of_cpu(teacher, bbc_short, cpu_kind, package_log):
     check_bf16_teacher_pass(teacher, bbc_short[1].head(9), cpu_kind.native_bf16, package_log)
+
+
+def test_a_teacher_pass_of_many_batches_shows_a_progress_bar_from_verbosity_2(teacher, bbc_short, capsys,
+                                                                                monkeypatch):
+    from automm_lite.distill import teacher as teacher_module
+
+    view, rows = teacher.as_teacher(), bbc_short[1].head(9)
+    teacher_outputs(view, rows, verbosity=2)
+    assert "teacher outputs" not in capsys.readouterr().err  # 9 rows are one batch: over at once
+    monkeypatch.setattr(teacher_module, "BAR_FROM_BATCHES", 1)
+    teacher_outputs(view, rows, verbosity=1)
+    assert "teacher outputs" not in capsys.readouterr().err
+    teacher_outputs(view, rows, verbosity=2)
+    shown = capsys.readouterr().err
+    assert "teacher outputs" in shown and "9/9" in shown, shown

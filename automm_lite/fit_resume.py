@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import ConfigError
@@ -110,6 +111,44 @@ def record_fit(work_dir: Path, current: dict, call: dict, frames: dict) -> None:
                        "resume=True): its arguments could not be stored (%s: %s).", type(error).__name__, error)
         (folder / CALL_FILE).unlink(missing_ok=True)
     _write_json(folder / FINGERPRINT_FILE, current)
+
+
+@dataclass
+class ResumePlan:
+    """What a fit to a folder does to be continued after a kill: its fingerprint (None when its arguments cannot be
+    hashed) and whether it records its call and resume points."""
+
+    same_fit: dict | None
+    record: bool
+
+
+def plan_resume(request, label, problem_type, eval_metric, path, resume: bool) -> ResumePlan:
+    """Resume points need a path to come back to (not the default timestamped one) and data that can be hashed;
+    a fit that cannot have them says so and runs without."""
+    record = bool(request.config.env.resume_points and path is not None)
+    same_fit = None
+    if record or resume:
+        try:
+            same_fit = fingerprint(request, label, problem_type, eval_metric)
+        except Exception as error:  # noqa: BLE001 (cells pandas cannot hash: lists, dicts, ...)
+            logger.warning("This fit cannot be resumed after a kill: its arguments cannot be fingerprinted "
+                           "(%s: %s).", type(error).__name__, error)
+            record = False
+    return ResumePlan(same_fit, record)
+
+
+def begin_or_continue(plan: ResumePlan, work_dir: Path, resuming: bool, call: dict, request) -> None:
+    """Continuing: check that this is the interrupted fit. Starting: record the call (its teachers as their
+    folders) and the frames, so that ``Predictor.load(path, resume=True)`` can replay it."""
+    if resuming:
+        if plan.same_fit is None:
+            raise ConfigError("resume=True, but these arguments cannot be compared with the interrupted fit's (see "
+                              "the warning); pass resume=False to start over.")
+        check_same_fit(work_dir, plan.same_fit)
+    elif plan.record:
+        call = {**call, "teacher_predictor": [path for path, _ in plan.same_fit["teacher_predictor"]] or None}
+        record_fit(work_dir, plan.same_fit, call, {"train_data": request.train, "tuning_data": request.tuning,
+                                                   "unlabeled_data": request.unlabeled})
 
 
 def stored_call(work_dir: Path) -> dict:

@@ -262,6 +262,37 @@ def restore_model(config, names, schema, path):
     return (model.cuda() if uses_gpu(config.env) else model).eval()
 
 
+def read_predictor(predictor_class, path, verbosity: int = 2):
+    """A saved predictor, restored: the mirror of ``write_predictor``. Reads JSON, safetensors and tokenizer files
+    only; a predictor saved to run on onnxruntime runs on torch where onnxruntime is missing (with a warning)."""
+    import warnings
+
+    from .config import Config, apply_overrides
+    from .data.preprocess import Preprocessor
+    from .inference.onnx import onnxruntime_available
+    from .logs import set_console_verbosity
+
+    recover_interrupted_save(path)
+    metadata = read_metadata(path)
+    predictor = predictor_class(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
+                                verbosity)
+    set_console_verbosity(verbosity)
+    config = Config.from_dict(metadata["config"])
+    if config.env.inference_backend == "onnx" and not onnxruntime_available():
+        warnings.warn(f"{path} was saved with env.inference_backend='onnx', but onnxruntime is not installed here "
+                      "(pip install 'automm_lite[onnx]'); predicting on torch instead.", stacklevel=3)
+        config = apply_overrides(config, {"env.inference_backend": "torch"})
+    predictor.config_ = config
+    predictor.problem_type_ = metadata["problem_type"]
+    predictor.eval_metric_ = metadata["eval_metric"]
+    predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
+    predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
+    predictor._summary = metadata["fit_summary"]
+    predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
+    predictor.classical_, predictor.network_weight_ = restore_classical(metadata, path)
+    return predictor
+
+
 class FitFolder:
     """The folder a fit works in (``work_dir``, beside ``save_path``), with the fit's log file being written."""
 

@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .config import Config, apply_overrides, canonical_key
+from .config import apply_overrides, canonical_key
 from .data.frames import check_label_values, holdout_split, read_data
 from .data.preprocess import Preprocessor, infer_column_types, infer_problem_type
 from .exceptions import ConfigError, DataError, NotFittedError
@@ -153,7 +153,7 @@ class Predictor:
         request = check_fit_arguments(self.label, self._problem_type, self._eval_metric, train_data, tuning_data,
                                       unlabeled_data, hyperparameters, presets, time_limit, seed, holdout_frac,
                                       column_types, teachers)
-        from .fit_resume import check_same_fit, fingerprint, record_fit, resume_folder
+        from .fit_resume import begin_or_continue, plan_resume, resume_folder
         from .io import fit_folder, save_atomically
         from .training.strategy import started_as_other_rank, world_size
 
@@ -164,34 +164,18 @@ class Predictor:
                                   "env.strategy='ddp'; pass resume=False to start over.")
             return self._fit_as_other_rank(request, start)
         self._writes = True
-        # Resume points need a path to come back to (not the default timestamped one) and data it can hash.
-        same_fit, record = None, request.config.env.resume_points and self.path is not None
-        if record or resume:
-            try:
-                same_fit = fingerprint(request, self.label, self._problem_type, self._eval_metric)
-            except Exception as error:  # noqa: BLE001 (cells pandas cannot hash: lists, dicts, ...)
-                logger.warning("This fit cannot be resumed after a kill: its arguments cannot be fingerprinted "
-                               "(%s: %s).", type(error).__name__, error)
-                record = False
+        plan = plan_resume(request, self.label, self._problem_type, self._eval_metric, self.path, resume)
         with fit_folder(self.path, resume) as folder:
             self.path = str(folder.save_path)
             resuming = folder.resuming
-            if resuming:
-                if same_fit is None:
-                    raise ConfigError("resume=True, but these arguments cannot be compared with the interrupted "
-                                      "fit's (see the warning); pass resume=False to start over.")
-                check_same_fit(folder.work_dir, same_fit)
-            elif record:
-                call = {"label": self.label, "problem_type": self._problem_type, "eval_metric": self._eval_metric,
-                        "hyperparameters": hyperparameters, "presets": presets, "time_limit": time_limit,
-                        "seed": seed, "column_types": column_types, "holdout_frac": holdout_frac,
-                        "teacher_predictor": [path for path, _ in same_fit["teacher_predictor"]] or None}
-                record_fit(folder.work_dir, same_fit, call, {"train_data": request.train,
-                                                             "tuning_data": request.tuning,
-                                                             "unlabeled_data": request.unlabeled})
+            # The arguments Predictor.load(path, resume=True) replays (the frames are stored beside them).
+            call = {"label": self.label, "problem_type": self._problem_type, "eval_metric": self._eval_metric,
+                    "hyperparameters": hyperparameters, "presets": presets, "time_limit": time_limit, "seed": seed,
+                    "column_types": column_types, "holdout_frac": holdout_frac}
+            begin_or_continue(plan, folder.work_dir, resuming, call, request)
             # Under DDP every process takes resume points: writing one is a step that all of them take together.
             several = world_size(request.config.env) > 1
-            points = resume_folder(folder.work_dir) if record or resuming or several else None
+            points = resume_folder(folder.work_dir) if plan.record or resuming or several else None
             self._fit(request, folder.work_dir, start, points)
             folder.log_handler.close()
             if points is not None:
@@ -818,8 +802,7 @@ class Predictor:
         DataError
             A folder that is not a saved predictor, or is damaged (a truncated file, weights of another model).
         """
-        from .inference.onnx import onnxruntime_available
-        from .io import read_metadata, recover_interrupted_save, restore_classical, restore_model, work_folder
+        from .io import read_predictor, work_folder
 
         if not isinstance(resume, bool):
             raise ConfigError(f"resume must be True or False, got {resume!r}.")
@@ -833,25 +816,7 @@ class Predictor:
                                 verbosity)
                 return predictor.fit(**call, resume=True)
             logger.info("No interrupted fit to %s: loading the saved predictor.", path)
-        recover_interrupted_save(path)
-        metadata = read_metadata(path)
-        predictor = cls(metadata["label"], metadata["problem_type"], metadata["eval_metric"], str(path),
-                        verbosity)
-        set_console_verbosity(verbosity)
-        config = Config.from_dict(metadata["config"])
-        if config.env.inference_backend == "onnx" and not onnxruntime_available():
-            warnings.warn(f"{path} was saved with env.inference_backend='onnx', but onnxruntime is not installed "
-                          "here (pip install 'automm_lite[onnx]'); predicting on torch instead.", stacklevel=2)
-            config = apply_overrides(config, {"env.inference_backend": "torch"})
-        predictor.config_ = config
-        predictor.problem_type_ = metadata["problem_type"]
-        predictor.eval_metric_ = metadata["eval_metric"]
-        predictor.preprocessor_ = Preprocessor.from_dict(metadata["preprocessor"])
-        predictor.backbone_names_, predictor.schema_ = metadata["backbones"], metadata["schema"]
-        predictor._summary = metadata["fit_summary"]
-        predictor.model_ = restore_model(config, metadata["backbones"], metadata["schema"], path)
-        predictor.classical_, predictor.network_weight_ = restore_classical(metadata, path)
-        return predictor
+        return read_predictor(cls, path, verbosity)
 
     def __repr__(self):
         state = f"fitted, {self.problem_type_}, {self.eval_metric_}" if hasattr(self, "model_") else "not fitted"

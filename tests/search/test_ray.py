@@ -204,7 +204,7 @@ def test_an_autodistiller_search_runs_two_students_at_once_on_the_cluster(ray_ad
     import optuna
 
     from automm_lite import AutoDistiller
-    from automm_lite.search.autodistill import STUDY_NAME
+    from automm_lite.search.study import STUDY_NAME
 
     train, test = bbc_short
     search = AutoDistiller(search_teacher, search_space={"num_layers": [1, 2], "num_attention_heads": [2]},

@@ -29,6 +29,7 @@ setup(
         "lightgbm>=4.0",
         "datasets>=2.18",
         "safetensors>=0.4",
+        "filelock>=3.12",  # the conversion cache shared between processes: one converts, the others wait
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "onnx>=1.15",

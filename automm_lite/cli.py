@@ -69,7 +69,7 @@ def _keys(args):
 
 
 def _zoo(args):
-    from .models.zoo import IMAGE_ZOO, ZOO
+    from .checkpoints.zoo import IMAGE_ZOO, ZOO
 
     for name, entry in ZOO.items():
         print(f"{name:12s} {entry.description}")

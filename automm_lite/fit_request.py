@@ -70,7 +70,7 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
     check_batch_size(config.env)
     check_layer_settings(config, teachers[0] if teachers else None)
     if not config.model.names or "hf_text" in config.model.names:
-        from .models.zoo import check_reachable
+        from .checkpoints.zoo import check_reachable
 
         check_reachable(config.model.hf_text.checkpoint_name)
     train = labelled_rows(read_data(train_data, "train_data"), label, "train_data")

@@ -209,7 +209,7 @@ def bare_loop_fit(checkpoint, train, tuning, label, max_len, epochs, batch_size,
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from automm_lite.models.zoo import resolve_checkpoint
+    from automm_lite.checkpoints.zoo import resolve_checkpoint
 
     start = time.perf_counter()
     torch.manual_seed(seed)

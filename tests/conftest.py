@@ -16,7 +16,7 @@ def make_tiny_encoder(folder, layers=2, hidden=32, heads=2, vocab_source="minilm
     """A random BERT with a real tokenizer (from an offline zoo checkpoint), saved as a local HF folder."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from automm_lite.models.zoo import resolve_checkpoint
+    from automm_lite.checkpoints.zoo import resolve_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(vocab_source))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,

@@ -13,7 +13,7 @@ FASHION_MNIST_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "
 
 
 def _images_folder(name: str) -> Path:
-    from ..models.zoo import cache_dir
+    from ..checkpoints.zoo import cache_dir
 
     return cache_dir() / "datasets" / name
 

@@ -124,7 +124,7 @@ def _choose_image_student(config, explicit: set, teacher, choice: "RecipeChoice"
     rate unless those were passed."""
     from ..config import apply_overrides
     from ..models.image import removable_blocks
-    from ..models.zoo import IMAGE_ARCHITECTURES
+    from ..checkpoints.zoo import IMAGE_ARCHITECTURES
 
     image = teacher.model.image_backbone
     names = config.model.names

@@ -64,7 +64,7 @@ def check_layer_settings(config, teacher=None) -> None:
     teacher : Teacher, optional
         The first teacher (``teacher:layers=`` and the mapping's teacher side).
     """
-    from ..models.zoo import known_depth
+    from ..checkpoints.zoo import known_depth
 
     text = teacher.model.text_backbone if teacher is not None else None
     teacher_layers = text.encoder.config.num_hidden_layers if text is not None else None

@@ -129,7 +129,7 @@ def class_alignment(teacher_classes, student_classes):
 
 def student_from_teacher_layers(teacher: Teacher, spec: str, folder: Path) -> str:
     """Build the student folder for ``teacher:layers=i,j,...`` from the fitted teacher's own encoder layers."""
-    from ..models.zoo import build_layer_student, parse_layers
+    from ..checkpoints.layers import build_layer_student, parse_layers
 
     backbone = teacher.model.text_backbone
     if backbone is None:

@@ -135,7 +135,7 @@ class TimmImage(Backbone):
     def from_config(cls, config, schema, source_dir=None, pretrained=True):
         import timm
 
-        from .zoo import resolve_image_checkpoint
+        from ..checkpoints.zoo import resolve_image_checkpoint
 
         c = config.model.timm_image
         info = {}
@@ -150,7 +150,7 @@ class TimmImage(Backbone):
         try:
             network = timm.create_model(name, pretrained=pretrained and weights is None, num_classes=0)
         except RuntimeError as error:  # unknown name, or hub weights that cannot be fetched
-            from .zoo import list_image_zoo
+            from ..checkpoints.zoo import list_image_zoo
             raise ConfigError(f"Could not build the image model {c.checkpoint_name!r}: {error}\nOffline, use "
                               f"{', '.join(list_image_zoo())}, or a timm name with model.timm_image.pretrained=false "
                               "(random weights).") from None

@@ -29,7 +29,7 @@ def load_encoder(folder: str, pretrained: bool = True):
         except TypeError:
             return build()
     except OSError as error:
-        from .zoo import list_zoo
+        from ..checkpoints.zoo import list_zoo
         raise ConfigError(
             f"Could not load the text checkpoint {folder!r}: {error}\nWithout internet, use an offline zoo name "
             f"({', '.join(list_zoo())}), a local Hugging Face folder, or '<zoo name>:layers=0,2,4' for a smaller "
@@ -79,7 +79,7 @@ class HfTextBackbone(Backbone):
 
     @classmethod
     def from_config(cls, config, schema, source_dir=None, pretrained=True):
-        from .zoo import resolve_checkpoint
+        from ..checkpoints.zoo import resolve_checkpoint
 
         c = config.model.hf_text
         folder = source_dir or resolve_checkpoint(c.checkpoint_name)

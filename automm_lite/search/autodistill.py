@@ -175,7 +175,7 @@ class AutoDistiller:
             raise ConfigError("The built-in student builder prunes the teacher's text encoder, and this teacher has "
                               "none; pass model_builder=... to search your own students.")
         if self.model_builder is None:
-            from ..models.pruning import MODEL_TYPES
+            from ..checkpoints.pruning import MODEL_TYPES
 
             if encoder.config.model_type not in MODEL_TYPES:
                 raise ConfigError(f"The built-in student builder prunes BERT-like encoders ({', '.join(MODEL_TYPES)});"

@@ -126,7 +126,7 @@ class FlashDistillation:
         dict
             Fit keys: the student's ``model.hf_text.checkpoint_name`` and the sampled fit hyperparameters.
         """
-        from ..models.pruning import prune_encoder
+        from ..checkpoints.pruning import prune_encoder
 
         shape = self.space.student(params)
         checkpoint = prune_encoder(self.teacher_encoder_dir(), folder / "student", layers=list(shape.layers),
@@ -184,7 +184,7 @@ class FlashDistillation:
         """Teach a pruned student folder's layers their teacher layers in place (skipped for other students)."""
         from transformers import AutoModel
 
-        from ..models.pruning import read_record
+        from ..checkpoints.pruning import read_record
         from ..training.transfer import TransferSettings, progressive_transfer
 
         record = read_record(checkpoint) if checkpoint and Path(checkpoint).is_dir() else None

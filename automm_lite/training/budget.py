@@ -233,7 +233,7 @@ def choose_text_encoder(config, train, text_columns) -> tuple:
     import logging
 
     from ..config import Config
-    from ..models.zoo import resolve_checkpoint
+    from ..checkpoints.zoo import resolve_checkpoint
 
     name = config.model.hf_text.checkpoint_name
     if name != Config().model.hf_text.checkpoint_name or not text_columns:

@@ -45,7 +45,7 @@ def test_collate_pads_each_batch_to_its_own_longest_row():
 def test_long_texts_cut_before_tokenizing_give_the_same_tokens(checkpoint):
     from transformers import AutoTokenizer
 
-    from automm_lite.models.zoo import resolve_checkpoint
+    from automm_lite.checkpoints.zoo import resolve_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(checkpoint))
     texts = ["The quick brown fox\n\njumps over the lazy dog. " * 40,  # long: cut before tokenizing

@@ -115,7 +115,7 @@ def test_the_offline_efficientnet_lite0_weights_see_imagenet_classes():
     from sklearn.datasets import load_sample_images
 
     from automm_lite.models.image import image_transform
-    from automm_lite.models.zoo import resolve_image_checkpoint
+    from automm_lite.checkpoints.zoo import resolve_image_checkpoint
 
     name, weights = resolve_image_checkpoint("efficientnet-lite0")
     assert name == "tf_efficientnet_lite0"

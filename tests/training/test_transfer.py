@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from automm_lite.data.tokens import TokenGroup
-from automm_lite.models.pruning import prune_encoder, read_record
+from automm_lite.checkpoints.pruning import prune_encoder, read_record
 from automm_lite.training.transfer import TransferSettings, progressive_transfer
 
 TEXTS = [f"news item {i} about {topic} and more" for i in range(24) for topic in ("sport", "money", "films")]

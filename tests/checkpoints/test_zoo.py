@@ -1,4 +1,5 @@
-"""Tests for automm_lite.models.zoo: offline checkpoints, layer students, the build cache and its lock."""
+"""Tests for automm_lite.checkpoints: offline checkpoints and their conversions, layer students, the build cache
+and its lock."""
 
 import dataclasses
 import importlib.metadata
@@ -11,7 +12,8 @@ import sys
 
 import pytest
 
-from automm_lite.models import zoo
+from automm_lite.checkpoints import zoo
+from automm_lite.checkpoints.layers import build_layer_student
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -64,7 +66,8 @@ def test_zoo_entries_are_frozen_and_pinned():
 
 
 def test_import_does_not_load_torch(repo_root):
-    code = "import sys, automm_lite.models.zoo; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = ("import sys, automm_lite.checkpoints.zoo, automm_lite.checkpoints.pruning; "
+            "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)")
     env = dict(os.environ, PYTHONPATH=str(repo_root))
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
@@ -192,7 +195,7 @@ def test_known_depth_reads_no_weights(tmp_path):
 @pytest.mark.parametrize("kind", ["bert", "xlmr"])
 def test_build_layer_student_is_generic(tmp_path, kind):
     teacher = tiny_encoder(tmp_path / "teacher", kind)
-    out = zoo.build_layer_student(teacher, [3, 0], tmp_path / "student")
+    out = build_layer_student(teacher, [3, 0], tmp_path / "student")
     src, dst = weights(teacher), weights(out)
     assert AutoConfig.from_pretrained(out).num_hidden_layers == 2
     assert all(torch.equal(dst[k.replace("layer.3.", "layer.0.")], v) for k, v in src.items() if "layer.3." in k)
@@ -203,7 +206,7 @@ def test_build_layer_student_is_generic(tmp_path, kind):
 def test_build_layer_student_rejects_models_without_encoder_layers(tmp_path):
     teacher = tiny_encoder(tmp_path / "distil", "distilbert", layers=2)
     with pytest.raises(ValueError, match="encoder.layer"):
-        zoo.build_layer_student(teacher, [0], tmp_path / "student")
+        build_layer_student(teacher, [0], tmp_path / "student")
 
 
 def test_local_teacher_student_is_rebuilt_when_teacher_changes(tmp_path, monkeypatch):
@@ -256,7 +259,7 @@ def _race_worker(cache, barrier, results):
 
     try:
         os.environ["AUTOMM_LITE_CACHE"] = cache
-        from automm_lite.models import zoo as z
+        from automm_lite.checkpoints import zoo as z
 
         build = z.build_layer_student
 
@@ -288,3 +291,21 @@ def test_two_processes_build_one_student(tmp_path):
     assert len(list(tmp_path.glob("built-by-*"))) == 1  # the second process waited and found it built
     assert [p.name for p in (tmp_path / "students").iterdir() if p.is_dir()] == ["minilm-l6-layers-0-5"]
     assert AutoConfig.from_pretrained(paths[0]).num_hidden_layers == 2
+
+
+def test_a_killed_builder_leaves_the_lock_to_the_next(tmp_path):
+    target = tmp_path / "thing"
+    hang = ("import pathlib, time; from automm_lite.checkpoints import zoo; "
+            f"zoo._build_once(pathlib.Path({str(target)!r}), lambda tmp: (print('building', flush=True), "
+            "time.sleep(600)))")
+    builder = subprocess.Popen([sys.executable, "-c", hang], stdout=subprocess.PIPE, text=True)
+    try:
+        assert builder.stdout.readline().strip() == "building"  # it holds the lock, its build half done
+    finally:
+        builder.kill()
+        builder.wait()
+    assert len(list(tmp_path.glob(".thing.tmp-*"))) == 1
+    finish = ("import pathlib; from automm_lite.checkpoints import zoo; "
+              f"zoo._build_once(pathlib.Path({str(target)!r}), lambda tmp: (tmp / 'done').touch())")
+    subprocess.run([sys.executable, "-c", finish], check=True, timeout=120)  # no wait for the dead holder
+    assert (target / "done").is_file() and not list(tmp_path.glob(".thing.tmp-*"))

@@ -3,8 +3,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel
 
+from automm_lite.checkpoints.pruning import prune_encoder
 from automm_lite.exceptions import ConfigError
-from automm_lite.models.pruning import prune_encoder
 
 
 def hidden_states(folder, texts=("a short text", "another, longer text with a few more words")):
@@ -100,7 +100,7 @@ def test_bad_sizes_and_other_model_types_are_named(source, tmp_path):
 
 
 def test_narrower_heads_keep_the_attention_scale_and_the_record_says_what_was_kept(source, tmp_path):
-    from automm_lite.models.pruning import read_record
+    from automm_lite.checkpoints.pruning import read_record
 
     folder = prune_encoder(source, tmp_path / "narrow", layers=[0, 2], num_attention_heads=4, hidden_size=16)
     got, model = hidden_states(folder)

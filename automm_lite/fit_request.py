@@ -2,13 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from .config import Config, apply_overrides, canonical_key, check_fit_config, parse_hyperparameters
+from .config import (Config, _key, apply_overrides, canonical_key, check_arguments, check_fit_config,
+                     parse_hyperparameters)
 from .data.frames import labelled_rows, read_data
 from .data.preprocess import PROBLEM_TYPES
 from .exceptions import ConfigError, DataError
 from .metrics import get_metric
 from .presets import preset_overrides
+
+
+@dataclass
+class FitArguments:
+    """The arguments of ``Predictor.fit`` (and the predictor's ``problem_type``) that are plain values, declared
+    as the config's keys are: checked by ``config.check_arguments`` with the keys' rules and wording."""
+
+    problem_type: Literal[PROBLEM_TYPES] | None = _key(None, "The task; None = inferred from the label column")
+    time_limit: float | None = _key(None, "Seconds of training at most; None = no limit", gt=0)
+    seed: int = _key(0, "Random state of the fit: same seed, same data, same machine, same predictions", ge=0)
+    holdout_frac: float | None = _key(None, "Fraction of train_data held out for tuning when tuning_data is None",
+                                      gt=0, lt=1)
 
 
 @dataclass
@@ -42,17 +56,10 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
     has_teacher = bool(teachers)
     if not isinstance(label, str):
         raise DataError(f"label must be a column name (str), not {label!r}.")
-    if problem_type is not None and problem_type not in PROBLEM_TYPES:
-        raise ConfigError(f"problem_type={problem_type!r} is not supported; use one of {PROBLEM_TYPES} "
-                          "or None to infer it.")
+    check_arguments(FitArguments, {"problem_type": problem_type, "time_limit": time_limit, "seed": seed,
+                                   "holdout_frac": holdout_frac}, where="fit")
     if eval_metric is not None:
         get_metric(eval_metric, problem_type)
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ConfigError(f"time_limit={time_limit!r} must be a positive number of seconds (or None).")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed={seed!r} must be a non-negative int.")
-    if holdout_frac is not None and not (isinstance(holdout_frac, float) and 0 < holdout_frac < 1):
-        raise ConfigError(f"holdout_frac={holdout_frac!r} must be a float between 0 and 1.")
     preset = preset_overrides(presets)
     config = apply_overrides(apply_overrides(Config(), preset, has_teacher), hyperparameters,
                              allow_distiller=has_teacher)

@@ -78,7 +78,7 @@ def test_fit_takes_teacher_before_the_file_and_glue_mistakes_exit_2(fitted_text_
                  "--hyperparameters", "optim.lrr=1"])
     assert code == 2 and "optim.lr" in capsys.readouterr().err
     assert main(["distill", "--glue-task", "cola"]) == 2
-    assert "unknown GLUE task 'cola'" in capsys.readouterr().err
+    assert "--glue-task: task='cola' is invalid: expected a GLUE task" in capsys.readouterr().err
     assert main(["distill", "--glue-task", "rte", "--glue-source", str(tmp_path / "nothing-here")]) == 2
     assert "save_to_disk" in capsys.readouterr().err
     # a bad distiller flag fails before any data is read or any model trains

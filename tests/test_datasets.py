@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from automm_lite import datasets as ds
+from automm_lite.exceptions import ConfigError
 
 
 def _is_str_col(series):
@@ -77,9 +78,9 @@ def test_bbc_short_variant():
     words = pd.concat([train, test])["text"].str.split().str.len()
     assert words.max() == 16 and (words == 16).mean() > 0.99
     assert not set(train["text"]) & set(test["text"])
-    with pytest.raises(ValueError, match="max_words"):
+    with pytest.raises(ConfigError, match="max_words"):
         ds.load_bbc_news(short=True, max_words=0)
-    with pytest.raises(ValueError, match="test_size"):
+    with pytest.raises(ConfigError, match="test_size"):
         ds.load_bbc_news(test_size=1.5)
 
 
@@ -150,24 +151,24 @@ def test_pairs_deterministic_and_options(pairs):
 
 
 def test_pairs_bad_arguments():
-    with pytest.raises(ValueError, match="klingon.*available: english"):
+    with pytest.raises(ConfigError, match="klingon.*available: english"):
         ds.load_multilingual_pairs(languages=["klingon"])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ConfigError, match=r"languages=\[\] is invalid: expected one or more"):
         ds.load_multilingual_pairs(languages=[])
-    with pytest.raises(ValueError, match="test_size \\+ val_size"):
+    with pytest.raises(ConfigError, match="test_size \\+ val_size"):
         ds.load_multilingual_pairs(test_size=0.6, val_size=0.5)
-    with pytest.raises(ValueError, match="negatives_per_positive"):
+    with pytest.raises(ConfigError, match="negatives_per_positive"):
         ds.load_multilingual_pairs(negatives_per_positive=0)
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ConfigError, match="too few"):
         ds.load_multilingual_pairs(languages="telugu", test_size=0.6, val_size=0.3)
 
 
 # ------------------------------------------------------------------------------------------ PAWS-X
 def test_pawsx_validates_languages_before_any_network(monkeypatch):
     monkeypatch.setattr(ds.hub, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
-    with pytest.raises(ValueError, match="en, de, es, fr, ja, ko, zh"):
+    with pytest.raises(ConfigError, match="en, de, es, fr, ja, ko, zh"):
         ds.load_pawsx(langs=("en", "xx"))
-    with pytest.raises(ValueError, match="max_rows"):
+    with pytest.raises(ConfigError, match="max_rows"):
         ds.load_pawsx(max_rows=0)
 
 
@@ -288,7 +289,7 @@ def test_glue_from_a_local_copy_uses_train_and_the_validation_split(task, tmp_pa
 
 def test_glue_bad_task_and_offline_fail_fast_naming_the_offline_tasks(monkeypatch):
     monkeypatch.setattr(ds.hub, "_hub_reachable", lambda *a, **k: pytest.fail("network probed"))
-    with pytest.raises(ValueError, match="mnli_matched, mnli_mismatched, qqp, qnli, sst2, stsb, mrpc, rte"):
+    with pytest.raises(ConfigError, match="mnli_matched, mnli_mismatched, qqp, qnli, sst2, stsb, mrpc, rte"):
         ds.load_glue("cola")
     assert ds.glue_task_name("MNLI") == "mnli_matched" and ds.glue_task_name("sts-b") == "stsb"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -306,7 +307,7 @@ def test_chatterbot_topics_are_disjoint_stratified_and_checked():
     assert both.label.value_counts().min() >= 20 and not set(train.text) & set(test.text)
     assert (both.text.str.split().str.len() >= 3).all()
     assert abs(len(test) / len(both) - 0.25) < 0.01
-    with pytest.raises(ValueError, match="english"):
+    with pytest.raises(ConfigError, match="english"):
         ds.load_chatterbot_categories(language="klingon")
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from automm_lite.exceptions import DataError
+from automm_lite.exceptions import ConfigError, DataError
 
 ROWS = 200_000  # docs/dev/reliability.md quotes these
 CHUNK = 5_000
@@ -35,7 +35,7 @@ def test_chunked_predictions_equal_the_whole_ones(fitted_text_predictor, bbc_sho
     assert predictor.predict(parts).equals(predictor.predict(test))
     sizes = [len(part) for part in predictor.predict_iter(test, chunk_size=64)]
     assert sizes == [64] * (len(test) // 64) + ([len(test) % 64] if len(test) % 64 else [])
-    with pytest.raises(DataError, match="chunk_size=0 must be a positive number of rows"):
+    with pytest.raises(ConfigError, match=r"chunk_size=0 is invalid: expected a value in \[1, inf\) or None"):
         predictor.predict(test, chunk_size=0)
     with pytest.raises(DataError, match="no rows to predict"):
         predictor.predict(iter([]))

@@ -4,6 +4,7 @@ strict dotted-key overrides with AutoGluon's aliases. It knows no particular con
 keys, ``checks.py`` applies the same rules to arguments that are not keys."""
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import difflib
@@ -23,12 +24,12 @@ Owner = TypeVar("Owner")
 
 
 def _key(default, help, *, gt=None, ge=None, lt=None, le=None, auto_aliases=()):
-    """A config field: its default, its help, and its bounds (``gt``/``ge``/``lt``/``le``: open or closed, as
-    scikit-learn's ``Interval``). The kind and the allowed values come from the field's annotation: ``int``,
-    ``float``, ``bool``, ``str``, ``Literal[...]`` (the choices), ``list[Literal[...]]``, ``list[int]``, and
-    ``... | Literal["auto"]`` for keys that can be left to the library. ``auto_aliases`` are older spellings of
-    ``"auto"`` that stay valid (AutoGluon's ``-1`` GPUs, an empty soft-loss type, ``None`` in configs saved by
-    earlier versions)."""
+    """A checked field (a config key, or an argument): its default, its help, and its bounds (``gt``/``ge``/``lt``/
+    ``le``: open or closed, as scikit-learn's ``Interval``). The kind and the allowed values come from the field's
+    annotation: ``int``, ``float``, ``bool``, ``str``, ``Literal[...]`` (the choices), ``list[Literal[...]]``,
+    ``list[int]``, ``Callable``, ``... | Literal["auto"]`` for keys that can be left to the library and ``... | None``
+    for arguments that can be left out. ``auto_aliases`` are older spellings of ``"auto"`` that stay valid
+    (AutoGluon's ``-1`` GPUs, an empty soft-loss type, ``None`` in configs saved by earlier versions)."""
     meta = {"help": help, "gt": gt, "ge": ge, "lt": lt, "le": le, "auto_aliases": tuple(auto_aliases)}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -109,10 +110,11 @@ def spellings(keys) -> list[str]:
 class _Spec:
     """What a field accepts, read from its annotation and metadata."""
 
-    kind: str                 # "bool", "int", "float", "str", "list" (of names) or "int_list"
+    kind: str                 # "bool", "int", "float", "str", "list" (of names), "int_list" or "callable"
     choices: tuple | None     # allowed values (of the items, for a list), from Literal[...]
     or_auto: bool             # "auto" is a value too (``X | Literal["auto"]``)
     meta: dict
+    or_none: bool = False     # None is a value too (``X | None``: an argument left out)
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,18 +129,22 @@ _UnionType = type(int | str)
 def _spec_of(annotation, meta) -> _Spec:
     parts = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, _UnionType) else (
         annotation,)
+    or_none = type(None) in parts
+    parts = tuple(p for p in parts if p is not type(None))
     auto = typing.Literal[AUTO]
     or_auto = auto in parts and len(parts) > 1
     base = next(p for p in parts if p != auto or not or_auto)
     if typing.get_origin(base) is list:
         item = typing.get_args(base)[0]
         if item is int:
-            return _Spec("int_list", None, or_auto, meta)
+            return _Spec("int_list", None, or_auto, meta, or_none)
         choices = typing.get_args(item) if typing.get_origin(item) is Literal else None
-        return _Spec("list", choices, or_auto, meta)
+        return _Spec("list", choices, or_auto, meta, or_none)
     if typing.get_origin(base) is Literal:
-        return _Spec("str", typing.get_args(base), or_auto, meta)
-    return _Spec(base.__name__, None, or_auto, meta)
+        return _Spec("str", typing.get_args(base), or_auto, meta, or_none)
+    if base is collections.abc.Callable or typing.get_origin(base) is collections.abc.Callable:
+        return _Spec("callable", None, or_auto, meta, or_none)
+    return _Spec(base.__name__, None, or_auto, meta, or_none)
 
 
 def _bounds_text(meta) -> str:
@@ -178,17 +184,19 @@ class _Refused(Exception):
         self.allowed = allowed
 
 
-def _to_bool(value, spec: _Spec, bounds: bool):
+# Each coercer takes the value, the field's spec, whether to apply the bounds, and ``strict``: an argument's value as
+# Python code passed it, so no text is read as a number or a list and no AutoGluon spelling is translated.
+def _to_bool(value, spec: _Spec, bounds: bool, strict: bool):
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+    if not strict and isinstance(value, str) and value.lower() in _BOOL_WORDS:
         return _BOOL_WORDS[value.lower()]
     raise _Refused("true or false")
 
 
-def _to_number(value, spec: _Spec, bounds: bool):
+def _to_number(value, spec: _Spec, bounds: bool, strict: bool):
     kind = spec.kind
-    if isinstance(value, str):  # text from a command line
+    if isinstance(value, str) and not strict:  # text from a command line
         try:
             value = float(value) if kind == "float" or "." in value or "e" in value.lower() else int(value)
         except ValueError:
@@ -198,7 +206,7 @@ def _to_number(value, spec: _Spec, bounds: bool):
     if not math.isfinite(float(value)):
         raise _Refused(f"a finite number ({kind})")
     if kind == "int":
-        if float(value) != int(value):
+        if float(value) != int(value) or (strict and not isinstance(value, numbers.Integral)):
             raise _Refused("a whole number")
         value = int(value)
     else:
@@ -208,9 +216,9 @@ def _to_number(value, spec: _Spec, bounds: bool):
     return value
 
 
-def _to_int_list(value, spec: _Spec, bounds: bool) -> list:
+def _to_int_list(value, spec: _Spec, bounds: bool, strict: bool) -> list:
     """Whole numbers from a list, ``"128,64"``, ``"[128, 64]"`` or one number (a list of one)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and not strict:
         text = value.strip()
         try:
             value = json.loads(text) if text.startswith("[") else [int(v) for v in text.split(",") if v.strip()]
@@ -228,8 +236,8 @@ def _to_int_list(value, spec: _Spec, bounds: bool) -> list:
     return list(value)
 
 
-def _to_names(value, spec: _Spec, bounds: bool) -> list:
-    if isinstance(value, str):
+def _to_names(value, spec: _Spec, bounds: bool, strict: bool) -> list:
+    if isinstance(value, str) and not strict:
         text = value.strip()
         value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -239,33 +247,64 @@ def _to_names(value, spec: _Spec, bounds: bool) -> list:
     return list(value)
 
 
-def _to_str(value, spec: _Spec, bounds: bool) -> str:
+def _to_str(value, spec: _Spec, bounds: bool, strict: bool) -> str:
     if value is None and "none" in (spec.choices or ()):  # AutoGluon's null for "off" (e.g. optim.peft)
         return "none"
     if isinstance(value, (int, float)) and not isinstance(value, bool) and spec.choices:
         value = str(int(value)) if float(value).is_integer() else str(value)  # precision 32, as AutoGluon writes it
     if not isinstance(value, str):
         raise _Refused("a string")
-    if spec.choices is not None and value not in spec.choices:
+    if spec.choices is not None and value not in spec.choices and not strict:
         value = VALUE_ALIASES.get(value, value)
     if spec.choices is not None and value not in spec.choices:
         raise _Refused("one of " + ", ".join(repr(c) for c in spec.choices))
     return value
 
 
+def _to_callable(value, spec: _Spec, bounds: bool, strict: bool):
+    if not callable(value):
+        raise _Refused("a callable (a function, or an object with __call__)")
+    return value
+
+
 _COERCERS = {"bool": _to_bool, "int": _to_number, "float": _to_number, "int_list": _to_int_list, "list": _to_names,
-             "str": _to_str}
+             "str": _to_str, "callable": _to_callable}
 
 
-def _coerce(key: str, value, spec: _Spec, bounds: bool = True):
-    """Turn ``value`` (maybe a string from a CLI) into the field's kind, or raise a ConfigError saying why."""
+def refusal(name: str, value, allowed: str) -> ConfigError:
+    """The one wording of a refused value, for keys and arguments alike: ``<name>=<value> is invalid: expected
+    <allowed>.``
+
+    Parameters
+    ----------
+    name : str
+        What the value was given as: ``Hyperparameter optim.lr``, ``fit: seed``.
+    value : object
+        The value, shown as its ``repr``.
+    allowed : str
+        What would be accepted, in words (the fix).
+
+    Returns
+    -------
+    ConfigError
+        The error, to raise.
+    """
+    return ConfigError(f"{name}={value!r} is invalid: expected {allowed}.")
+
+
+def _coerce(key: str, value, spec: _Spec, bounds: bool = True, strict: bool = False, name: str | None = None):
+    """Turn ``value`` (maybe a string from a CLI, unless ``strict``) into the field's kind, or raise a ConfigError
+    naming ``name`` (by default ``Hyperparameter <key>``), the value and what is allowed."""
+    if value is None and spec.or_none:
+        return None
     if (spec.or_auto or AUTO in (spec.choices or ())) and _means_auto(value, spec.meta["auto_aliases"]):
         return AUTO
     try:
-        return _COERCERS[spec.kind](value, spec, bounds)
+        return _COERCERS[spec.kind](value, spec, bounds, strict)
     except _Refused as refused:
-        raise ConfigError(f"Hyperparameter {key}={value!r} is invalid: expected {refused.allowed}"
-                          f"{' or auto' if spec.or_auto else ''}.") from None
+        others = [word for word, allowed in (("auto", spec.or_auto), ("None", spec.or_none)) if allowed]
+        raise refusal(name or f"Hyperparameter {key}", value,
+                      refused.allowed + "".join(f" or {word}" for word in others)) from None
 
 
 # ---------------------------------------------------------------------------------------------- overrides
@@ -324,7 +363,7 @@ def _iter_owners(config, prefix: str = ""):
 def _allowed(spec: _Spec) -> str:
     """What a key accepts, in words: its kind, its bounds or choices, and ``auto`` where the library decides."""
     kinds = {"bool": "true/false", "int": "integer", "float": "number", "str": "text", "list": "list",
-             "int_list": "list of integers"}
+             "int_list": "list of integers", "callable": "callable"}
     if spec.choices:
         text = ("list of " if spec.kind == "list" else "") + ", ".join(f"`{c}`" for c in spec.choices)
     else:
@@ -333,7 +372,7 @@ def _allowed(spec: _Spec) -> str:
               if spec.meta.get(name) is not None]
     if bounds:
         text += " " + " and ".join(bounds)
-    return text + (", or `auto`" if spec.or_auto else "")
+    return text + (", or `auto`" if spec.or_auto else "") + (", or `None`" if spec.or_none else "")
 
 
 def fields_table(instance) -> str:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import _key, check_arguments
 from ..exceptions import DataError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,14 @@ def _check_separator(path: Path, what: str):
                         "DataFrame.")
 
 
+@dataclass
+class ChunkArguments:
+    """How data is read a chunk at a time, declared as the config's keys are."""
+
+    chunk_size: int | None = _key(None, "Rows per chunk; None = the frames as they come (a file: 100,000 rows)",
+                                  ge=1)
+
+
 def iter_chunks(data, chunk_size: int | None, what: str = "data"):
     """The rows of ``data`` a chunk at a time, as DataFrames of at most ``chunk_size`` rows (None: as they come).
 
@@ -75,9 +85,7 @@ def iter_chunks(data, chunk_size: int | None, what: str = "data"):
     """
     import pandas as pd
 
-    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
-                                   or chunk_size < 1):
-        raise DataError(f"chunk_size={chunk_size!r} must be a positive number of rows (or None).")
+    check_arguments(ChunkArguments, {"chunk_size": chunk_size}, where=f"reading {what}")
     if isinstance(data, (str, os.PathLike)):
         yield from _file_chunks(Path(data), chunk_size or 100_000, what)
         return

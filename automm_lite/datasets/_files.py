@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
+
+from ..config import _key, check_arguments
 
 # module name -> the exact install command's requirement (they declare heavy or wrong dependencies: --no-deps)
 _ASSET_PACKAGES = {
@@ -21,9 +24,21 @@ def _package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _check_fraction(name, value, allow_zero=False):
-    if not (0 <= value < 1 if allow_zero else 0 < value < 1):
-        raise ValueError(f"{name} must be a fraction in {'[0, 1)' if allow_zero else '(0, 1)'}, got {value!r}")
+@dataclass
+class LoaderArguments:
+    """The loaders' value arguments, declared as the config's keys are; each loader checks those it takes."""
+
+    test_size: float = _key(0.25, "Fraction of the rows (or questions) in the test split", gt=0, lt=1)
+    val_size: float = _key(0.1, "Fraction of each language's questions in the validation split", ge=0, lt=1)
+    max_words: int = _key(24, "Words kept of each article (the short variant)", ge=1)
+    negatives_per_positive: int = _key(1, "Negative pairs per positive pair", ge=1)
+    max_rows: int | None = _key(None, "Rows kept per split (a random sample); None = all", ge=1)
+
+
+def check_loader_arguments(loader: str, **values) -> LoaderArguments:
+    """``values`` checked against ``LoaderArguments``, or a ConfigError naming ``loader``, the argument and the
+    allowed values."""
+    return check_arguments(LoaderArguments, values, where=loader)
 
 
 def _stratified_split(df, test_size, seed):

@@ -5,7 +5,7 @@ import functools
 
 import pandas as pd
 
-from ._files import _check_fraction, _decode, _package_dir, _stratified_split
+from ._files import _decode, _package_dir, _stratified_split, check_loader_arguments
 
 BBC_LABELS = ("business", "entertainment", "politics", "sports", "tech")
 
@@ -44,10 +44,13 @@ def load_bbc_news(short=False, max_words=24, test_size=0.2, seed=0):
     (pandas.DataFrame, pandas.DataFrame)
         ``train_df, test_df`` with columns ``text`` (str) and ``label`` (str, one of ``BBC_LABELS``: the
         package's folder names, so the sport topic is ``"sports"``).
+
+    Raises
+    ------
+    ConfigError
+        A ``test_size`` outside (0, 1), a ``max_words`` below 1.
     """
-    _check_fraction("test_size", test_size)
-    if int(max_words) < 1:
-        raise ValueError(f"max_words must be a positive integer, got {max_words!r}")
+    check_loader_arguments("load_bbc_news", test_size=test_size, max_words=max_words)
     df = pd.DataFrame(list(_read_bbc()), columns=["text", "label"])
     df = df[~df["text"].str.split("\n", n=1).str[0].duplicated()]
     if short:

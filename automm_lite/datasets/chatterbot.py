@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from ._files import _check_fraction, _package_dir, _stratified_split
+from ..config import argument_error
+from ..exceptions import ConfigError
+from ._files import _package_dir, _stratified_split, check_loader_arguments
 
 MIN_PAIR_SIZE = 50  # a language joins the default pair task with this many conversations and distinct questions
 
@@ -38,16 +40,17 @@ def load_chatterbot_categories(language="english", min_words=3, min_per_class=20
 
     Raises
     ------
-    ValueError
+    ConfigError
         A ``test_size`` outside (0, 1), a language the corpus lacks (the message lists those it has), or fewer
         than 2 topics left.
     """
-    _check_fraction("test_size", test_size)
+    check_loader_arguments("load_chatterbot_categories", test_size=test_size)
     language = str(language).lower()
     conversations = [(topic, turns) for lang, topic, turns, _ in _read_chatterbot() if lang == language]
     if not conversations:
         languages = sorted({lang for lang, *_ in _read_chatterbot()})
-        raise ValueError(f"chatterbot-corpus has no language {language!r}; available: {', '.join(languages)}")
+        raise argument_error("load_chatterbot_categories", "language", language,
+                             f"a language of chatterbot-corpus: {', '.join(languages)}")
     rows = [(text, topic) for topic, turns in conversations for text in turns if len(text.split()) >= min_words]
     df = pd.DataFrame(rows, columns=["text", "label"])
     df["key"] = df.text.map(_key)
@@ -56,7 +59,9 @@ def load_chatterbot_categories(language="english", min_words=3, min_per_class=20
     counts = df.label.value_counts()
     df = df[df.label.isin(counts[counts >= min_per_class].index)].reset_index(drop=True)
     if df.label.nunique() < 2:
-        raise ValueError(f"chatterbot-corpus {language!r} has fewer than 2 topics with {min_per_class} utterances")
+        raise ConfigError(f"load_chatterbot_categories: chatterbot-corpus {language!r} has fewer than 2 topics with "
+                          f"{min_per_class} utterances of {min_words} words or more; lower min_per_class or "
+                          "min_words.")
     return _stratified_split(df, test_size, seed)
 
 
@@ -184,6 +189,12 @@ def load_multilingual_pairs(languages=None, negatives_per_positive=1, test_size=
     (pandas.DataFrame, pandas.DataFrame, pandas.DataFrame)
         ``train_df, val_df, test_df`` with columns ``sentence1`` (str), ``sentence2`` (str), ``label`` (int64,
         1 = the answer belongs to the question) and ``language`` (str).
+
+    Raises
+    ------
+    ConfigError
+        An unknown or empty ``languages``, fractions out of range (or adding up to 1 or more), a
+        ``negatives_per_positive`` below 1, or a language with too few questions to split.
     """
     table = list_pair_languages()
     if languages is None:
@@ -192,14 +203,13 @@ def load_multilingual_pairs(languages=None, negatives_per_positive=1, test_size=
     unknown = sorted(set(languages) - set(table["language"]))
     if unknown or not languages:
         listing = ", ".join(f"{r.language} ({r.questions} questions)" for r in table.itertuples())
-        raise ValueError(f"unknown language(s) {unknown}; available: {listing}" if unknown
-                         else f"languages is empty; available: {listing}")
-    _check_fraction("test_size", test_size)
-    _check_fraction("val_size", val_size, allow_zero=True)
+        raise argument_error("load_multilingual_pairs", "languages", languages,
+                             f"one or more languages of chatterbot-corpus; available: {listing}")
+    check_loader_arguments("load_multilingual_pairs", test_size=test_size, val_size=val_size,
+                           negatives_per_positive=negatives_per_positive)
     if test_size + val_size >= 1:
-        raise ValueError(f"test_size + val_size must be below 1, got {test_size} + {val_size}")
-    if int(negatives_per_positive) < 1:
-        raise ValueError(f"negatives_per_positive must be a positive integer, got {negatives_per_positive!r}")
+        raise ConfigError(f"load_multilingual_pairs: test_size + val_size must be below 1, got {test_size} + "
+                          f"{val_size}.")
     k, rng, everything = int(negatives_per_positive), np.random.default_rng(seed), _positive_pairs()
     cap = len(everything) if max_pairs_per_language is None else int(max_pairs_per_language)
     pos = pd.concat([rows.iloc[np.sort(rng.choice(len(rows), cap, replace=False))] if len(rows) > cap else rows
@@ -213,7 +223,9 @@ def load_multilingual_pairs(languages=None, negatives_per_positive=1, test_size=
         n = len(questions)
         n_test, n_val = max(1, round(n * test_size)), (max(1, round(n * val_size)) if val_size else 0)
         if n - n_test - n_val < 1:
-            raise ValueError(f"language {lang!r} has only {n} distinct questions: too few to split")
+            raise ConfigError(f"load_multilingual_pairs: language {lang!r} has only {n} distinct questions: too few "
+                              f"to split at test_size={test_size}, val_size={val_size}; lower them, or leave the "
+                              "language out.")
         split_of.update(zip(questions, ["test"] * n_test + ["val"] * n_val + ["train"] * (n - n_test - n_val)))
     pos = pos.assign(split=pos["qkey"].map(split_of))
     valid = everything.groupby("qkey")["akey"].agg(frozenset).to_dict()  # all languages, uncapped

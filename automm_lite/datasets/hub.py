@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import argument_error
 from ..exceptions import DataError
+from ._files import check_loader_arguments
 
 PAWSX_HUB_ID = "google-research-datasets/paws-x"
 PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
@@ -101,17 +103,17 @@ def load_pawsx(langs=("en", "de"), max_rows=None, seed=0):
 
     Raises
     ------
-    ValueError
-        For a language PAWS-X lacks, before any network access.
+    ConfigError
+        For a language PAWS-X lacks or a ``max_rows`` below 1, before any network access.
     DatasetUnavailableError
         (a ``ConnectionError``) Hub unreachable and nothing cached; the message names :func:`load_multilingual_pairs`.
     """
     langs = [langs] if isinstance(langs, str) else list(langs)
     unknown = [lang for lang in langs if lang not in PAWSX_LANGUAGES]
     if unknown or not langs:
-        raise ValueError(f"unknown PAWS-X language(s) {unknown or langs}; available: {', '.join(PAWSX_LANGUAGES)}")
-    if max_rows is not None and int(max_rows) < 1:
-        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+        raise argument_error("load_pawsx", "langs", langs,
+                             f"one or more PAWS-X languages: {', '.join(PAWSX_LANGUAGES)}")
+    check_loader_arguments("load_pawsx", max_rows=max_rows)
     try:
         import datasets  # noqa: F401 - a clear message when the package is missing
     except ImportError as err:
@@ -150,10 +152,10 @@ GLUE_METRICS = {"stsb": "pearsonr"}  # the others: accuracy, as in the GLUE dist
 
 
 def glue_task_name(task: str) -> str:
-    """The canonical GLUE task name (``mnli`` is ``mnli_matched``), or a ValueError listing the tasks."""
+    """The canonical GLUE task name (``mnli`` is ``mnli_matched``), or a ConfigError listing the tasks."""
     name = GLUE_ALIASES.get(str(task).strip().lower(), str(task).strip().lower())
     if name not in GLUE_TASKS:
-        raise ValueError(f"unknown GLUE task {task!r}; available: {', '.join(GLUE_TASKS)}")
+        raise argument_error(None, "task", task, f"a GLUE task: {', '.join(GLUE_TASKS)}")
     return name
 
 
@@ -179,8 +181,8 @@ def load_glue(task, source=None, max_rows=None, seed=0):
 
     Raises
     ------
-    ValueError
-        For an unknown task, before any network access.
+    ConfigError
+        For an unknown task or a ``max_rows`` below 1, before any network access.
     DatasetUnavailableError
         (a ``ConnectionError``) Hub unreachable and nothing cached; the message names the offline tasks.
     DataError
@@ -188,8 +190,7 @@ def load_glue(task, source=None, max_rows=None, seed=0):
     """
     name = glue_task_name(task)
     config, columns, test_split = GLUE_TASKS[name]
-    if max_rows is not None and int(max_rows) < 1:
-        raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}")
+    check_loader_arguments("load_glue", max_rows=max_rows)
     try:
         import datasets
     except ImportError as err:

@@ -125,16 +125,16 @@ def load_digit_images(test_size: float = 0.25, seed: int = 0):
 
     Raises
     ------
-    ValueError
+    ConfigError
         A ``test_size`` outside (0, 1).
     """
     import numpy as np
     import pandas as pd
     from sklearn.datasets import load_digits
 
-    from ._files import _check_fraction, _stratified_split
+    from ._files import _stratified_split, check_loader_arguments
 
-    _check_fraction("test_size", test_size)
+    check_loader_arguments("load_digit_images", test_size=test_size)
     digits = load_digits()
     images = (digits.images * 255 / 16).astype(np.uint8)
     paths = _write_pngs(images, _images_folder("digits"), [str(i) for i in range(len(images))])

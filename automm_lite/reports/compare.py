@@ -1,10 +1,18 @@
 """Side-by-side scores and speed of several predictors (e.g. a teacher and its students) on the same rows."""
 from __future__ import annotations
 
-import numbers
 import time
+from dataclasses import dataclass
 
+from ..config import _key, check_arguments
 from ..exceptions import DataError
+
+
+@dataclass
+class CompareArguments:
+    """``compare_predictors``' value arguments, declared as the config's keys are."""
+
+    repeats: int = _key(1, "Rounds of evaluate over all predictors in turn; each keeps its fastest round", ge=1)
 
 
 def single_row_latency(predictor, data, repeats: int = 20) -> tuple[float, float]:
@@ -74,8 +82,7 @@ def compare_predictors(predictors: dict, data, metrics=None, single_row: bool = 
 
     if not predictors:
         raise DataError("compare_predictors needs at least one predictor, e.g. {'teacher': t, 'student': s}.")
-    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
-        raise DataError(f"repeats must be a whole number >= 1, got {repeats!r}.")
+    check_arguments(CompareArguments, {"repeats": repeats}, where="compare_predictors")
     data = read_data(data)
     first = next(iter(predictors.values()))
     metrics = metrics or first.eval_metric

@@ -111,7 +111,7 @@ def run_glue(run: GlueRun):
 
     try:
         task = glue_task_name(run.task)
-    except ValueError as error:
+    except ConfigError as error:
         raise ConfigError(f"--glue-task: {error}") from None
     if run.max_rows is not None and run.max_rows < 1:
         raise ConfigError(f"--max-rows={run.max_rows} must be a positive number of rows.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import numbers
 import shutil
 import time
 import warnings
@@ -13,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..exceptions import ConfigError, NotFittedError
-from .flash import FLASH_DEFAULTS, INFERENCE_MODES, FlashDistillation, check_flash_settings
+from .flash import FlashDistillation, check_flash_settings
 from .space import SearchSpace, TeacherShape
 
 logger = logging.getLogger("automm_lite")
@@ -128,47 +127,33 @@ class AutoDistiller:
     # ------------------------------------------------------------------ checks
     def _check_arguments(self) -> None:
         """Every argument a user can get wrong, before any trial (or teacher pass) runs."""
+        import dataclasses
+
+        import optuna
+
+        from ..config import argument_error, check_arguments
         from ..predictor import Predictor, load_teacher
+        from .flash import AutoDistillerArguments
 
         teacher = Predictor.load(self.teacher, verbosity=0) if isinstance(self.teacher, (str, Path)) else \
             self.teacher
         load_teacher(teacher)  # a ConfigError unless a fitted Predictor
         self.teacher_ = teacher
-        whole = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
-        if not whole(self.n_trials) or self.n_trials < 1:
-            raise ConfigError(f"n_trials must be a whole number >= 1, got {self.n_trials!r}.")
-        if not whole(self.seed) or self.seed < 0:
-            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}.")
-        if not whole(self.verbosity) or self.verbosity < 0:
-            raise ConfigError(f"verbosity must be a whole number >= 0, got {self.verbosity!r}.")
+        check_arguments(AutoDistillerArguments, {f.name: getattr(self, f.name)
+                                                 for f in dataclasses.fields(AutoDistillerArguments)}, "AutoDistiller")
+        # What the declarations cannot say: distinct names, and objects of Optuna's own types.
         objectives = (self.objectives,) if isinstance(self.objectives, str) else tuple(self.objectives)
-        unknown = [o for o in objectives if o not in OBJECTIVES]
-        if not objectives or unknown or len(set(objectives)) != len(objectives):
-            raise ConfigError(f"objectives {self.objectives!r}: choose distinct names from {', '.join(OBJECTIVES)}.")
+        if not objectives or any(o not in OBJECTIVES for o in objectives) or len(set(objectives)) != len(objectives):
+            raise argument_error("AutoDistiller", "objectives", self.objectives,
+                                 f"distinct names from {', '.join(OBJECTIVES)}")
         self.objectives_ = objectives
-        import optuna
-
         if not (self.sampler in SAMPLERS or isinstance(self.sampler, optuna.samplers.BaseSampler)):
-            raise ConfigError(f"sampler {self.sampler!r}: one of {', '.join(SAMPLERS)}, or an optuna sampler.")
+            raise argument_error("AutoDistiller", "sampler", self.sampler,
+                                 f"one of {', '.join(SAMPLERS)}, or an optuna sampler")
         if self.storage is not None and not isinstance(self.storage, (str, optuna.storages.BaseStorage)):
-            raise ConfigError(f"storage must be an Optuna storage URL (e.g. 'sqlite:///study.db') or storage, not "
-                              f"{type(self.storage).__name__}.")
-        for name in ("time_limit", "latency_budget_ms"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or
-                                      not value > 0):
-                raise ConfigError(f"{name} must be a number > 0 (or None), got {value!r}.")
-        if str(self.inference_mode) not in INFERENCE_MODES:
-            raise ConfigError(f"inference_mode {self.inference_mode!r}: one of {', '.join(INFERENCE_MODES)}.")
-        if self.keep not in ("all", "front"):
-            raise ConfigError(f"keep must be 'all' or 'front', got {self.keep!r}.")
-        for name in ("model_builder", "train_func", "eval_func"):
-            if getattr(self, name) is not None and not callable(getattr(self, name)):
-                raise ConfigError(f"{name} must be a callable, got {type(getattr(self, name)).__name__}.")
-        unknown = set(self.flash or {}) - set(FLASH_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"Unknown flash setting(s) {sorted(unknown)}; valid: {', '.join(FLASH_DEFAULTS)}.")
-        self.flash_ = check_flash_settings({**FLASH_DEFAULTS, **(self.flash or {})})
+            raise argument_error("AutoDistiller", "storage", self.storage,
+                                 "an Optuna storage URL (e.g. 'sqlite:///study.db'), an Optuna storage, or None")
+        self.flash_ = check_flash_settings(self.flash or {})
         self._check_executor()
         encoder = self._teacher_encoder()
         if encoder is None and self.model_builder is None:

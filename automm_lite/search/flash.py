@@ -1,12 +1,17 @@
 """The built-in steps of a student search trial: cut the student from the teacher, flash-distil it (layer by
-layer, then a short distillation fit) or distil it in full, and time it as ``compare_predictors`` does."""
+layer, then a short distillation fit) or distil it in full, and time it as ``compare_predictors`` does; and the
+AutoDistiller's value arguments and flash settings, declared with their bounds."""
 from __future__ import annotations
 
+import dataclasses
 import logging
-import numbers
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from ..config import _key, check_arguments
 from ..exceptions import ConfigError
 from .space import SearchSpace
 
@@ -14,22 +19,54 @@ logger = logging.getLogger("automm_lite")
 
 INFERENCE_MODES = {"32": ("32", "torch"), "bf16": ("bf16", "torch"), "int8": ("int8", "torch"),
                    "onnx": ("32", "onnx")}
-FLASH_DEFAULTS = {"steps_per_layer": 20, "attention_weight": 1.0, "hidden_weight": 1.0, "learning_rate": 3e-4,
-                  "batch_size": 32, "epochs": 1}
+
+
+@dataclass
+class AutoDistillerArguments:
+    """The AutoDistiller's arguments that are plain values (the teacher, objectives, sampler, storage, search space
+    and Ray arguments have checks of their own), declared as the config's keys are."""
+
+    n_trials: int = _key(20, "Trials the study holds in the end (finished ones of an earlier run count)", ge=1)
+    seed: int = _key(0, "Seeds the sampler and every trial's fit", ge=0)
+    verbosity: int = _key(2, "2 shows a progress bar over trials; trials' own fits stay quiet below 3", ge=0)
+    time_limit: float | None = _key(None, "Seconds from the start of fit after which no trial starts; None = no "
+                                    "limit", gt=0)
+    latency_budget_ms: float | None = _key(None, "Pick the most accurate student within this one-row latency; None "
+                                           "= the knee of the front", gt=0)
+    inference_mode: Literal[tuple(INFERENCE_MODES)] = _key("32", "How each student is timed, and how the chosen "
+                                                           "one is returned")
+    keep: Literal["all", "front"] = _key("all", "Keep every trial's predictor, or only those on the front (and the "
+                                         "chosen one)")
+    model_builder: Callable | None = _key(None, "model_builder(params, folder) -> checkpoint or dict: a trial's "
+                                          "student; None = cut from the teacher by pruning")
+    train_func: Callable | None = _key(None, "train_func(student, train_data, tuning_data, folder) -> model; None = "
+                                       "flash distillation into a Predictor")
+    eval_func: Callable | None = _key(None, "eval_func(model, tuning_data) -> a value per objective; None = "
+                                      "measured as compare_predictors does")
+
+
+@dataclass
+class FlashSettings:
+    """The ``flash`` settings of a search's built-in training: layer-by-layer transfer, then a short distillation
+    fit."""
+
+    steps_per_layer: int = _key(20, "Transfer steps per student layer; 0 = no layer-by-layer transfer", ge=0)
+    attention_weight: float = _key(1.0, "Weight of the attention maps in the layer-by-layer transfer", ge=0)
+    hidden_weight: float = _key(1.0, "Weight of the hidden states in the layer-by-layer transfer", ge=0)
+    learning_rate: float = _key(3e-4, "Learning rate of the layer-by-layer transfer", gt=0)
+    batch_size: int = _key(32, "Rows per step of the layer-by-layer transfer", ge=1)
+    epochs: int = _key(1, "Epochs of the short regular distillation that follows", ge=1)
+
+
+FLASH_DEFAULTS = dataclasses.asdict(FlashSettings())
 
 
 def check_flash_settings(settings: dict) -> dict:
     """The flash settings as numbers in range, or a ConfigError naming the bad one."""
-    for name in ("steps_per_layer", "batch_size", "epochs"):
-        value, least = settings[name], 0 if name == "steps_per_layer" else 1
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ConfigError(f"flash[{name!r}] must be a whole number >= {least}, got {value!r}.")
-    for name in ("attention_weight", "hidden_weight", "learning_rate"):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or \
-                (name == "learning_rate" and not value > 0):
-            raise ConfigError(f"flash[{name!r}] must be a number {'> 0' if name == 'learning_rate' else '>= 0'}, "
-                              f"got {value!r}.")
+    if not isinstance(settings, dict):
+        raise ConfigError(f"flash must be a dict of settings ({', '.join(FLASH_DEFAULTS)}), not "
+                          f"{type(settings).__name__}.")
+    settings = dataclasses.asdict(check_arguments(FlashSettings, settings, where="flash"))
     if settings["steps_per_layer"] > 0 and settings["attention_weight"] + settings["hidden_weight"] <= 0:
         raise ConfigError("flash: attention_weight and hidden_weight are both 0, so the layer-by-layer transfer "
                           "has nothing to learn; set one > 0, or steps_per_layer=0 to skip it.")

@@ -2,7 +2,7 @@
 import pytest
 
 from automm_lite import compare_predictors
-from automm_lite.exceptions import DataError
+from automm_lite.exceptions import ConfigError, DataError
 
 
 @pytest.fixture
@@ -25,5 +25,5 @@ def test_compare_predictors_table(fresh_copy, fitted, bbc_short):
     repeated = compare_predictors({"fp32": fitted}, test.head(20), single_row=False, repeats=3)
     assert repeated.loc["fp32", "accuracy"] == table.loc["fp32", "accuracy"]
     assert "one_row_p50_ms" not in repeated.columns and repeated.loc["fp32", "evaluate_s"] > 0
-    with pytest.raises(DataError, match="repeats"):
+    with pytest.raises(ConfigError, match=r"compare_predictors: repeats=0 is invalid: expected a value in \[1"):
         compare_predictors({"fp32": fitted}, test, repeats=0)

@@ -86,7 +86,7 @@ def test_a_bad_search_space_fails_before_any_trial(search_teacher, bbc_short, tm
     ({"teacher": 3}, "teacher_predictor must be a fitted Predictor"),
     ({"n_trials": 0}, "n_trials"),
     ({"objectives": ("accuracy", "speed")}, "objectives"),
-    ({"sampler": "bayes"}, "sampler 'bayes'"),
+    ({"sampler": "bayes"}, "sampler='bayes' is invalid"),
     ({"time_limit": 0}, "time_limit"),
     ({"latency_budget_ms": -1}, "latency_budget_ms"),
     ({"inference_mode": "fp16"}, "inference_mode"),

@@ -70,6 +70,9 @@ def _write_if_changed(path: pathlib.Path, text: str) -> None:
 def _generate(app) -> None:
     from automm_lite.config import keys_table
 
+    # autosummary writes a page per documented object: start afresh, so a moved object leaves no stale page
+    shutil.rmtree(DOCS / "reference" / "api", ignore_errors=True)
+
     _write_if_changed(DOCS / "reference" / "_generated" / "keys.md", keys_table() + "\n")
     notebooks = DOCS / "tutorials" / "_notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
@@ -80,4 +83,4 @@ def _generate(app) -> None:
 
 
 def setup(app):
-    app.connect("builder-inited", _generate)
+    app.connect("builder-inited", _generate, priority=100)  # before autosummary generates its pages

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..exceptions import ConfigError, NotFittedError
 from .flash import FlashDistillation, check_flash_settings
 from .space import SearchSpace, TeacherShape
+from .study import objective_values
 
 logger = logging.getLogger("automm_lite")
 
@@ -21,7 +22,6 @@ logger = logging.getLogger("automm_lite")
 OBJECTIVES = {"accuracy": ("tuning_score", None), "latency": ("latency_ms", False),
               "throughput": ("rows_per_s", True), "parameters": ("parameters", False)}
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
-STUDY_NAME = "autodistill"
 
 
 class AutoDistiller:
@@ -276,46 +276,14 @@ class AutoDistiller:
     def _study(self):
         import optuna
 
-        from ..hpo.study import open_storage, queue_grid
+        from .study import make_sampler, open_study
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING if self.verbosity < 3 else optuna.logging.INFO)
         directions = ["maximize" if self._maximize(name) else "minimize" for name in self.objectives_]
-        own_file = self.storage is None
-        storage = open_storage(self.storage, self.path_ / "study.db")
-        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=directions,
-                                    sampler=self._sampler(), load_if_exists=True)
         settings = {"objectives": list(self.objectives_), "metric": self.teacher_.eval_metric,
                     "space": {name: optuna.distributions.distribution_to_json(d)
                               for name, d in self.space_.distributions.items()}}
-        stored = study.user_attrs.get("settings")
-        if stored is None:
-            study.set_user_attr("settings", settings)
-        elif stored != settings or [d.name.lower() for d in study.directions] != directions:
-            from ..hpo.study import safe_url
-
-            where = self.path_ if own_file else safe_url(self.storage) if isinstance(self.storage, str) else \
-                "the storage"
-            raise ConfigError(f"The study in {where} was made for other objectives, metric or search space "
-                              f"({stored['objectives']}, {stored['metric']}, dimensions {sorted(stored['space'])}); "
-                              "resume it with those, or use a new path (or storage).")
-        if own_file:
-            # The search folder's own study belongs to one process: a trial still "running" there was killed.
-            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        if self.sampler == "grid":
-            queue_grid(study, self.space_.grid())
-        return study
-
-    def _sampler(self):
-        import optuna
-
-        if not isinstance(self.sampler, str):
-            return self.sampler
-        if self.sampler in ("grid", "random"):  # a grid: its points are queued (``_queue_grid``), in order
-            return optuna.samplers.RandomSampler(seed=self.seed)
-        if self.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=self.seed)
-        return optuna.samplers.TPESampler(seed=self.seed)
+        return open_study(self.storage, self.path_, directions, make_sampler(self.sampler, self.seed), settings,
+                          self.space_.grid() if self.sampler == "grid" else None, self.verbosity)
 
     def _maximize(self, objective: str) -> bool:
         from ..metrics import get_metric
@@ -337,6 +305,7 @@ class AutoDistiller:
         from tqdm.auto import tqdm
 
         from ..hpo.study import ask, counted, grid_size
+        from .study import best_so_far
 
         limit = self.n_trials
         if self.sampler == "grid":
@@ -357,7 +326,7 @@ class AutoDistiller:
                 trial = ask(study)  # a killed worker's trial (shared storage) is failed and queued again first
                 self._run_one(study, trial)
                 bar.update(1)
-                bar.set_postfix_str(_best_so_far(study, self.teacher_.eval_metric, self._maximize("accuracy")))
+                bar.set_postfix_str(best_so_far(study, self.teacher_.eval_metric, self._maximize("accuracy")))
         finally:
             bar.close()
 
@@ -406,7 +375,7 @@ class AutoDistiller:
                 return {"over_budget": over}
         model = (self.train_func or self._flash.train)(student, self._data["train"], self._data["tuning"], folder)
         fit_seconds = time.perf_counter() - fit_start
-        metrics = _objective_values((self.eval_func or self._flash.evaluate)(model, self._data["tuning"]),
+        metrics = objective_values((self.eval_func or self._flash.evaluate)(model, self._data["tuning"]),
                                     self.objectives_)
         return {"metrics": metrics, "fit_s": fit_seconds,
                 "predictor": str(folder / "predictor") if (folder / "predictor").is_dir() else None}
@@ -477,46 +446,22 @@ class AutoDistiller:
     def _reuse_duplicate(self, study, trial, params: dict) -> bool:
         """A point the study has already scored (samplers repeat points of small spaces): its result again,
         at no cost."""
-        import optuna
+        from .study import reuse_duplicate
 
         def point(trial_params, shape):  # two layer choices can pick the same layers: the same student
             return (shape, tuple(sorted(SearchSpace.fit_keys(trial_params).items()))) if self.model_builder is None \
                 else tuple(sorted(trial_params.items()))
 
-        here = point(params, trial.user_attrs.get("shape"))
-        for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if point(done.params, done.user_attrs.get("shape")) == here and "duplicate_of" not in done.user_attrs:
-                for key, value in done.user_attrs.items():
-                    trial.set_user_attr(key, value)
-                trial.set_user_attr("duplicate_of", done.number)
-                trial.set_user_attr("fit_s", 0.0)  # nothing was trained
-                study.tell(trial, list(done.values))
-                logger.info("Trial %d: the point of trial %d again; its result is reused.", trial.number,
-                            done.number)
-                return True
-        return False
+        return reuse_duplicate(study, trial, point(params, trial.user_attrs.get("shape")), point)
 
     # ------------------------------------------------------------------ results
     def _collect(self, study) -> None:
-        import optuna
         import pandas as pd
 
         from .front import non_dominated
+        from .study import trial_rows
 
-        rows = []
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state == optuna.trial.TrialState.WAITING:
-                continue  # a queued grid point not reached (n_trials or time_limit)
-            attrs = trial.user_attrs
-            state = trial.state.name.lower()
-            if state == "fail" and "error" not in attrs:
-                state = "interrupted"
-            rows.append({"trial": trial.number, "state": {"fail": "failed", "pruned": "over budget"}.get(state, state),
-                         "shape": attrs.get("shape"), **trial.params,
-                         **{column: attrs.get(column) for column, _ in OBJECTIVES.values()},
-                         "fit_s": attrs.get("fit_s"), "duplicate_of": attrs.get("duplicate_of"),
-                         "predictor": attrs.get("predictor"), "error": attrs.get("error")})
-        results = pd.DataFrame(rows)
+        results = pd.DataFrame(trial_rows(study, [column for column, _ in OBJECTIVES.values()]))
         if results.empty:
             raise NotFittedError("The search ran no trial (time_limit too short?); nothing to choose from.")
         done = (results.state == "complete") & results.duplicate_of.isna()
@@ -706,41 +651,3 @@ def distill_trial_on_ray(config: dict, worker: dict) -> None:
     metrics = outcome.pop("metrics", {})
     tune.report({**nothing, **metrics, **outcome, "metric_names": list(metrics),
                  "worker": f"{socket.gethostname()}:{os.getpid()}", FINAL: True})
-
-
-def _objective_values(metrics, objectives) -> dict:
-    """``eval_func``'s result as finite floats, every objective present; a ConfigError otherwise (the trial fails)."""
-    import math
-
-    if not isinstance(metrics, dict):
-        raise ConfigError(f"eval_func must return a dict of objective -> value, got {type(metrics).__name__}.")
-    missing = [name for name in objectives if name not in metrics]
-    if missing:
-        raise ConfigError(f"eval_func returned {sorted(metrics)}; it must return every objective: "
-                          f"{', '.join(missing)}.")
-    values = {}
-    for name, value in metrics.items():
-        try:
-            values[name] = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"eval_func's {name!r} is {value!r}, not a number.") from None
-        if name in objectives and not math.isfinite(values[name]):
-            raise ConfigError(f"The trial's {name} is {value!r}: a student that cannot be scored (e.g. it predicts a "
-                              "constant) counts as failed.")
-    return values
-
-
-def _best_so_far(study, metric: str, maximize: bool) -> str:
-    import optuna
-
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not done:
-        return "no finished trial yet"
-    parts = []
-    scores = [t.user_attrs["tuning_score"] for t in done if t.user_attrs.get("tuning_score") is not None]
-    if scores:
-        parts.append(f"best {metric} {(max if maximize else min)(scores):.4f}")
-    latencies = [t.user_attrs.get("latency_ms") for t in done if t.user_attrs.get("latency_ms") is not None]
-    if latencies:
-        parts.append(f"fastest {min(latencies):.2f} ms")
-    return ", ".join(parts)

@@ -13,8 +13,7 @@ import pytest
 
 from automm_lite import AutoDistiller, Predictor
 from automm_lite.exceptions import ConfigError, DataError, NotFittedError
-from automm_lite.search.autodistill import STUDY_NAME
-from automm_lite.search.front import non_dominated
+from automm_lite.search.study import STUDY_NAME
 
 SPACE = {"num_layers": [1, 2], "layer_choice": ["spread"], "num_attention_heads": [2, 4],
          "intermediate_size": [16, 64]}
@@ -212,16 +211,6 @@ AutoDistiller({search_teacher.path!r}, **arguments).fit({str(tmp_path / "train.c
     # Run again: the study is complete, nothing more runs.
     again = AutoDistiller(search_teacher, **arguments).fit(train)
     assert len(again.results_) == 4
-
-
-def test_non_dominated_and_knee():
-    from automm_lite.search.front import knee
-
-    values = np.array([[0.9, 10.0], [0.8, 5.0], [0.85, 12.0], [0.7, 1.0], [0.9, 11.0]])
-    assert non_dominated(values, [True, False]).tolist() == [True, True, False, True, False]
-    front = values[[3, 1, 0]]
-    assert knee(front, [True, False]) == 1  # 0.8 at 5 ms: the most balanced point
-    assert knee(np.array([[0.5, 3.0]]), [True, False]) == 0
 
 
 def test_the_command_line_search(search_teacher, bbc_short, tmp_path):

@@ -10,12 +10,14 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
-class ConfigError(KeyError):
+class ConfigError(KeyError, ValueError):
     """Raised for an unknown hyperparameter key, or a value of the wrong type or range.
 
     The same holds for the other settings checked before any expensive work: search spaces and search settings,
     backbone names, checkpoint layer lists, pruning sizes and command-line flags. The message names the bad value
-    and the fix. It subclasses ``KeyError``, but its message is shown as written (not quoted).
+    and the fix. It subclasses ``KeyError`` (a key that does not exist) and ``ValueError`` (a value that does not
+    fit: the dataset loaders raised ``ValueError`` for their arguments before), and its message is shown as written
+    (not quoted).
     """
 
     def __str__(self):

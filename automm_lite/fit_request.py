@@ -56,8 +56,10 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
     has_teacher = bool(teachers)
     if not isinstance(label, str):
         raise DataError(f"label must be a column name (str), not {label!r}.")
-    check_arguments(FitArguments, {"problem_type": problem_type, "time_limit": time_limit, "seed": seed,
-                                   "holdout_frac": holdout_frac}, where="fit")
+    # the checked values go on (numpy numbers become Python ones: a resumed fit compares and replays them as JSON)
+    checked = check_arguments(FitArguments, {"problem_type": problem_type, "time_limit": time_limit, "seed": seed,
+                                             "holdout_frac": holdout_frac}, where="fit")
+    time_limit, seed, holdout_frac = checked.time_limit, checked.seed, checked.holdout_frac
     if eval_metric is not None:
         get_metric(eval_metric, problem_type)
     preset = preset_overrides(presets)

@@ -170,8 +170,8 @@ class Predictor:
             resuming = folder.resuming
             # The arguments Predictor.load(path, resume=True) replays (the frames are stored beside them).
             call = {"label": self.label, "problem_type": self._problem_type, "eval_metric": self._eval_metric,
-                    "hyperparameters": hyperparameters, "presets": presets, "time_limit": time_limit, "seed": seed,
-                    "column_types": column_types, "holdout_frac": holdout_frac}
+                    "hyperparameters": hyperparameters, "presets": presets, "time_limit": request.time_limit,
+                    "seed": request.seed, "column_types": column_types, "holdout_frac": request.holdout_frac}
             begin_or_continue(plan, folder.work_dir, resuming, call, request)
             # Under DDP every process takes resume points: writing one is a step that all of them take together.
             several = world_size(request.config.env) > 1

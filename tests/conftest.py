@@ -35,12 +35,15 @@ def make_tiny_encoder_fixture():
 
 @pytest.fixture
 def package_log(caplog):
-    """caplog, holding the package's log records from INFO up (they reach it as they reach an application's
-    handlers)."""
+    """caplog, holding the package's log records from INFO up at any verbosity: its handler is added to the package's
+    logger, as an application that wants every record does."""
     import logging
 
-    caplog.set_level(logging.INFO, logger="automm_lite")
-    return caplog
+    package = logging.getLogger("automm_lite")
+    caplog.handler.setLevel(logging.INFO)
+    package.addHandler(caplog.handler)
+    yield caplog
+    package.removeHandler(caplog.handler)
 
 
 @pytest.fixture(scope="session")

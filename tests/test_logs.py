@@ -21,15 +21,31 @@ def run(script: str, *args) -> str:
 def test_the_package_logger_is_a_librarys():
     package = logging.getLogger("automm_lite")
     assert any(isinstance(h, logging.NullHandler) for h in package.handlers)
-    set_console_verbosity(0)
-    assert package.propagate
 
 
-def test_records_reach_the_applications_handlers_at_any_verbosity(caplog):
-    set_console_verbosity(0)
+def test_the_applications_handlers_receive_what_the_verbosity_lets_out(caplog):
+    caplog.set_level(logging.DEBUG)
+    set_console_verbosity(1)
     logging.getLogger("automm_lite").info("progress")
     logging.getLogger("automm_lite.data.frames").warning("a warning")
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("automm_lite")] == ["progress", "a warning"]
+    set_console_verbosity(2)
+    logging.getLogger("automm_lite").info("shown at two")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("automm_lite")] == ["a warning",
+                                                                                           "shown at two"]
+
+
+def test_a_handler_on_the_package_logger_receives_every_record_once(package_log):
+    set_console_verbosity(0)
+    logging.getLogger("automm_lite").info("progress")
+    set_console_verbosity(2)
+    logging.getLogger("automm_lite").info("shown at two")
+    assert [r.getMessage() for r in package_log.records] == ["progress", "shown at two"]
+
+
+def test_a_root_logger_at_warning_hears_no_progress_at_verbosity_zero():
+    said = run("logging.basicConfig(level=logging.WARNING, format='app: %(message)s'); set_console_verbosity(0); "
+               "log.info('progress'); log.warning('a warning'); log.error('an error')")
+    assert said == "app: an error\n"
 
 
 def test_verbosity_zero_prints_nothing_but_the_fit_log_keeps_everything(tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import _key, check_arguments
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -129,7 +129,7 @@ def _file_chunks(path: Path, chunk_size: int, what: str):
             for frame in pd.read_csv(path, sep=sep, chunksize=chunk_size):
                 yield read_data(frame, what)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        if isinstance(error, DataError):
+        if isinstance(error, (DataError, ConfigError)):  # ConfigError is a ValueError too
             raise
         raise DataError(f"{what}: {str(path)!r} does not parse: {error}") from None
 

@@ -4,6 +4,11 @@ import importlib
 import warnings
 
 _MOVED_NAMES = ("MODEL_TYPES", "RECORD_FILE", "prune_encoder", "read_record")
+__all__ = ["prune_encoder", "read_record"]  # what ``import *`` gives
+
+
+def __dir__():
+    return sorted(_MOVED_NAMES)
 
 
 def __getattr__(name):

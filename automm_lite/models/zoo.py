@@ -9,6 +9,12 @@ _NEW_HOMES = dict.fromkeys(
      "list_image_zoo", "resolve_image_checkpoint", "check_reachable", "known_depth"), "automm_lite.checkpoints.zoo")
 _NEW_HOMES.update(dict.fromkeys(("build_layer_student", "parse_layers", "split_layer_spec"),
                                 "automm_lite.checkpoints.layers"))
+# What ``from automm_lite.models.zoo import *`` gave before the move.
+__all__ = ["ZOO", "ZooEntry", "build_layer_student", "cache_dir", "list_zoo", "resolve_checkpoint"]
+
+
+def __dir__():
+    return sorted(_NEW_HOMES)
 
 
 def __getattr__(name):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..exceptions import ConfigError, NotFittedError
 from .flash import FlashDistillation, check_flash_settings
 from .space import SearchSpace, TeacherShape
-from .study import objective_values
+from .study import STUDY_NAME as _STUDY_NAME, objective_values
 
 logger = logging.getLogger("automm_lite")
 
@@ -22,6 +22,7 @@ logger = logging.getLogger("automm_lite")
 OBJECTIVES = {"accuracy": ("tuning_score", None), "latency": ("latency_ms", False),
               "throughput": ("rows_per_s", True), "parameters": ("parameters", False)}
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
+STUDY_NAME = _STUDY_NAME  # the study's name in its storage (optuna.load_study), also here for scripts
 
 
 class AutoDistiller:

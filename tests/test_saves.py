@@ -1,5 +1,6 @@
 """Saves are atomic and safe: a save killed at any moment leaves the previous predictor loadable, loading reads
 only JSON, safetensors and tokenizer files, and nothing in a save folder leads out of it."""
+import ast
 import os
 import random
 import re
@@ -93,8 +94,12 @@ def test_loading_reads_no_pickle_and_runs_no_remote_code(repo_root):
         text = source.read_text()
         assert not re.search(r"^\s*import pickle|^\s*import dill|cloudpickle|joblib\.load", text, flags=re.M), source
         assert not re.search(r"trust_remote_code\s*=\s*True", text), source
-        for call in re.findall(r"torch\.load\([^)]*\)", text):
-            assert "weights_only=True" in call, (source, call)
+        for node in ast.walk(ast.parse(text)):  # every torch.load(...) call, however its arguments are nested
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
+                keywords = {k.arg: k.value for k in node.keywords}
+                weights_only = keywords.get("weights_only")
+                assert isinstance(weights_only, ast.Constant) and weights_only.value is True, (
+                    source, node.lineno, ast.unparse(node))
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -27,7 +27,7 @@ SAVE_FOREVER = """if True:
         versions[i % 2].save(sys.argv[3])
         i += 1
 """
-KILLS = 8  # docs/dev/reliability.md quotes this
+KILLS = 5  # docs/dev/reliability.md quotes this
 
 
 @pytest.fixture(scope="module")

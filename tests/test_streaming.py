@@ -10,7 +10,7 @@ import pytest
 
 from automm_lite.exceptions import ConfigError, DataError
 
-ROWS = 200_000  # docs/dev/reliability.md quotes these
+ROWS = 100_000  # docs/dev/reliability.md quotes these
 CHUNK = 5_000
 
 

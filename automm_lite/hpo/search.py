@@ -283,14 +283,14 @@ class Search:
         import optuna
         import pandas as pd
 
+        from .study import state_name
+
         rows = []
         for trial in study.get_trials(deepcopy=False):
             if trial.state == optuna.trial.TrialState.WAITING:
                 continue
             attrs = trial.user_attrs
-            state = trial.state.name.lower()
-            if state == "fail":
-                state = "failed" if "error" in attrs else "interrupted"
+            state = state_name(trial)
             params = {k: choice_value(self.request.spaces[k], v) if k in self.request.spaces else v
                       for k, v in trial.params.items()}
             rows.append({"trial": trial.number, "state": state, **params,

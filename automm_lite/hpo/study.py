@@ -148,6 +148,15 @@ def fail_stale_trials(study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def state_name(trial) -> str:
+    """A trial's state in the results tables: ``complete``, ``pruned``, ``running``, ``failed`` (its error recorded)
+    or ``interrupted`` (failed with no error recorded: its process was killed)."""
+    state = trial.state.name.lower()
+    if state == "fail":
+        return "failed" if "error" in trial.user_attrs else "interrupted"
+    return state
+
+
 def ask(study):
     """The next trial (a queued one first), after failing the trials of killed workers."""
     fail_stale_trials(study)

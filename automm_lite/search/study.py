@@ -148,15 +148,15 @@ def trial_rows(study, columns: list) -> list:
     """
     import optuna
 
+    from ..hpo.study import state_name
+
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
             continue
         attrs = trial.user_attrs
-        state = trial.state.name.lower()
-        if state == "fail" and "error" not in attrs:
-            state = "interrupted"
-        rows.append({"trial": trial.number, "state": {"fail": "failed", "pruned": "over budget"}.get(state, state),
+        state = state_name(trial)
+        rows.append({"trial": trial.number, "state": "over budget" if state == "pruned" else state,
                      "shape": attrs.get("shape"), **trial.params, **{column: attrs.get(column) for column in columns},
                      "fit_s": attrs.get("fit_s"), "duplicate_of": attrs.get("duplicate_of"),
                      "predictor": attrs.get("predictor"), "error": attrs.get("error")})

@@ -57,11 +57,13 @@ def set_console_verbosity(verbosity: int):
     level = LEVELS.get(verbosity, logging.DEBUG)
     logger_level = min(level, logging.INFO)  # INFO for the fit log at any verbosity; DEBUG only when it is shown
     package_logger = logging.getLogger(PACKAGE)
+    # _Console passes on what the verbosity lets out (see the module's docstring); set every call, as other code
+    # (a logging configuration, a library) may have turned propagation back on since
+    package_logger.propagate = False
     console = [h for h in package_logger.handlers if isinstance(h, _Console)]
     if console and console[0].level == level and package_logger.level == logger_level:
         return  # already set: setLevel clears logging's caches, which costs a one-row predict milliseconds
     package_logger.setLevel(logger_level)
-    package_logger.propagate = False  # _Console passes on what the verbosity lets out (see the module's docstring)
     if not console:
         console = [_Console()]
         package_logger.addHandler(console[0])

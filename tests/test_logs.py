@@ -1,5 +1,5 @@
-"""The package's logging: a library's logger (a NullHandler, records propagate), its own console by verbosity only
-where the application configured none, and the fit log that keeps everything at any verbosity."""
+"""The package's logging: a library's logger (a NullHandler), what the verbosity lets out handed to the application's
+handlers or else printed by the package, and the fit log that keeps everything at any verbosity."""
 import logging
 import subprocess
 import sys
@@ -23,15 +23,29 @@ def test_the_package_logger_is_a_librarys():
     assert any(isinstance(h, logging.NullHandler) for h in package.handlers)
 
 
-def test_the_applications_handlers_receive_what_the_verbosity_lets_out(caplog):
-    caplog.set_level(logging.DEBUG)
-    set_console_verbosity(1)
-    logging.getLogger("automm_lite").info("progress")
-    logging.getLogger("automm_lite.data.frames").warning("a warning")
-    set_console_verbosity(2)
-    logging.getLogger("automm_lite").info("shown at two")
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("automm_lite")] == ["a warning",
-                                                                                           "shown at two"]
+def test_the_applications_handlers_receive_what_the_verbosity_lets_out():
+    # a handler of its own on the root logger, as logging.basicConfig() adds one (not pytest's caplog: pytest also
+    # attaches that to every logger that does not propagate, the package's among them, so it hears everything)
+    class Kept(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.messages = []
+
+        def emit(self, record):
+            if record.name.startswith("automm_lite"):
+                self.messages.append(record.getMessage())
+
+    application, root = Kept(), logging.getLogger()
+    root.addHandler(application)
+    try:
+        set_console_verbosity(1)
+        logging.getLogger("automm_lite").info("progress")
+        logging.getLogger("automm_lite.data.frames").warning("a warning")
+        set_console_verbosity(2)
+        logging.getLogger("automm_lite").info("shown at two")
+    finally:
+        root.removeHandler(application)
+    assert application.messages == ["a warning", "shown at two"]
 
 
 def test_a_handler_on_the_package_logger_receives_every_record_once(package_log):

@@ -270,8 +270,7 @@ class Predictor:
         self.config_ = result.config  # with the keys the budget rule and the distillation recipe chose
         self.model_, self.backbone_names_, self.schema_ = result.model, result.backbone_names, result.schema
         self._runner, self.classical_, self.network_weight_ = None, None, 1.0
-        portfolio = self._fit_portfolio(config, train, tuning, result.val_score, request.seed, teachers, start,
-                                        request.time_limit)
+        portfolio = self._fit_portfolio(config, train, tuning, result.val_score, request, teachers, start)
         paths = [str(teacher.path) for teacher in teachers]
         self._summary = {f"val_{self.eval_metric_}": result.val_score if portfolio is None else portfolio.score,
                          "training_time": time.perf_counter() - start, "n_train_rows": len(train),
@@ -285,17 +284,18 @@ class Predictor:
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                     self.eval_metric_, self._summary[f"val_{self.eval_metric_}"], self.path)
 
-    def _fit_portfolio(self, config, train, tuning, network_score, seed, teachers, start, time_limit):
+    def _fit_portfolio(self, config, train, tuning, network_score, request, teachers, start):
         """The classical models beside the fitted network (``model.classical.*``): the best kept, alone or
-        blended with the network, if it helps on the tuning rows; None when the portfolio is off."""
+        blended with the network, if it helps on the tuning rows; None when the portfolio is off. Cross-validated
+        over training and tuning rows where the tuning rows were held out of ``train_data`` at random."""
         from .classical import fit_portfolio
 
         classical = config.model.classical
         enabled = classical.enabled if classical.enabled != "auto" else not (config.model.names or teachers)
         if not enabled:
             return None
-        if time_limit is not None and time.perf_counter() - start > time_limit:
-            logger.info("No classical model: the time limit (%g s) is spent.", time_limit)
+        if request.time_limit is not None and time.perf_counter() - start > request.time_limit:
+            logger.info("No classical model: the time limit (%g s) is spent.", request.time_limit)
             return None
         verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)  # no inference lines for this pass
         try:
@@ -304,8 +304,9 @@ class Predictor:
             self.verbosity = verbosity
             set_console_verbosity(verbosity)
         try:
-            portfolio = fit_portfolio(classical.kinds, self.preprocessor_, train, tuning, self.eval_metric_, seed,
-                                      network, network_score, classical.ensemble)
+            portfolio = fit_portfolio(classical.kinds, self.preprocessor_, train, tuning, self.eval_metric_,
+                                      request.seed, network, network_score, classical.ensemble,
+                                      cross_validate=request.tuning is None)
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001 (the fitted network is kept whatever a classical fit does)

@@ -1,16 +1,13 @@
 """The gradient-boosted trees (LightGBM) on raw numbers, category codes and a few SVD axes of the text: the
-number of rounds stopped early on the tuning rows, the tree size chosen there. Saved in LightGBM's own text
-model format."""
+number of rounds stopped early on validation rows (the portfolio then refits with their mean on every row).
+Saved in LightGBM's own text model format."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..exceptions import DataError
 from ..files import atomic_path
-from .base import ClassicalModel, label_targets, ranking_key, score_output
-
-logger = logging.getLogger("automm_lite")
+from .base import ClassicalModel
 
 BOOSTER_FILE = "booster.txt"
 MAX_ROUNDS = 300
@@ -86,45 +83,35 @@ def _objective(preprocessor) -> dict:
     return {"objective": "multiclass", "num_class": len(preprocessor.class_labels), "metric": "multi_logloss"}
 
 
-def fit_gbm(preprocessor, features, train_matrix, tuning_matrix, train, tuning, metric, seed: int) -> tuple:
-    """Boost on the training rows for each tree size, stopping when the tuning loss stops improving; keep the
-    size that scores best on the tuning rows.
+def candidates(preprocessor, n_rows: int) -> list:
+    """The tree sizes tried on ``n_rows`` training rows: small trees always, larger ones only where the rows can
+    fill them (more leaves than a few hundred rows can fill only overfit)."""
+    return [{"num_leaves": leaves} for i, leaves in enumerate(LEAVES_GRID) if i == 0 or leaves <= max(8, n_rows // 20)]
 
-    Returns
-    -------
-    (GbmModel, float)
-        The chosen model and its score on the tuning rows.
-    """
+
+def fit_gbm(preprocessor, features, matrix, targets, params: dict, seed: int, valid=None) -> GbmModel:
+    """Boost ``params["num_leaves"]``-leaf trees on ``matrix``: until the loss on ``valid`` (matrix, targets)
+    stops improving, or for ``params["rounds"]`` rounds when there is no ``valid``."""
     import lightgbm
     import numpy as np
 
-    y_train, y_tuning = label_targets(preprocessor, train), label_targets(preprocessor, tuning)
-    if preprocessor.problem_type != "regression" and len(np.unique(y_train)) < 2:
+    if preprocessor.problem_type != "regression" and len(np.unique(targets)) < 2:
         raise DataError("The training rows hold a single class; a classifier needs at least 2.")
-    n_rows = len(y_train)
+    n_rows, leaves = len(targets), params["num_leaves"]
+    settings = {**_objective(preprocessor), "learning_rate": LEARNING_RATE, "num_leaves": leaves,
+                "min_data_in_leaf": max(3, min(20, n_rows // 100)), "min_data_per_group": 10,
+                "cat_smooth": 10.0, "feature_fraction": 0.9, "lambda_l2": 1.0, "num_threads": THREADS,
+                "seed": seed, "deterministic": True, "force_col_wise": True, "verbosity": -1}
     categorical = features.categorical_indices
-    best, best_key = None, None
-    for leaves in LEAVES_GRID:
-        if best is not None and leaves > max(8, n_rows // 20):
-            break  # more leaves than a few hundred rows can fill only overfit
-        params = {**_objective(preprocessor), "learning_rate": LEARNING_RATE, "num_leaves": leaves,
-                  "min_data_in_leaf": max(3, min(20, n_rows // 100)), "min_data_per_group": 10,
-                  "cat_smooth": 10.0, "feature_fraction": 0.9, "lambda_l2": 1.0, "num_threads": THREADS,
-                  "seed": seed, "deterministic": True, "force_col_wise": True, "verbosity": -1}
-        dtrain = lightgbm.Dataset(train_matrix, label=y_train, categorical_feature=categorical,
-                                  free_raw_data=False)
-        dtuning = lightgbm.Dataset(tuning_matrix, label=y_tuning, reference=dtrain, categorical_feature=categorical)
-        booster = lightgbm.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dtuning],
+    data = lightgbm.Dataset(matrix, label=targets, categorical_feature=categorical, free_raw_data=False)
+    if valid is None:
+        booster = lightgbm.train(settings, data, num_boost_round=int(params["rounds"]))
+        rounds = booster.current_iteration()
+    else:
+        checked = lightgbm.Dataset(valid[0], label=valid[1], reference=data, categorical_feature=categorical)
+        booster = lightgbm.train(settings, data, num_boost_round=MAX_ROUNDS, valid_sets=[checked],
                                  callbacks=[lightgbm.early_stopping(EARLY_STOPPING, verbose=False)])
         rounds = booster.best_iteration or booster.current_iteration()
-        chosen = {"num_leaves": leaves, "rounds": int(rounds), "learning_rate": LEARNING_RATE}
-        # cut at the best round: the text holds only the trees that are used, so a loaded model predicts the same
-        model = GbmModel(preprocessor, features, booster.model_to_string(num_iteration=rounds), chosen, metric.name)
-        output = model.output_from_matrix(tuning_matrix)
-        score = score_output(metric, preprocessor.problem_type, y_tuning, output)
-        key = ranking_key(metric, score)
-        logger.debug("gbm %s: %s=%.4f", chosen, metric.name, score)
-        if best_key is None or key > best_key:
-            best, best_key = model, key
-            best.tuning_score = score
-    return best, best.tuning_score
+    chosen = {"num_leaves": leaves, "rounds": int(rounds), "learning_rate": LEARNING_RATE}
+    # cut at the best round: the text holds only the trees that are used, so a loaded model predicts the same
+    return GbmModel(preprocessor, features, booster.model_to_string(num_iteration=rounds), chosen)

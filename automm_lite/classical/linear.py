@@ -1,14 +1,10 @@
 """The linear model: multinomial logistic regression (classification) or ridge regression on the sparse feature
-matrix, its strength of regularization chosen on the tuning rows. Predicting is plain numpy on the stored
+matrix, its strength of regularization chosen by the portfolio on validation rows. Predicting is plain numpy on the stored
 coefficients, so no scikit-learn estimator is rebuilt after a load."""
 from __future__ import annotations
 
-import logging
-
 from ..exceptions import DataError
-from .base import ClassicalModel, label_targets, ranking_key, score_output, softmax
-
-logger = logging.getLogger("automm_lite")
+from .base import ClassicalModel, softmax
 
 # Inverse L2 strength of the logistic regression: pixels alone did best at 0.1-2, TF-IDF of short texts at 8-32+.
 C_GRID = (0.1, 0.5, 2.0, 8.0, 32.0, 128.0)
@@ -77,55 +73,34 @@ def _full_classes(estimator, n_classes: int, n_features: int) -> tuple:
     return coef, intercept
 
 
-def fit_linear(preprocessor, features, train_matrix, tuning_matrix, train, tuning, metric, seed: int) -> tuple:
-    """Fit one model per grid value on the training rows; keep the best on the tuning rows.
+def candidates(preprocessor, n_rows: int) -> list:
+    """The hyperparameters tried: every value of the regularization grid."""
+    if preprocessor.problem_type == "regression":
+        return [{"alpha": value} for value in ALPHA_GRID]
+    return [{"C": value} for value in C_GRID]
 
-    Returns
-    -------
-    (LinearModel, float)
-        The chosen model and its score on the tuning rows.
-    """
+
+def fit_linear(preprocessor, features, matrix, targets, params: dict, seed: int, valid=None) -> LinearModel:
+    """A ridge regression (``alpha``) or a logistic regression (``C``) fitted on ``matrix`` (``valid`` is not
+    used: nothing stops early)."""
     import warnings
 
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    y_train, y_tuning = label_targets(preprocessor, train), label_targets(preprocessor, tuning)
-    regression = preprocessor.problem_type == "regression"
-    if not regression and len(np.unique(y_train)) < 2:
-        raise DataError("The training rows hold a single class; a classifier needs at least 2.")
-    n_features = train_matrix.shape[1]
-    best, best_key = None, None
-    for value in (ALPHA_GRID if regression else C_GRID):
-        with warnings.catch_warnings():
-            # a few unconverged iterations move the tuning score less than the grid's next value does
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            if regression:
-                estimator = Ridge(alpha=value).fit(train_matrix, y_train)
-                coef = np.asarray(estimator.coef_, dtype="float32").reshape(1, n_features)
-                intercept = np.asarray([estimator.intercept_], dtype="float64").reshape(1)
-                params = {"alpha": value}
-            else:
-                estimator = LogisticRegression(C=value, max_iter=MAX_ITER, tol=TOLERANCE, random_state=seed)
-                estimator.fit(train_matrix, y_train)
-                coef, intercept = _full_classes(estimator, len(preprocessor.class_labels), n_features)
-                params = {"C": value}
-        model = LinearModel(preprocessor, features, coef, intercept, params, metric.name)
-        output = model.output_from_matrix(tuning_matrix)
-        score = score_output(metric, preprocessor.problem_type, y_tuning, output)
-        # equal scores (accuracy on few rows): the better calibrated candidate
-        tie = 0.0 if regression else -_log_loss(y_tuning, output)
-        key = ranking_key(metric, score, tie)
-        logger.debug("linear %s: %s=%.4f", params, metric.name, score)
-        if best_key is None or key > best_key:
-            best, best_key = model, key
-            best.tuning_score = score
-    return best, best.tuning_score
-
-
-def _log_loss(truth, proba) -> float:
-    import numpy as np
-
-    picked = proba[np.arange(len(truth)), truth]
-    return float(-np.mean(np.log(np.clip(picked, 1e-15, 1.0))))
+    n_features = matrix.shape[1]
+    with warnings.catch_warnings():
+        # a few unconverged iterations move the tuning score less than the grid's next value does
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if preprocessor.problem_type == "regression":
+            estimator = Ridge(alpha=params["alpha"]).fit(matrix, targets)
+            coef = np.asarray(estimator.coef_, dtype="float32").reshape(1, n_features)
+            intercept = np.asarray([estimator.intercept_], dtype="float64").reshape(1)
+        else:
+            if len(np.unique(targets)) < 2:
+                raise DataError("The training rows hold a single class; a classifier needs at least 2.")
+            estimator = LogisticRegression(C=params["C"], max_iter=MAX_ITER, tol=TOLERANCE, random_state=seed)
+            estimator.fit(matrix, targets)
+            coef, intercept = _full_classes(estimator, len(preprocessor.class_labels), n_features)
+    return LinearModel(preprocessor, features, coef, intercept, dict(params))

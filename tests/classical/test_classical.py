@@ -82,7 +82,7 @@ def drug_binary_models(drug_binary):
     train, tuning, _ = drug_binary
     pre = preprocessor_for(train)
     assert pre.problem_type == "binary" and applicable_kinds(pre.column_types) == ["linear", "gbm"]
-    return pre, {kind: fit_classical(kind, pre, train, tuning, "roc_auc", seed=0) for kind in CLASSICAL_KINDS}
+    return pre, {kind: fit_classical(kind, pre, train, tuning, "roc_auc", seed=0)[:2] for kind in CLASSICAL_KINDS}
 
 
 def test_applicable_kinds():
@@ -96,8 +96,11 @@ def test_applicable_kinds():
 def test_text_topics_well_above_the_majority_class_and_saved_without_pickle(bbc, tmp_path):
     train, tuning, test = bbc
     pre = preprocessor_for(train)
-    model, score = fit_classical("linear", pre, train, tuning, "accuracy", seed=0)
-    assert score == pytest.approx(accuracy(pre, model, tuning))
+    model, score, tuning_output = fit_classical("linear", pre, train, tuning, "accuracy", seed=0)
+    truth = pre.encode_labels(tuning["label"])
+    # the score and the output are those of the fit on the training rows; the model is refitted on every row
+    assert score == pytest.approx(float((tuning_output.argmax(axis=1) == truth).mean()))
+    assert accuracy(pre, model, tuning) >= score
     assert accuracy(pre, model, test) > 0.8 > majority_accuracy(train, test) + 0.5
     assert_probabilities(model.predict_output(test), len(test), len(pre.class_labels))
     assert_round_trip(model, tmp_path / "linear", test)
@@ -109,13 +112,13 @@ def test_shuffled_labels_score_near_the_majority_class(bbc, drug_binary):
     rng = np.random.default_rng(0)
     shuffled = [frame.assign(label=rng.permutation(frame["label"].to_numpy())) for frame in (train, tuning)]
     pre = preprocessor_for(shuffled[0])
-    model, _ = fit_classical("linear", pre, *shuffled, "accuracy", seed=0)
+    model, *_ = fit_classical("linear", pre, *shuffled, "accuracy", seed=0)
     assert accuracy(pre, model, test) < majority_accuracy(train, test) + 0.1
 
     train, tuning, test = drug_binary
     shuffled = [frame.assign(label=rng.permutation(frame["label"].to_numpy())) for frame in (train, tuning)]
     pre = preprocessor_for(shuffled[0])
-    model, _ = fit_classical("gbm", pre, *shuffled, "roc_auc", seed=0)
+    model, *_ = fit_classical("gbm", pre, *shuffled, "roc_auc", seed=0)
     truth = pre.encode_labels(test["label"])
     assert compute_metric(get_metric("roc_auc"), truth, None, model.predict_output(test)) < 0.62
 
@@ -129,8 +132,7 @@ def test_binary_reviews_each_kind(drug_binary, drug_binary_models, kind, tmp_pat
     roc_auc = get_metric("roc_auc", "binary")
     output = model.predict_output(test)
     assert_probabilities(output, len(test), 2)
-    assert score == pytest.approx(compute_metric(roc_auc, pre.encode_labels(tuning["label"]), None,
-                                                 model.predict_output(tuning)))
+    assert 0.7 < score <= 1.0
     assert compute_metric(roc_auc, pre.encode_labels(test["label"]), None, output) > 0.7  # majority class: 0.5
     loaded = assert_round_trip(model, tmp_path / kind, test)
     assert loaded.params == model.params and loaded.tuning_score == pytest.approx(score)
@@ -152,7 +154,7 @@ def test_a_class_absent_from_the_training_rows_keeps_its_column(kind, tmp_path):
     pre = preprocessor_for(train)  # knows all three classes
     assert pre.class_labels == ["negative", "neutral", "positive"]
     fit_rows, tuning = split(train[train["label"] != "neutral"].reset_index(drop=True))
-    model, _ = fit_classical(kind, pre, fit_rows, tuning, "accuracy", seed=0)
+    model, *_ = fit_classical(kind, pre, fit_rows, tuning, "accuracy", seed=0)
     output = model.predict_output(test)
     assert_probabilities(output, len(test), 3)
     assert output[:, 1].max() < 0.05
@@ -164,7 +166,7 @@ def test_digit_pixels_match_a_logistic_regression_on_raw_pixels(tmp_path):
     train, tuning = split(sample(train, 700))
     pre = preprocessor_for(train)
     assert applicable_kinds(pre.column_types) == ["linear"]
-    model, score = fit_classical("linear", pre, train, tuning, "accuracy", seed=0)
+    model, score, _ = fit_classical("linear", pre, train, tuning, "accuracy", seed=0)
     assert score > 0.85 and accuracy(pre, model, test) > 0.88
     missing = test.head(5).assign(image=[None, "/no/such/file.png", *test["image"].head(3)])
     assert_probabilities(model.predict_output(missing), 5, 10)
@@ -181,11 +183,11 @@ def test_regression_predicts_in_the_label_units(kind, tmp_path):
     train, tuning, test = frame.iloc[:260], frame.iloc[260:340], frame.iloc[340:]
     pre = preprocessor_for(train, "regression")
     assert pre.column_types["sex"] == "categorical"
-    model, score = fit_classical(kind, pre, train, tuning, "rmse", seed=0)
+    model, score, tuning_output = fit_classical(kind, pre, train, tuning, "rmse", seed=0)
     output = model.predict_output(test)
     assert output.dtype == np.float64 and output.shape == (len(test),)
     rmse = float(np.sqrt(np.mean((output - test["label"].to_numpy()) ** 2)))
-    assert score == pytest.approx(float(np.sqrt(np.mean((model.predict_output(tuning) - tuning["label"]) ** 2))))
+    assert score == pytest.approx(float(np.sqrt(np.mean((tuning_output - tuning["label"]) ** 2))))
     assert rmse < 0.85 * float(np.std(test["label"] - train["label"].mean()))  # the mean's rmse
     assert abs(output.mean() - train["label"].mean()) < 30  # label units, not the preprocessor's scaled ones
     assert_round_trip(model, tmp_path / kind, test)
@@ -250,7 +252,7 @@ def test_sentence_pairs_are_read_by_how_they_match(tmp_path):
     train, val, test = load_multilingual_pairs(languages=["english", "german", "spanish"], seed=0)
     train, val, test = (frame.drop(columns="language") for frame in (train, val, test))
     pre = preprocessor_for(train)
-    model, score = fit_classical("linear", pre, train, val, "accuracy", seed=0)
+    model, score, _ = fit_classical("linear", pre, train, val, "accuracy", seed=0)
     assert model.features.pairs is not None and model.features.pairs.columns == ["sentence1", "sentence2"]
     assert model.features.each_text == (model.features.text != [])
     assert accuracy(pre, model, test) > 0.55 and score > 0.55  # balanced classes: chance is 0.5
@@ -262,3 +264,48 @@ def test_sentence_pairs_are_read_by_how_they_match(tmp_path):
     assert restored.text == [] and restored.pairs.columns == ["sentence1", "sentence2"]
     assert (restored.transform(test) != match_only.transform(test)).nnz == 0
     assert match_only.transform(test).shape[1] < model.features.transform(test).shape[1] or not model.features.text
+
+
+def test_validation_folds_cross_validate_a_random_holdout_and_keep_a_chosen_one(bbc):
+    from automm_lite.classical.portfolio import CV_FOLDS, validation_folds
+
+    train, tuning, _ = bbc
+    rows = pd.concat([train, tuning], ignore_index=True)
+    pre = preprocessor_for(train)
+    folds = validation_folds(pre, rows, len(train), seed=0, cross_validate=True)
+    assert len(folds) == CV_FOLDS
+    validated = np.concatenate([valid for _, valid in folds])
+    assert sorted(validated) == list(range(len(rows)))  # every row validated once
+    shares = [rows["label"].iloc[valid].value_counts(normalize=True) for _, valid in folds]
+    overall = rows["label"].value_counts(normalize=True)
+    assert all((share - overall).abs().max() < 0.02 for share in shares)  # stratified
+    for kept, n_train in ((validation_folds(pre, rows, len(train), seed=0, cross_validate=False), len(train)),
+                          (validation_folds(pre, rows.iloc[:8], 6, seed=0, cross_validate=True), 6)):  # few rows
+        assert len(kept) == 1 and list(kept[0][0]) == list(range(n_train))  # the training rows, then the tuning
+    rare = rows.assign(label=["rare" if i < 3 else label for i, label in enumerate(rows["label"])])
+    rare_pre = preprocessor_for(rare)
+    assert len(validation_folds(rare_pre, rare, len(train), seed=0, cross_validate=True)) == 1  # 3 rows < 5 folds
+
+
+@pytest.mark.parametrize("kind", CLASSICAL_KINDS)
+def test_the_chosen_candidate_is_refitted_on_every_row(kind):
+    from automm_lite.classical.base import label_targets
+    from automm_lite.classical.features import FeatureBuilder
+    from automm_lite.classical.gbm import fit_gbm
+    from automm_lite.classical.linear import fit_linear
+
+    train, _ = load_drug_reviews()
+    train = train.assign(label=np.log1p(train.pop("useful_count").astype(float)).to_numpy(),
+                         sentiment=train["label"])
+    fit_rows, tuning = train.iloc[:500], train.iloc[500:650]
+    pre = preprocessor_for(fit_rows, "regression")
+    model, score, tuning_output = fit_classical(kind, pre, fit_rows, tuning, "rmse", seed=0, cross_validate=True)
+    rows = pd.concat([fit_rows, tuning], ignore_index=True)
+    features = FeatureBuilder(pre, kind, svd_components=model.features.svd_components).fit(rows, seed=0)
+    fit_one = fit_linear if kind == "linear" else fit_gbm
+    again = fit_one(pre, features, features.transform(rows), label_targets(pre, rows), model.params, 0)
+    np.testing.assert_allclose(model.predict_output(tuning), again.predict_output(tuning), rtol=1e-6)
+    # the tuning output came from the folds that did not see those rows: worse than the refitted model's there
+    truth = tuning["label"].to_numpy()
+    assert np.sqrt(np.mean((tuning_output - truth) ** 2)) > np.sqrt(np.mean((model.predict_output(tuning) - truth) ** 2))
+    assert 0.6 < score < 1.2  # rmse in log1p units; the mean predicts with about 1.1

@@ -57,6 +57,8 @@ def test_the_portfolio_keeps_what_scores_best_and_saves_without_pickle(portfolio
     assert predictor.classical_ is not None and portfolio["network_weight"] < 1
     assert portfolio["tuning_score"] >= max(portfolio["tuning_scores"].values()) - 1e-9
     assert predictor.fit_summary()["val_accuracy"] == portfolio["tuning_score"]
+    # the tuning rows were held out of train_data at random: the classical models were chosen on all 240 rows
+    assert portfolio["classical_validation"] == "5-fold cross-validation of 240 rows"
     saved = json.loads((predictor.path and open(f"{predictor.path}/predictor.json").read()))
     assert saved["format_version"] == 3 and saved["classical"]["kind"] == predictor.classical_.kind
     for file in (p for p in __import__("pathlib").Path(predictor.path, "classical").rglob("*") if p.is_file()):
@@ -118,7 +120,8 @@ def test_the_blend_reaches_binary_chunked_and_regression_predictions(tiny_hp, tm
     numbers = pd.DataFrame({"x": rng.normal(size=160), "c": rng.choice(["a", "b"], 160)})
     numbers["y"] = 300 * numbers["x"] + 1000
     regression = Predictor(label="y", path=str(tmp_path / "regression"), verbosity=0).fit(
-        numbers, hyperparameters=keys)
+        numbers.iloc[:120], tuning_data=numbers.iloc[120:], hyperparameters=keys)
+    assert regression.fit_summary()["portfolio"]["classical_validation"] == "40 tuning rows"  # the user's rows
     assert regression.fit_summary()["portfolio"]["network_weight"] < 1 and regression.classical_.kind == "linear"
     predicted = regression.predict(numbers.head(20))
     assert np.abs(predicted - numbers["y"].head(20)).max() < 0.2 * numbers["y"].std()

@@ -274,12 +274,8 @@ class Predictor:
         paths = [str(teacher.path) for teacher in teachers]
         self._summary = {f"val_{self.eval_metric_}": result.val_score if portfolio is None else portfolio.score,
                          "training_time": time.perf_counter() - start, "n_train_rows": len(train),
-                         "n_tuning_rows": len(tuning), "checkpoints_averaged": result.checkpoints_averaged,
-                         "epochs": result.epochs, "steps": result.steps, "seed": request.seed,
-                         "n_rows_trained": result.n_rows_trained,
+                         "n_tuning_rows": len(tuning), "seed": request.seed, **result.summary(),
                          "teacher": None if not paths else paths[0] if len(paths) == 1 else paths,
-                         "distillation_recipe": None if result.recipe is None else result.recipe.as_dict(),
-                         "budget": result.budget.as_dict(), "advice": result.advice,
                          "portfolio": None if portfolio is None else portfolio.as_dict()}
         logger.info("Fitted in %.1f s; tuning %s = %.4f. Saved to %s", self._summary["training_time"],
                     self.eval_metric_, self._summary[f"val_{self.eval_metric_}"], self.path)
@@ -455,10 +451,11 @@ class Predictor:
     def _quiet_warm_evaluate(self, data) -> "Scores":
         """``evaluate`` after a short warm-up (kernel selection and caches of first calls are not the model's
         speed), without console lines."""
+        from .reports.compare import warm_evaluate
+
         verbosity, self.verbosity = self.verbosity, min(self.verbosity, 1)
         try:
-            self.predict(data.head(8))
-            return self.evaluate(data)
+            return warm_evaluate(self, data)
         finally:
             self.verbosity = verbosity
             set_console_verbosity(verbosity)

@@ -54,6 +54,13 @@ class FitResult:
     val_history: list = None
     advice: str | None = None
 
+    def summary(self) -> dict:
+        """The training's part of ``Predictor.fit_summary()``: plain values, as saved in ``predictor.json``."""
+        return {"checkpoints_averaged": self.checkpoints_averaged, "epochs": self.epochs, "steps": self.steps,
+                "n_rows_trained": self.n_rows_trained,
+                "distillation_recipe": None if self.recipe is None else self.recipe.as_dict(),
+                "budget": self.budget.as_dict(), "advice": self.advice}
+
 
 def model_schema(preprocessor) -> dict:
     """What the model's shape depends on in the data (saved with the predictor)."""

@@ -16,8 +16,45 @@ _EPS = 1e-12
 _ALIASES = {"mse": "mse", "mean_square_error": "mse", "mean_squared_error": "mse", "cosine": "cosine",
             "cosine_distance": "cosine", "cos": "cosine", "cross_entropy": "cross_entropy", "ce": "cross_entropy",
             "kl": "kl", "kl_div": "kl", "kld": "kl", "attention": "attention", "at": "attention"}
-_OUTPUTS = {"logits": ("cross_entropy", "mse"), "features": ("mse", "cosine"), "hidden_states": ("mse", "cosine"),
-            "embeddings": ("mse", "cosine"), "attentions": ("kl", "mse"), "feature_maps": ("mse", "attention")}
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What a term needs to know about one kind of model output (``Match.output``).
+
+    Attributes
+    ----------
+    losses : tuple of str
+        The built-in losses for it, the default first.
+    lowest_layer : int or None
+        The lowest layer index a term may name; None when its terms name no layers (``embeddings`` is always 0).
+    name : str
+        A term's default name: the prefix before ``_s<student>_t<teacher>`` for layered outputs, else the name.
+    matcher : str or None
+        The width matcher the student's output goes through: ``features``, ``hidden`` (one per student layer),
+        ``map`` (one per pair of feature levels), or None.
+    hint : str
+        How to make a model return this output, for the error when it is missing.
+    """
+
+    losses: tuple
+    lowest_layer: Optional[int]
+    name: str
+    matcher: Optional[str] = None
+    hint: str = ""
+
+
+OUTPUT_KINDS = {
+    "logits": OutputKind(("cross_entropy", "mse"), None, "soft_label"),
+    "features": OutputKind(("mse", "cosine"), None, "output_feature", "features"),
+    "hidden_states": OutputKind(("mse", "cosine"), 0, "hidden", "hidden",
+                                " (call the model with output_hidden_states=True)"),
+    "embeddings": OutputKind(("mse", "cosine"), None, "embeddings", "hidden"),  # hidden-state index 0
+    "attentions": OutputKind(("kl", "mse"), 1, "attention", None,
+                             " (call the model with output_attentions=True and attn_implementation='eager')"),
+    "feature_maps": OutputKind(("mse", "attention"), 0, "feature_map", "map",
+                               " (call the model with output_feature_maps=True)"),
+}
 
 
 def normalize_loss_type(name: str, valid=("mse", "cosine")) -> str:
@@ -418,7 +455,7 @@ def parse_layer_mapping(text: str) -> list:
     return pairs
 
 
-_LAYERED = ("hidden_states", "attentions", "feature_maps")  # the outputs whose terms name layers
+_LAYERED = tuple(name for name, kind in OUTPUT_KINDS.items() if kind.lowest_layer is not None)  # terms name layers
 
 
 @dataclass
@@ -462,18 +499,19 @@ class Match:
     name: Optional[str] = None
 
     def __post_init__(self):
-        if self.output not in _OUTPUTS:
-            raise ValueError(f"Unknown match output {self.output!r}; valid: {', '.join(_OUTPUTS)}.")
-        valid = _OUTPUTS[self.output]
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"Unknown match output {self.output!r}; valid: {', '.join(OUTPUT_KINDS)}.")
+        kind = OUTPUT_KINDS[self.output]
         if not callable(self.loss):  # a function is the user's own term, taken as it is
-            self.loss = valid[0] if self.loss in (None, "", "auto") else normalize_loss_type(self.loss, valid)
+            self.loss = (kind.losses[0] if self.loss in (None, "", "auto")
+                         else normalize_loss_type(self.loss, kind.losses))
         layers = (self.student_layer, self.teacher_layer)
         if self.output == "embeddings":
             if any(x not in (None, 0) for x in layers):
                 raise ValueError("Match('embeddings') is hidden-state index 0; leave its layers unset.")
             self.student_layer = self.teacher_layer = 0
-        elif self.output in _LAYERED:
-            lowest = 1 if self.output == "attentions" else 0
+        elif kind.lowest_layer is not None:
+            lowest = kind.lowest_layer
             if any(x is None or int(x) != x or x < lowest for x in layers):
                 raise ValueError(f"Match({self.output!r}) needs integer student_layer and teacher_layer >= {lowest}, "
                                  f"e.g. Match({self.output!r}, 1, 4); got {layers}.")
@@ -492,9 +530,7 @@ class Match:
         if callable(self.loss):
             name = getattr(self.loss, "__name__", type(self.loss).__name__)
             return ("custom" if name == "<lambda>" else name) + layers
-        prefix = {"hidden_states": "hidden", "attentions": "attention", "feature_maps": "feature_map"}.get(self.output)
-        fixed = {"logits": "soft_label", "features": "output_feature", "embeddings": "embeddings"}
-        return f"{prefix}{layers}" if prefix else fixed[self.output]
+        return OUTPUT_KINDS[self.output].name + layers
 
     @property
     def loss_name(self) -> str:
@@ -504,11 +540,10 @@ class Match:
     @property
     def matcher_key(self) -> Optional[str]:
         """Which feature matcher this term projects the student through (None for logits and attentions)."""
-        if self.output == "features":
-            return "features"
-        if self.output == "feature_maps":
+        matcher = OUTPUT_KINDS[self.output].matcher
+        if matcher == "map":
             return f"map_s{self.student_layer}_t{self.teacher_layer}"  # the channels of both levels size it
-        return f"hidden_s{self.student_layer}" if self.output in ("hidden_states", "embeddings") else None
+        return f"hidden_s{self.student_layer}" if matcher == "hidden" else matcher
 
 
 class DistillationObjective(nn.Module):
@@ -748,10 +783,8 @@ def _custom_term(m: Match, student, teacher, mask):
 def _get(outputs: Mapping, key: str, side: str):
     value = outputs.get(key)
     if value is None:
-        hint = {"hidden_states": " (call the model with output_hidden_states=True)",
-                "feature_maps": " (call the model with output_feature_maps=True)",
-                "attentions": " (call the model with output_attentions=True and attn_implementation='eager')"}
-        raise ValueError(f"The {side} outputs have no {key!r}{hint.get(key, '')}; found {sorted(outputs.keys())}.")
+        hint = OUTPUT_KINDS[key].hint if key in OUTPUT_KINDS else ""
+        raise ValueError(f"The {side} outputs have no {key!r}{hint}; found {sorted(outputs.keys())}.")
     return value
 
 

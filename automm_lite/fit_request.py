@@ -1,6 +1,7 @@
 """The checks of ``Predictor.fit``'s arguments, made before any model is built or any file written."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,6 +12,8 @@ from .data.preprocess import PROBLEM_TYPES
 from .exceptions import ConfigError, DataError
 from .metrics import get_metric
 from .presets import preset_overrides
+
+logger = logging.getLogger("automm_lite")
 
 
 @dataclass
@@ -95,3 +98,57 @@ def check_fit_arguments(label, problem_type, eval_metric, train_data, tuning_dat
         unlabeled = unlabeled.drop(columns=[label], errors="ignore").reset_index(drop=True)
     return FitRequest(train, tuning, unlabeled, config, seed, time_limit, column_types, holdout_frac, teachers,
                       recipe, explicit)
+
+
+def resolve_task(request: FitRequest, label: str, problem_type: str | None, eval_metric: str | None) -> tuple:
+    """The task of a fit: its problem type, its metric and the kind of each column, checked against the
+    teachers and the config.
+
+    Parameters
+    ----------
+    request : FitRequest
+    label : str
+    problem_type, eval_metric : str or None
+        The predictor's; None = inferred (from the teacher, else from the label column) or the problem type's
+        default metric.
+
+    Returns
+    -------
+    (str, str, dict)
+        The problem type, the metric's name and ``{column: kind}`` (``ignore`` for the columns ``model.names``
+        does not read).
+
+    Raises
+    ------
+    ConfigError
+        A regression teacher for text labels, a teacher of another task, or a loss that does not fit the task.
+    """
+    import pandas as pd
+
+    from .data.preprocess import infer_column_types, infer_problem_type
+    from .metrics import DEFAULT_METRIC
+    from .models import unread_columns
+
+    train, config, teachers = request.train, request.config, request.teachers
+    problem = problem_type or (teachers[0].problem_type if teachers else
+                               infer_problem_type(train[label], eval_metric))
+    if problem == "regression" and teachers and not problem_type:
+        text = train[label][pd.to_numeric(train[label], errors="coerce").isna()]
+        if len(text):
+            raise ConfigError(f"The teacher does regression, but the label column {label!r} holds "
+                              f"{text.iloc[0]!r}: distil from a classifier of these labels.")
+    metric = get_metric(eval_metric or DEFAULT_METRIC[problem], problem).name
+    loss = config.optimization.loss_function
+    if problem != "regression" and loss not in ("auto", "cross_entropy"):
+        raise ConfigError(f"optimization.loss_function={loss!r} is for regression; a {problem} "
+                          "problem takes 'auto' or 'cross_entropy'.")
+    for teacher in teachers:
+        teacher.check_task(label, problem, train.columns)
+    kinds = infer_column_types(train, label, request.column_types)
+    unread = unread_columns(config, kinds)
+    if unread:
+        logger.info("Not read by model.names=%s, so ignored: %s.", config.model.names,
+                    ", ".join(f"{c} ({kinds[c]})" for c in unread))
+        kinds = {c: "ignore" if c in unread else k for c, k in kinds.items()}
+    return problem, metric, kinds
+

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from .config import apply_overrides, canonical_key
 from .data.frames import check_label_values, holdout_split, read_data
-from .data.preprocess import Preprocessor, infer_column_types, infer_problem_type
+from .data.preprocess import Preprocessor
 from .exceptions import ConfigError, DataError, NotFittedError
-from .fit_request import FitRequest, check_fit_arguments
+from .fit_request import FitRequest, check_fit_arguments, resolve_task
 from .logs import set_console_verbosity
-from .metrics import DEFAULT_METRIC, get_metric
+from .metrics import get_metric
 
 logger = logging.getLogger("automm_lite")
 # The inference settings ``optimize_for_inference(check_data=...)`` compares a new mode against.
@@ -223,31 +223,12 @@ class Predictor:
     def _fit(self, request: FitRequest, work_dir, start: float, resume_dir=None):
         """The fit itself, once the arguments are checked: the task, the data split, the preprocessing, the
         model; sets the fitted attributes."""
-        from .models import unread_columns
         from .training.fit import fit_model
 
         train, config, teachers = request.train, request.config, request.teachers
         self.config_ = config
-        self.problem_type_ = self._problem_type or (teachers[0].problem_type if teachers else
-                                                    infer_problem_type(train[self.label], self._eval_metric))
-        if self.problem_type_ == "regression" and teachers and not self._problem_type:
-            import pandas as pd
-
-            text = train[self.label][pd.to_numeric(train[self.label], errors="coerce").isna()]
-            if len(text):
-                raise ConfigError(f"The teacher does regression, but the label column {self.label!r} holds "
-                                  f"{text.iloc[0]!r}: distil from a classifier of these labels.")
-        self.eval_metric_ = get_metric(self._eval_metric or DEFAULT_METRIC[self.problem_type_],
-                                       self.problem_type_).name
-        self._check_loss(config)
-        for teacher in teachers:
-            teacher.check_task(self.label, self.problem_type_, train.columns)
-        kinds = infer_column_types(train, self.label, request.column_types)
-        unread = unread_columns(config, kinds)
-        if unread:
-            logger.info("Not read by model.names=%s, so ignored: %s.", config.model.names,
-                        ", ".join(f"{c} ({kinds[c]})" for c in unread))
-            kinds = {c: "ignore" if c in unread else k for c, k in kinds.items()}
+        self.problem_type_, self.eval_metric_, kinds = resolve_task(request, self.label, self._problem_type,
+                                                                    self._eval_metric)
         tuning = request.tuning
         if tuning is None:
             train, tuning = holdout_split(train, self.label, self.problem_type_, request.holdout_frac, request.seed)
@@ -311,12 +292,6 @@ class Predictor:
             return None
         self.classical_, self.network_weight_ = portfolio.classical, portfolio.network_weight
         return portfolio
-
-    def _check_loss(self, config):
-        loss = config.optimization.loss_function
-        if self.problem_type_ != "regression" and loss not in ("auto", "cross_entropy"):
-            raise ConfigError(f"optimization.loss_function={loss!r} is for regression; a {self.problem_type_} "
-                              "problem takes 'auto' or 'cross_entropy'.")
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self):

@@ -148,7 +148,7 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     preprocessor : automm_lite.data.preprocess.Preprocessor
         Fitted; it names the columns read and the label, and encodes the classes.
     train, tuning : pandas.DataFrame
-        Labelled rows. The final model is fitted on both.
+        Labelled rows. The final model is fitted on both where ``cross_validate``, else on ``train``.
     metric_name : str
         A metric of ``automm_lite.metrics`` that suits the problem type.
     seed : int
@@ -160,7 +160,8 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     Returns
     -------
     (ClassicalModel, float, numpy array)
-        The model (fitted on ``train`` and ``tuning``), its validation score with ``metric_name`` (in the label's
+        The model (fitted on ``train`` and ``tuning`` where ``cross_validate``, else on ``train``), its validation
+        score with ``metric_name`` (in the label's
         units for regression), and the chosen candidate's output on the ``tuning`` rows from fits that did not see
         them (for a blend with another model).
 
@@ -203,14 +204,17 @@ def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed
     # One BLAS/OpenMP thread: these fits are small, and threads waiting for a busy core made them ten times
     # slower on a loaded 2-core machine (LightGBM sets its own thread count).
     with threadpool_limits(limits=1):
-        settings, params, score, validated = _validate(kind, preprocessor, rows, folds, metric, seed)
-        features = FeatureBuilder(preprocessor, kind, **settings).fit(rows, seed=seed)
-        model = fit_one(preprocessor, features, features.transform(rows), label_targets(preprocessor, rows), params,
-                        seed)
+        settings, params, score, outputs = _validate(kind, preprocessor, rows, folds, metric, seed)
+        # Refitted on the tuning rows too only where they were held out of the training data: rows the user
+        # passed as tuning_data stay unseen, as they are for the network (a teacher is checked on such rows).
+        final = rows if cross_validate else rows.iloc[:len(train)]
+        features = FeatureBuilder(preprocessor, kind, **settings).fit(final, seed=seed)
+        model = fit_one(preprocessor, features, features.transform(final), label_targets(preprocessor, final),
+                        params, seed)
     model.metric_name, model.tuning_score = metric.name, score
-    logger.info("Classical %s model: %s=%.4f on %s (%s), refitted on %d rows; %.1f s.", kind, metric.name, score,
-                describe_folds(folds), params, len(rows), time.perf_counter() - started)
-    return model, score, validated[len(train):]
+    logger.info("Classical %s model: %s=%.4f on %s (%s), fitted on %d rows; %.1f s.", kind, metric.name, score,
+                describe_folds(folds), params, len(final), time.perf_counter() - started)
+    return model, score, outputs[len(train):]
 
 
 def load_classical(folder):
@@ -277,12 +281,14 @@ def choose_network_weight(network_output, classical_output, truth, metric, probl
 
 class PortfolioChoice:
     """What the portfolio kept: the classical model (None when the network alone is best), the network's weight
-    in the blend, every model's validation score (the network's on the tuning rows, the classical models' as
-    ``validation`` says) and the blend's on the tuning rows; ``fit_summary()["portfolio"]`` is ``as_dict()``."""
+    in the blend, every model's score on the tuning rows (the classical models' from fits that did not see them)
+    and the blend's, which rows chose the classical models (``validation``) and their scores there;
+    ``fit_summary()["portfolio"]`` is ``as_dict()``."""
 
-    def __init__(self, classical, network_weight: float, scores: dict, score: float, validation: str = ""):
+    def __init__(self, classical, network_weight: float, scores: dict, score: float, validation: str = "",
+                 validation_scores=None):
         self.classical, self.network_weight, self.scores, self.score = classical, network_weight, scores, score
-        self.validation = validation
+        self.validation, self.validation_scores = validation, dict(validation_scores or {})
 
     def kept(self) -> str:
         if self.classical is None or self.network_weight >= 1.0:
@@ -293,7 +299,8 @@ class PortfolioChoice:
 
     def as_dict(self) -> dict:
         return {"tuning_scores": dict(self.scores), "kept": self.kept(), "network_weight": self.network_weight,
-                "tuning_score": self.score, "classical_validation": self.validation}
+                "tuning_score": self.score, "classical_validation": self.validation,
+                "classical_validation_scores": self.validation_scores}
 
 
 def fit_portfolio(kinds, preprocessor, train, tuning, metric_name: str, seed: int, network_output,
@@ -318,31 +325,34 @@ def fit_portfolio(kinds, preprocessor, train, tuning, metric_name: str, seed: in
     -------
     PortfolioChoice
     """
-    from ..metrics import get_metric
-    from .base import label_targets, ranking_key
-
     import pandas as pd
+
+    from ..metrics import get_metric
+    from .base import label_targets, ranking_key, score_output
 
     metric = get_metric(metric_name, preprocessor.problem_type)
     usable = [kind for kind in kinds if kind in applicable_kinds(preprocessor.column_types)]
+    if not usable:
+        return PortfolioChoice(None, 1.0, {"network": network_score}, network_score)
     validation = describe_folds(validation_folds(preprocessor, pd.concat([train, tuning], ignore_index=True),
                                                  len(train), seed, cross_validate))
-    scores, best = {"network": network_score}, None
+    truth = label_targets(preprocessor, tuning)
+    scores, validation_scores, best = {"network": network_score}, {}, None
     for kind in usable:
         model, score, tuning_output = fit_classical(kind, preprocessor, train, tuning, metric_name, seed,
                                                     cross_validate)
-        scores[kind] = score
+        validation_scores[kind] = score  # chooses the kind
+        # on the tuning rows, from fits that did not see them: comparable with the network's and the blend's
+        scores[kind] = score_output(metric, preprocessor.problem_type, truth, tuning_output)
         if best is None or ranking_key(metric, score) > ranking_key(metric, best[1]):
             best = (model, score, tuning_output)
-    if best is None:
-        return PortfolioChoice(None, 1.0, scores, network_score, validation)
     classical, _, tuning_output = best
-    # the classical output from fits that did not see the tuning rows, as the network's is
-    weight, score = choose_network_weight(network_output, tuning_output, label_targets(preprocessor, tuning), metric,
-                                          preprocessor.problem_type, ensemble)
+    weight, score = choose_network_weight(network_output, tuning_output, truth, metric, preprocessor.problem_type,
+                                          ensemble)
     if weight >= 1.0:
         classical = None
-    choice = PortfolioChoice(classical, weight, scores, score, validation)
-    logger.info("Portfolio: %s %s (classical models on %s); kept %s (%.4f on the tuning rows).", metric.name,
-                ", ".join(f"{name} {value:.4f}" for name, value in scores.items()), validation, choice.kept(), score)
+    choice = PortfolioChoice(classical, weight, scores, score, validation, validation_scores)
+    logger.info("Portfolio: tuning %s %s (the classical models chosen on %s: %s); kept %s (%.4f).", metric.name,
+                ", ".join(f"{name} {value:.4f}" for name, value in scores.items()), validation,
+                ", ".join(f"{name} {value:.4f}" for name, value in validation_scores.items()), choice.kept(), score)
     return choice

@@ -1,5 +1,5 @@
 """The gradient-boosted trees (LightGBM) on raw numbers, category codes and a few SVD axes of the text: the
-number of rounds stopped early on validation rows (the portfolio then refits with their mean on every row).
+number of rounds stopped early on validation rows (the final model is fitted for their mean).
 Saved in LightGBM's own text model format."""
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Which classical models suit a set of columns, fitting one (features and hyperparameters chosen on validation
-rows, by cross-validation where the tuning rows were a random holdout, then refitted on every row), the blend
-with the network, and loading a saved model."""
+rows: by cross-validation, then refitted on the training and tuning rows, where the tuning rows were a random
+holdout; else on the tuning rows, then fitted on the training rows), the blend with the network, and loading a
+saved model."""
 from __future__ import annotations
 
 import logging
@@ -140,7 +141,7 @@ def _validate(kind: str, preprocessor, rows, folds, metric, seed: int) -> tuple:
 
 def fit_classical(kind: str, preprocessor, train, tuning, metric_name: str, seed: int = 0,
                   cross_validate: bool = False) -> tuple:
-    """Choose a classical model's features and hyperparameters on validation rows, then fit it on every row.
+    """Choose a classical model's features and hyperparameters on validation rows, then fit the final model.
 
     Parameters
     ----------
